@@ -1,0 +1,88 @@
+//! The library's error type. Every message is meant to be printed as one line that names the
+//! thing that went wrong and, where there is one, the fix.
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user asked for something impossible or malformed; exit code 2.
+    #[error("{0}")]
+    Usage(String),
+
+    #[error("invalid image reference {input:?}: {reason}")]
+    Reference { input: String, reason: String },
+
+    #[error("{path}: {message}")]
+    Path { path: PathBuf, message: String },
+
+    #[error("{context}: {path}: {source}")]
+    Io {
+        context: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A manifest, index, config or archive that is not what it claims to be.
+    #[error("{what}: {message}")]
+    Invalid { what: String, message: String },
+
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("{registry}: {operation}: {message}")]
+    Registry {
+        registry: String,
+        operation: String,
+        message: String,
+        /// Transient failures (5xx, 429, resets, timeouts) that a retry may cure.
+        retryable: bool,
+    },
+
+    #[error("config validation failed with {0} error(s); fix them or pass --no-validate")]
+    Validation(usize),
+
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    pub fn io(context: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            context,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn invalid(what: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Invalid {
+            what: what.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn path(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        Error::Path {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::Usage(_) | Error::Reference { .. })
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Registry { retryable, .. } => *retryable,
+            Error::DigestMismatch { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! mockimg: bundle an Imposter configuration directory onto an engine image, daemonlessly.
+pub mod error;
+pub mod digest;
+pub mod reference;
+pub mod layer;
+pub mod image;

@@ -1,0 +1,382 @@
+//! Image references: registry references with docker.io normalisation, and the local transports
+//! `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH`.
+use crate::digest;
+use crate::error::{Error, Result};
+use std::fmt;
+use std::path::PathBuf;
+
+pub const DOCKER_HUB: &str = "docker.io";
+
+/// A reference to an image in a registry, normalised as docker does it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RegistryRef {
+    pub registry: String,
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+}
+
+/// Any place an image can be read from or written to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRef {
+    Registry(RegistryRef),
+    OciLayout { dir: PathBuf, tag: Option<String> },
+    OciArchive { path: PathBuf, tag: Option<String> },
+    DockerArchive { path: PathBuf },
+}
+
+impl ImageRef {
+    pub fn parse(input: &str) -> Result<Self> {
+        if let Some(rest) = input.strip_prefix("oci:") {
+            let (dir, tag) = split_path_tag(input, rest)?;
+            return Ok(ImageRef::OciLayout { dir, tag });
+        }
+        if let Some(rest) = input.strip_prefix("oci-archive:") {
+            let (path, tag) = split_path_tag(input, rest)?;
+            return Ok(ImageRef::OciArchive { path, tag });
+        }
+        if let Some(rest) = input.strip_prefix("docker-archive:") {
+            if rest.is_empty() {
+                return Err(bad(input, "docker-archive: needs a path"));
+            }
+            return Ok(ImageRef::DockerArchive {
+                path: PathBuf::from(rest),
+            });
+        }
+        if let Some(rest) = input.strip_prefix("docker://") {
+            return RegistryRef::parse(rest).map(ImageRef::Registry);
+        }
+        RegistryRef::parse(input).map(ImageRef::Registry)
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ImageRef::Registry(r) => r.fmt(f),
+            ImageRef::OciLayout { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                tag.iter().try_for_each(|t| write!(f, ":{t}"))
+            }
+            ImageRef::OciArchive { path, tag } => {
+                write!(f, "oci-archive:{}", path.display())?;
+                tag.iter().try_for_each(|t| write!(f, ":{t}"))
+            }
+            ImageRef::DockerArchive { path } => write!(f, "docker-archive:{}", path.display()),
+        }
+    }
+}
+
+/// `PATH[:TAG]`: the tag is whatever follows the last ':' if it is a valid tag and the path part
+/// is not empty, so Windows-less paths with colons stay usable by giving a tag explicitly.
+fn split_path_tag(input: &str, rest: &str) -> Result<(PathBuf, Option<String>)> {
+    if rest.is_empty() {
+        return Err(bad(input, "the transport needs a path"));
+    }
+    if let Some((path, tag)) = rest.rsplit_once(':') {
+        if !path.is_empty() && !tag.contains('/') {
+            if !is_valid_tag(tag) {
+                return Err(bad(input, &format!("{tag:?} is not a valid tag")));
+            }
+            return Ok((PathBuf::from(path), Some(tag.to_string())));
+        }
+    }
+    Ok((PathBuf::from(rest), None))
+}
+
+fn bad(input: &str, reason: &str) -> Error {
+    Error::Reference {
+        input: input.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+pub fn is_valid_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// One path component of a repository name: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+fn is_valid_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum_lower(b[0]) || !is_alnum_lower(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum_lower(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_alnum_lower(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum_lower(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+fn looks_like_registry(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[')
+}
+
+impl RegistryRef {
+    pub fn parse(input: &str) -> Result<Self> {
+        if input.is_empty() {
+            return Err(bad(input, "empty reference"));
+        }
+        let (name_tag, digest) = match input.split_once('@') {
+            Some((n, d)) => {
+                if !digest::is_valid(d) {
+                    return Err(bad(
+                        input,
+                        &format!("{d:?} is not a valid digest (expected sha256:<64 lowercase hex>)"),
+                    ));
+                }
+                (n, Some(d.to_string()))
+            }
+            None => (input, None),
+        };
+        // A ':' after the last '/' separates the tag; one before it belongs to host:port.
+        let last_slash = name_tag.rfind('/');
+        let (name, tag) = match name_tag.rfind(':') {
+            Some(i) if last_slash.is_none_or(|s| i > s) => {
+                (&name_tag[..i], Some(name_tag[i + 1..].to_string()))
+            }
+            _ => (name_tag, None),
+        };
+        if let Some(t) = &tag {
+            if !is_valid_tag(t) {
+                return Err(bad(
+                    input,
+                    &format!("{t:?} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)"),
+                ));
+            }
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest)) if looks_like_registry(first) => {
+                (first.to_string(), rest.to_string())
+            }
+            _ => (DOCKER_HUB.to_string(), name.to_string()),
+        };
+        let registry = if registry == "index.docker.io" || registry == "registry-1.docker.io" {
+            DOCKER_HUB.to_string()
+        } else {
+            registry
+        };
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        if repository.is_empty() {
+            return Err(bad(input, "missing repository name"));
+        }
+        for c in repository.split('/') {
+            if !is_valid_component(c) {
+                let reason = if c.bytes().any(|b| b.is_ascii_uppercase()) {
+                    format!("repository {repository:?} must be lowercase")
+                } else {
+                    format!("{c:?} is not a valid repository path component")
+                };
+                return Err(bad(input, &reason));
+            }
+        }
+        if repository.len() > 255 {
+            return Err(bad(input, "repository name is longer than 255 characters"));
+        }
+        if registry.contains(|c: char| c.is_whitespace() || c == '@') {
+            return Err(bad(input, "invalid registry host"));
+        }
+        Ok(RegistryRef {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
+    }
+
+    /// Host without port, for loopback checks.
+    pub fn host(&self) -> &str {
+        host_of(&self.registry)
+    }
+
+    /// Loopback registries are plain HTTP by default, like docker and skopeo treat them.
+    pub fn is_loopback(&self) -> bool {
+        is_loopback_host(self.host())
+    }
+
+    /// The same repository, pinned to a digest (tag dropped).
+    pub fn with_digest(&self, digest: &str) -> RegistryRef {
+        RegistryRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: None,
+            digest: Some(digest.to_string()),
+        }
+    }
+
+    /// `registry/repository` without tag or digest.
+    pub fn repo_name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// What the manifest endpoint is addressed by: the digest if pinned, else the tag (or latest).
+    pub fn tag_or_digest(&self) -> &str {
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
+    }
+
+    pub fn same_registry(&self, other: &RegistryRef) -> bool {
+        self.registry == other.registry
+    }
+
+    pub fn to_oci(&self) -> oci_client::Reference {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => oci_client::Reference::with_digest(
+                self.registry.clone(),
+                self.repository.clone(),
+                d.clone(),
+            ),
+            (None, t) => oci_client::Reference::with_tag(
+                self.registry.clone(),
+                self.repository.clone(),
+                t.clone().unwrap_or_else(|| "latest".into()),
+            ),
+        }
+    }
+}
+
+pub fn host_of(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    registry.split(':').next().unwrap_or(registry)
+}
+
+pub fn is_loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host == "::1"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl fmt::Display for RegistryRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(t) = &self.tag {
+            write!(f, ":{t}")?;
+        }
+        if let Some(d) = &self.digest {
+            write!(f, "@{d}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: &str) -> RegistryRef {
+        RegistryRef::parse(s).unwrap()
+    }
+
+    #[test]
+    fn docker_hub_normalisation() {
+        let x = r("outofcoffee/imposter:4.9.3");
+        assert_eq!(x.registry, "docker.io");
+        assert_eq!(x.repository, "outofcoffee/imposter");
+        assert_eq!(x.tag.as_deref(), Some("4.9.3"));
+        assert_eq!(r("alpine").repository, "library/alpine");
+        assert_eq!(r("index.docker.io/library/alpine").registry, "docker.io");
+    }
+
+    #[test]
+    fn registry_with_port_and_digest() {
+        let d = crate::digest::sha256(b"x");
+        let x = r(&format!("127.0.0.1:5000/team/mocks:1.4@{d}"));
+        assert_eq!(x.registry, "127.0.0.1:5000");
+        assert_eq!(x.repository, "team/mocks");
+        assert_eq!(x.tag.as_deref(), Some("1.4"));
+        assert_eq!(x.digest.as_deref(), Some(d.as_str()));
+        assert!(x.is_loopback());
+        assert_eq!(x.tag_or_digest(), d);
+        let y = r("localhost:5000/mocks");
+        assert_eq!(y.tag, None);
+        assert!(y.is_loopback());
+        assert!(r("[::1]:5000/mocks").is_loopback());
+        assert!(!r("registry.example.com/team/mocks").is_loopback());
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "UPPER/case",
+            "repo:tag:tag",
+            "repo@sha256:abc",
+            "",
+            "example.com/",
+            "a//b",
+            "repo:-tag",
+            "re--po_/x",
+        ] {
+            assert!(RegistryRef::parse(bad).is_err(), "{bad} should be rejected");
+        }
+        let e = RegistryRef::parse("UPPER/case").unwrap_err().to_string();
+        assert!(e.contains("lowercase"), "{e}");
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in ["127.0.0.1:5000/team/mocks:1.4", "docker.io/library/alpine:3"] {
+            assert_eq!(r(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn transports() {
+        assert_eq!(
+            ImageRef::parse("oci:/tmp/layout:v1").unwrap(),
+            ImageRef::OciLayout {
+                dir: "/tmp/layout".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            ImageRef::parse("oci:layout").unwrap(),
+            ImageRef::OciLayout {
+                dir: "layout".into(),
+                tag: None
+            }
+        );
+        assert_eq!(
+            ImageRef::parse("docker-archive:a.tar").unwrap(),
+            ImageRef::DockerArchive {
+                path: "a.tar".into()
+            }
+        );
+        assert!(matches!(
+            ImageRef::parse("oci-archive:x.tar").unwrap(),
+            ImageRef::OciArchive { tag: None, .. }
+        ));
+        assert!(ImageRef::parse("oci:").is_err());
+    }
+}
