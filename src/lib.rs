@@ -4,3 +4,7 @@ pub mod digest;
 pub mod reference;
 pub mod layer;
 pub mod image;
+pub mod blob;
+pub mod credentials;
+pub mod registry;
+pub mod validate;
