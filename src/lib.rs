@@ -8,3 +8,7 @@ pub mod blob;
 pub mod credentials;
 pub mod registry;
 pub mod validate;
+pub mod archive;
+pub mod cache;
+pub mod build;
+pub mod cli;

@@ -1,0 +1,322 @@
+//! The jobs, wired from the pieces: open any source, append the config layer, write to any sink.
+use crate::archive::{self, ImageName, Store};
+use crate::blob::{Overlay, Source};
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::image::{self, AppendOptions, LayerInfo, Platform};
+use crate::layer::{self, LayerOptions, WalkOptions};
+use crate::reference::{ImageRef, RegistryRef};
+use crate::registry::{self, PushStats, Registry, RegistryOptions};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The engine release used when neither `--base`, `--engine-version` nor `.imposter.yaml` says.
+/// Pinned so that an air-gapped build never looks anything up.
+pub const DEFAULT_ENGINE_VERSION: &str = "4.9.3";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    #[default]
+    Core,
+    All,
+    Distroless,
+}
+
+impl Engine {
+    pub fn parse(s: &str) -> Option<Engine> {
+        match s {
+            "core" | "docker" | "jvm" | "imposter" => Some(Engine::Core),
+            "all" | "imposter-all" => Some(Engine::All),
+            "distroless" | "imposter-distroless" => Some(Engine::Distroless),
+            _ => None,
+        }
+    }
+    pub fn repository(self) -> &'static str {
+        match self {
+            Engine::Core => "docker.io/outofcoffee/imposter",
+            Engine::All => "docker.io/outofcoffee/imposter-all",
+            Engine::Distroless => "docker.io/outofcoffee/imposter-distroless",
+        }
+    }
+    /// The user the engine image runs as: config must be readable by it (we write 0644/0755
+    /// owned by root, so any uid can read and traverse).
+    pub fn uid(self) -> u32 {
+        match self {
+            Engine::Distroless => 65532,
+            _ => 2048,
+        }
+    }
+}
+
+pub fn engine_base(engine: Engine, version: &str) -> String {
+    format!("{}:{}", engine.repository(), version)
+}
+
+/// `SOURCE_DATE_EPOCH` as seconds, if set and valid.
+pub fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
+pub fn rfc3339(secs: u64) -> String {
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Opens any source. Registry blobs are wrapped in the cache when a file sink will read them.
+pub async fn open_source(
+    r: &ImageRef,
+    opts: &RegistryOptions,
+    cache: Option<&Cache>,
+) -> Result<Source> {
+    let name = r.to_string();
+    let src = match r {
+        ImageRef::Registry(rr) => Registry::connect(&rr.registry, opts)?.pull(rr).await?,
+        ImageRef::OciLayout { dir, tag } => {
+            archive::open_oci(Store::open_dir(dir)?, tag.as_deref(), name)?
+        }
+        ImageRef::OciArchive { path, tag } => {
+            archive::open_oci(Store::open_tar(path)?, tag.as_deref(), name)?
+        }
+        ImageRef::DockerArchive { path } => archive::open_docker_archive(path, name)?,
+    };
+    Ok(match (cache, r) {
+        (Some(c), ImageRef::Registry(_)) => Source {
+            blobs: c.wrap(src.blobs.clone()),
+            ..src
+        },
+        _ => src,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub config_dir: PathBuf,
+    pub base: Option<ImageRef>,
+    pub platforms: Vec<Platform>,
+    pub walk: WalkOptions,
+    pub layer: LayerOptions,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub push: Vec<RegistryRef>,
+    pub tags: Vec<RegistryRef>,
+    pub output: Option<PathBuf>,
+    pub oci_layout: Option<PathBuf>,
+    pub registry: RegistryOptions,
+    pub cache: Option<Cache>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerSummary {
+    pub digest: String,
+    pub diff_id: String,
+    pub size: u64,
+    pub files: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub digest: String,
+    pub references: Vec<String>,
+    pub platforms: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<LayerSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushStats>,
+}
+
+fn platforms_of(src: &Source) -> Vec<String> {
+    src.root
+        .images()
+        .iter()
+        .map(|i| {
+            i.platform()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "unknown".into())
+        })
+        .collect()
+}
+
+/// Builds the layer, appends it to the base, and writes the result to every requested sink.
+pub async fn build(req: &BuildRequest) -> Result<Outcome> {
+    let entries = layer::collect(&req.config_dir, &req.walk)?;
+    let base_ref = req
+        .base
+        .clone()
+        .ok_or_else(|| Error::Usage("no base image given".into()))?;
+    let file_sink = req.output.is_some() || req.oci_layout.is_some();
+    let base = open_source(
+        &base_ref,
+        &req.registry,
+        if file_sink { req.cache.as_ref() } else { None },
+    )
+    .await?;
+    // Layer building is CPU-bound; keep it off the async workers.
+    let (entries_len, layer_opts) = (entries.len(), req.layer.clone());
+    let layer = tokio::task::spawn_blocking(move || layer::build(&entries, &layer_opts))
+        .await
+        .map_err(|e| Error::invalid("layer", e.to_string()))??;
+    tracing::debug!(entries = entries_len, size = layer.size(), digest = %layer.digest, "built config layer");
+    let opts = AppendOptions {
+        config_path: req.layer.config_path.clone(),
+        created: source_date_epoch()?.map(rfc3339),
+        labels: req.labels.clone(),
+        annotations: req.annotations.clone(),
+        base_name: Some(base.name.clone()),
+        platforms: req.platforms.clone(),
+    };
+    let info = LayerInfo {
+        digest: layer.digest.clone(),
+        diff_id: layer.diff_id.clone(),
+        size: layer.size(),
+    };
+    let root = image::append_layer(&base.root, &info, &opts)?;
+    let mut mem = HashMap::new();
+    mem.insert(layer.digest.clone(), layer.data.clone());
+    for img in root.images() {
+        mem.insert(img.config.digest(), img.config.bytes.clone());
+    }
+    let out = Source {
+        root,
+        blobs: Arc::new(Overlay {
+            mem,
+            base: base.blobs.clone(),
+        }),
+        name: base.name.clone(),
+    };
+    let mut outcome = write_sinks(&out, &req.push, &req.tags, req.output.as_deref(), req.oci_layout.as_deref(), &req.registry).await?;
+    outcome.layer = Some(LayerSummary {
+        digest: layer.digest,
+        diff_id: layer.diff_id,
+        size: layer.data.len() as u64,
+        files: layer.files,
+    });
+    Ok(outcome)
+}
+
+/// Writes a finished image to files first (local, cheap to undo), then to registries.
+pub async fn write_sinks(
+    src: &Source,
+    push: &[RegistryRef],
+    tags: &[RegistryRef],
+    output: Option<&std::path::Path>,
+    oci_layout: Option<&std::path::Path>,
+    opts: &RegistryOptions,
+) -> Result<Outcome> {
+    let name = push
+        .iter()
+        .chain(tags.iter())
+        .next()
+        .map(ImageName::from_registry_ref);
+    if let Some(path) = output {
+        archive::write_archive(src, path, name.as_ref()).await?;
+    }
+    if let Some(dir) = oci_layout {
+        archive::write_layout(src, dir, name.as_ref()).await?;
+    }
+    let digest = src.root.digest();
+    let mut references = Vec::new();
+    let stats = if push.is_empty() {
+        None
+    } else {
+        let s = registry::push(src, push, opts).await?;
+        for p in push {
+            references.push(format!("{}@{}", p.repo_name(), digest));
+        }
+        Some(s)
+    };
+    Ok(Outcome {
+        digest,
+        references,
+        platforms: platforms_of(src),
+        layer: None,
+        push: stats,
+    })
+}
+
+/// `mockimg push SOURCE REF...`: any source to registries, unchanged.
+pub async fn push_existing(
+    source: &ImageRef,
+    targets: &[RegistryRef],
+    opts: &RegistryOptions,
+) -> Result<Outcome> {
+    let src = open_source(source, opts, None).await?;
+    write_sinks(&src, targets, &[], None, None, opts).await
+}
+
+/// What `mockimg inspect` shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub reference: String,
+    pub digest: String,
+    pub media_type: String,
+    pub images: Vec<InspectedImage>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectedImage {
+    pub platform: String,
+    pub digest: String,
+    pub media_type: String,
+    pub layers: Vec<InspectedLayer>,
+    pub entrypoint: serde_json::Value,
+    pub cmd: serde_json::Value,
+    pub env: serde_json::Value,
+    pub user: serde_json::Value,
+    pub working_dir: serde_json::Value,
+    pub created: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectedLayer {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+}
+
+pub async fn inspect(r: &ImageRef, opts: &RegistryOptions) -> Result<Inspection> {
+    let src = open_source(r, opts, None).await?;
+    let mut images = Vec::new();
+    for img in src.root.images() {
+        let c = img.config.json("image config")?;
+        let cc = c.get("config").cloned().unwrap_or_default();
+        images.push(InspectedImage {
+            platform: img
+                .platform()
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            digest: img.manifest.digest(),
+            media_type: img.manifest.media_type.clone(),
+            layers: img
+                .layers()?
+                .into_iter()
+                .map(|l| InspectedLayer {
+                    digest: l.digest,
+                    size: l.size,
+                    media_type: l.media_type,
+                })
+                .collect(),
+            entrypoint: cc.get("Entrypoint").cloned().unwrap_or_default(),
+            cmd: cc.get("Cmd").cloned().unwrap_or_default(),
+            env: cc.get("Env").cloned().unwrap_or_default(),
+            user: cc.get("User").cloned().unwrap_or_default(),
+            working_dir: cc.get("WorkingDir").cloned().unwrap_or_default(),
+            created: c.get("created").cloned().unwrap_or_default(),
+        });
+    }
+    Ok(Inspection {
+        reference: r.to_string(),
+        digest: src.root.digest(),
+        media_type: src.root.doc().media_type.clone(),
+        images,
+    })
+}

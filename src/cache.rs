@@ -1,0 +1,225 @@
+//! Content-addressed blob cache: `DIR/blobs/sha256/<hex>`. A blob enters the cache only after
+//! its bytes hashed to its digest while streaming through; until then it is a temp file that is
+//! removed on any failure.
+use crate::blob::{BlobSource, ByteStream};
+use crate::digest::Hasher;
+use crate::error::{Error, Result};
+use crate::image::Descriptor;
+use crate::reference::RegistryRef;
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{Stream, StreamExt};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+#[derive(Debug, Clone)]
+pub struct Cache {
+    pub dir: PathBuf,
+}
+
+impl Cache {
+    /// `--cache-dir`, else `MOCKIMG_CACHE_DIR`, else `$XDG_CACHE_HOME/mockimg`, else
+    /// `~/.cache/mockimg`.
+    pub fn default_dir() -> Option<PathBuf> {
+        if let Some(d) = std::env::var_os("MOCKIMG_CACHE_DIR") {
+            return Some(PathBuf::from(d));
+        }
+        if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+            return Some(PathBuf::from(d).join("mockimg"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mockimg"))
+    }
+
+    pub fn open(dir: &Path) -> Result<Cache> {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).map_err(|e| {
+            Error::io("creating blob cache (set --cache-dir or --no-cache)", &blobs, e)
+        })?;
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self, digest: &str) -> Option<PathBuf> {
+        if !crate::digest::is_valid(digest) {
+            return None;
+        }
+        let (alg, hex) = digest.split_once(':')?;
+        Some(self.dir.join("blobs").join(alg).join(hex))
+    }
+
+    pub fn has(&self, d: &Descriptor) -> bool {
+        self.path(&d.digest)
+            .and_then(|p| std::fs::metadata(p).ok())
+            .is_some_and(|m| m.len() == d.size)
+    }
+
+    /// Wraps a source so reads come from the cache when they can and fill it when they can't.
+    pub fn wrap(&self, inner: Arc<dyn BlobSource>) -> Arc<dyn BlobSource> {
+        Arc::new(CachedBlobs {
+            cache: self.clone(),
+            inner,
+        })
+    }
+}
+
+pub struct CachedBlobs {
+    cache: Cache,
+    inner: Arc<dyn BlobSource>,
+}
+
+impl BlobSource for CachedBlobs {
+    fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
+        Box::pin(async move {
+            if self.inner.in_memory(&desc.digest).is_some() {
+                return self.inner.open(desc).await;
+            }
+            let path = self
+                .cache
+                .path(&desc.digest)
+                .ok_or_else(|| Error::invalid("descriptor", "invalid digest"))?;
+            if self.cache.has(desc) {
+                tracing::debug!("cache hit {}", desc.digest);
+                let f = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| Error::io("reading cached blob", &path, e))?;
+                return Ok(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10).boxed());
+            }
+            let inner = self.inner.open(desc).await?;
+            let parent = path.parent().expect("blob paths have a parent");
+            let tmp = tempfile::NamedTempFile::new_in(parent)
+                .map_err(|e| Error::io("writing blob cache", parent, e))?;
+            Ok(Tee {
+                inner,
+                tmp: Some(tmp),
+                hasher: Hasher::new(),
+                dest: path,
+                digest: desc.digest.clone(),
+                size: desc.size,
+            }
+            .boxed())
+        })
+    }
+    fn registry(&self) -> Option<&RegistryRef> {
+        self.inner.registry()
+    }
+    fn in_memory(&self, digest: &str) -> Option<Bytes> {
+        self.inner.in_memory(digest)
+    }
+}
+
+/// Passes bytes through while copying them to a temp file; at a clean end whose digest and size
+/// match, the temp file is renamed into the cache. Anything else drops (deletes) it.
+struct Tee {
+    inner: ByteStream,
+    tmp: Option<tempfile::NamedTempFile>,
+    hasher: Hasher,
+    dest: PathBuf,
+    digest: String,
+    size: u64,
+}
+
+impl Stream for Tee {
+    type Item = std::io::Result<Bytes>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match this.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(b))) => {
+                if let Some(t) = this.tmp.as_mut() {
+                    this.hasher.update(&b);
+                    if t.write_all(&b).is_err() {
+                        // A full disk must not fail the export: stop caching, keep streaming.
+                        this.tmp = None;
+                    }
+                }
+                Poll::Ready(Some(Ok(b)))
+            }
+            Poll::Ready(None) => {
+                if let Some(t) = this.tmp.take() {
+                    let h = std::mem::take(&mut this.hasher);
+                    if h.len() == this.size && h.finish() == this.digest {
+                        if let Err(e) = t.persist(&this.dest) {
+                            tracing::debug!("could not add {} to the cache: {}", this.digest, e);
+                        }
+                    }
+                }
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.tmp = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting {
+        data: Bytes,
+        opens: AtomicUsize,
+    }
+    impl BlobSource for Counting {
+        fn open<'a>(&'a self, _d: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            let b = self.data.clone();
+            Box::pin(async move { Ok(crate::archive::bytes_stream(b)) })
+        }
+    }
+
+    fn desc(data: &[u8]) -> Descriptor {
+        Descriptor {
+            media_type: "x".into(),
+            digest: sha256(data),
+            size: data.len() as u64,
+            platform: None,
+            extra: Default::default(),
+        }
+    }
+
+    async fn drain(s: ByteStream) -> Vec<u8> {
+        let v: Vec<_> = s.collect().await;
+        v.into_iter().flat_map(|b| b.unwrap().to_vec()).collect()
+    }
+
+    #[tokio::test]
+    async fn second_read_is_served_from_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let src = Arc::new(Counting {
+            data: Bytes::from_static(b"layer bytes"),
+            opens: AtomicUsize::new(0),
+        });
+        let cached = cache.wrap(src.clone());
+        let d = desc(b"layer bytes");
+        assert_eq!(drain(cached.open(&d).await.unwrap()).await, b"layer bytes");
+        assert_eq!(drain(cached.open(&d).await.unwrap()).await, b"layer bytes");
+        assert_eq!(src.opens.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn corrupt_blob_never_enters_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let src = Arc::new(Counting {
+            data: Bytes::from_static(b"layer bytez"),
+            opens: AtomicUsize::new(0),
+        });
+        let cached = cache.wrap(src);
+        let d = desc(b"layer bytes");
+        drain(cached.open(&d).await.unwrap()).await;
+        assert!(!cache.has(&d));
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .collect();
+        assert!(left.is_empty(), "no temp file or bad blob left behind");
+    }
+}

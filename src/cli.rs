@@ -1,0 +1,518 @@
+//! Command-line interface: argument parsing, output (human / `--json`), exit codes.
+use crate::build::{self, BuildRequest, Engine, Outcome, DEFAULT_ENGINE_VERSION};
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::image::Platform;
+use crate::layer::{LayerOptions, WalkOptions, DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
+use crate::reference::{ImageRef, RegistryRef};
+use crate::registry::RegistryOptions;
+use crate::validate::{self, ValidateOptions};
+use anyhow::Context as _;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (default engine: outofcoffee/imposter:4.9.3)"
+);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mockimg",
+    version,
+    long_version = LONG_VERSION,
+    about = "Bundle Imposter mock configuration into a ready-to-run container image, without Docker",
+    after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4\n  mockimg build config/ --base oci:engine-layout --output mocks.tar\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg validate config/"
+)]
+pub struct Cli {
+    /// Debug logs (each registry request); RUST_LOG works too.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Build an image from a config directory and a base engine image.
+    #[command(after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4 --push registry.example.com/team/mocks:latest\n  mockimg build config/ --engine distroless --engine-version 4.9.3 --output mocks.tar --tag team/mocks:1.4\n  mockimg build config/ --base oci-archive:imposter.tar --oci-layout ./layout --tag mocks:dev\n  SOURCE_DATE_EPOCH=1700000000 mockimg build config/ --push 127.0.0.1:5000/mocks:ci --json")]
+    Build(BuildArgs),
+    /// Push an exported image (archive tar or OCI layout) to one or more registries.
+    #[command(after_help = "Examples:\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg push oci:./layout:dev registry.internal/team/mocks:dev")]
+    Push(PushArgs),
+    /// Show platforms, layers and config summary of any image source.
+    #[command(after_help = "Examples:\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg inspect oci-archive:mocks.tar --json")]
+    Inspect(InspectArgs),
+    /// Check an Imposter config directory (build and bundle run this first).
+    #[command(after_help = "Examples:\n  mockimg validate config/\n  mockimg validate . --recursive")]
+    Validate(ValidateArgs),
+    /// Print shell completions.
+    #[command(after_help = "Examples:\n  mockimg completions bash > /etc/bash_completion.d/mockimg")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Registry reached over plain HTTP (loopback registries always are).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Retries for transient registry failures (5xx, 429, resets, timeouts).
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            insecure: self.insecure_registry.clone(),
+            retries: self.retries,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Write the image digest to this file.
+    #[arg(long, value_name = "PATH")]
+    pub digest_file: Option<PathBuf>,
+    /// Print one JSON object on stdout (logs go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Directory holding the Imposter config (*-config.yaml and the files they reference).
+    #[arg(default_value = ".")]
+    pub config_dir: PathBuf,
+    /// Base engine image: registry reference, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Engine flavour when --base is not given.
+    #[arg(long, value_parser = ["core", "all", "distroless"])]
+    pub engine: Option<String>,
+    /// Engine version when --base is not given (never looked up online).
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
+    /// Push to this reference (repeatable; every tag gets the same digest).
+    #[arg(long, value_name = "REF")]
+    pub push: Vec<String>,
+    /// Name recorded in --output/--oci-layout without pushing (repeatable).
+    #[arg(long, value_name = "REF")]
+    pub tag: Vec<String>,
+    /// Write an archive tar (OCI layout + docker-archive manifest.json).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Write (or add to) an OCI image layout directory.
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+    /// Only these platforms of a multi-platform base (repeatable), e.g. linux/amd64.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Vec<String>,
+    /// Where the config goes in the image.
+    #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+    pub config_path: String,
+    /// Hide whatever the base has at --config-path (opaque whiteout).
+    #[arg(long)]
+    pub replace: bool,
+    /// Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Image config label (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Manifest annotation, OCI bases only (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub annotation: Vec<String>,
+    /// Skip config validation.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Validate config files in subdirectories too (the engine scans recursively).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
+    #[arg(long)]
+    pub no_ci_annotations: bool,
+    /// gzip level for the config layer (1-9).
+    #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub compression_level: u32,
+    /// Blob cache directory (default $MOCKIMG_CACHE_DIR or $XDG_CACHE_HOME/mockimg).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Don't use the blob cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// The exported image: archive tar path, oci:DIR[:TAG], oci-archive:, docker-archive: or a registry reference.
+    pub source: String,
+    /// Target references.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Registry reference, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH, or an archive path.
+    pub reference: String,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    #[arg(default_value = ".")]
+    pub config_dir: PathBuf,
+    #[arg(long)]
+    pub recursive: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit code for a failure: 2 for usage errors, 1 for everything else.
+pub fn exit_code(e: &anyhow::Error) -> i32 {
+    match e.downcast_ref::<Error>() {
+        Some(err) if err.is_usage() => 2,
+        _ => 1,
+    }
+}
+
+fn parse_kv(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    items
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Error::Usage(format!("--{flag} {s:?}: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error> {
+    items
+        .iter()
+        .map(|s| {
+            RegistryRef::parse(s).map_err(|e| Error::Usage(format!("--{flag}: {e}")))
+        })
+        .collect()
+}
+
+/// A bare path that exists is taken as an archive tar (`mockimg push mocks.tar REF`).
+fn source_ref(s: &str) -> Result<ImageRef, Error> {
+    let p = std::path::Path::new(s);
+    let looks_like_path = s.ends_with(".tar") || s.starts_with('/') || s.starts_with("./");
+    if !s.contains("://") && looks_like_path && !s.starts_with("oci") && !s.starts_with("docker-archive:") {
+        if p.is_dir() {
+            return Ok(ImageRef::OciLayout { dir: p.into(), tag: None });
+        }
+        if !p.exists() {
+            return Err(Error::path(p, "does not exist — give the archive written by 'mockimg build --output'"));
+        }
+        return Ok(ImageRef::OciArchive { path: p.into(), tag: None });
+    }
+    ImageRef::parse(s)
+}
+
+/// org.opencontainers.image.* annotations from the CI environment.
+pub fn ci_annotations() -> BTreeMap<String, String> {
+    let mut a = BTreeMap::new();
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if var("GITHUB_ACTIONS").is_some() {
+        if let (Some(server), Some(repo)) = (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
+            a.insert("org.opencontainers.image.source".into(), format!("{server}/{repo}"));
+        }
+        if let Some(sha) = var("GITHUB_SHA") {
+            a.insert("org.opencontainers.image.revision".into(), sha);
+        }
+    } else if var("GITLAB_CI").is_some() {
+        if let Some(url) = var("CI_PROJECT_URL") {
+            a.insert("org.opencontainers.image.source".into(), url);
+        }
+        if let Some(sha) = var("CI_COMMIT_SHA") {
+            a.insert("org.opencontainers.image.revision".into(), sha);
+        }
+    }
+    if !a.is_empty() {
+        if let Ok(Some(t)) = build::source_date_epoch() {
+            a.insert("org.opencontainers.image.created".into(), build::rfc3339(t));
+        }
+    }
+    a
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = if quiet {
+        "error"
+    } else if verbose > 0 {
+        "mockimg=debug,oci_client=debug,info"
+    } else {
+        "mockimg=info,warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(verbose > 0)
+        .without_time()
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let quiet = match &cli.command {
+        Command::Build(b) => b.out.quiet,
+        Command::Push(p) => p.out.quiet,
+        _ => false,
+    };
+    init_logging(cli.verbose, quiet);
+    match cli.command {
+        Command::Build(args) => run_build(args).await,
+        Command::Push(args) => run_push(args).await,
+        Command::Inspect(args) => run_inspect(args).await,
+        Command::Validate(args) => run_validate(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mockimg", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+fn print_findings(report: &validate::Report) {
+    for f in &report.findings {
+        eprintln!("{f}");
+    }
+}
+
+/// Runs validation and fails on errors; warnings are printed and tolerated.
+fn validate_or_fail(dir: &std::path::Path, recursive: bool) -> anyhow::Result<()> {
+    let report = validate::validate_dir(dir, &ValidateOptions { recursive })
+        .map_err(|e| Error::path(dir, e.to_string()))?;
+    print_findings(&report);
+    if !report.is_ok() {
+        return Err(Error::Validation(report.errors()).into());
+    }
+    Ok(())
+}
+
+async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let imposter_yaml = validate::read_imposter_yaml(&a.config_dir)
+        .map_err(|e| Error::path(&a.config_dir, e.to_string()))
+        .unwrap_or(None);
+    let recursive = a.recursive || imposter_yaml.as_ref().and_then(|y| y.recursive).unwrap_or(false);
+    if !a.no_validate {
+        validate_or_fail(&a.config_dir, recursive)?;
+    }
+    let base = match &a.base {
+        Some(b) => ImageRef::parse(b).map_err(|e| Error::Usage(format!("--base: {e}")))?,
+        None => {
+            let engine_name = a
+                .engine
+                .clone()
+                .or_else(|| imposter_yaml.as_ref().and_then(|y| y.engine.clone()));
+            let engine = match engine_name.as_deref() {
+                None => Engine::Core,
+                Some(e) => Engine::parse(e).ok_or_else(|| {
+                    Error::Usage(format!("engine {e:?} (from .imposter.yaml) is not one of core, all, distroless"))
+                })?,
+            };
+            let version = a
+                .engine_version
+                .clone()
+                .or_else(|| imposter_yaml.as_ref().and_then(|y| y.version.clone()))
+                .unwrap_or_else(|| DEFAULT_ENGINE_VERSION.to_string());
+            ImageRef::parse(&build::engine_base(engine, &version))?
+        }
+    };
+    let mut annotations = if a.no_ci_annotations { BTreeMap::new() } else { ci_annotations() };
+    annotations.extend(parse_kv("annotation", &a.annotation)?);
+    let platforms = a
+        .platform
+        .iter()
+        .map(|p| Platform::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache = if a.no_cache {
+        None
+    } else {
+        match a.cache_dir.clone().or_else(Cache::default_dir) {
+            Some(d) => Some(Cache::open(&d)?),
+            None => None,
+        }
+    };
+    crate::layer::config_path_components(&a.config_path)?;
+    let req = BuildRequest {
+        config_dir: a.config_dir.clone(),
+        base: Some(base.clone()),
+        platforms,
+        walk: WalkOptions { excludes: a.exclude.clone() },
+        layer: LayerOptions {
+            config_path: a.config_path.clone(),
+            mtime: build::source_date_epoch()?.unwrap_or(0),
+            replace: a.replace,
+            gzip_level: a.compression_level,
+        },
+        labels: parse_kv("label", &a.label)?,
+        annotations,
+        push: registry_refs("push", &a.push)?,
+        tags: registry_refs("tag", &a.tag)?,
+        output: a.output.clone(),
+        oci_layout: a.oci_layout.clone(),
+        registry: a.registry.options(),
+        cache,
+    };
+    if !a.out.quiet && req.push.is_empty() && req.output.is_none() && req.oci_layout.is_none() {
+        tracing::warn!("no --push, --output or --oci-layout: the image is built but not written anywhere");
+    }
+    let outcome = interruptible(build::build(&req))
+        .await
+        .with_context(|| format!("building {} onto {}", a.config_dir.display(), base))?;
+    report(&outcome, &a.out, started, a.output.as_deref(), a.oci_layout.as_deref())
+}
+
+/// Cancelling the job drops its temp files, so Ctrl-C leaves nothing half-written.
+async fn interruptible<T>(fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+    tokio::select! {
+        r = fut => r,
+        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+    }
+}
+
+fn report(
+    o: &Outcome,
+    out: &OutputArgs,
+    started: std::time::Instant,
+    output: Option<&std::path::Path>,
+    layout: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if let Some(f) = &out.digest_file {
+        crate::archive::atomic_write(f, format!("{}\n", o.digest).as_bytes())?;
+    }
+    if out.json {
+        println!("{}", serde_json::to_string(o)?);
+        return Ok(());
+    }
+    for r in &o.references {
+        println!("{r}");
+    }
+    if o.references.is_empty() {
+        println!("{}", o.digest);
+    }
+    if !out.quiet {
+        let mut parts = vec![format!(
+            "{} platform{}",
+            o.platforms.len(),
+            if o.platforms.len() == 1 { "" } else { "s" }
+        )];
+        if let Some(s) = &o.push {
+            parts.push(format!(
+                "{} blob{} uploaded ({})",
+                s.uploaded,
+                if s.uploaded == 1 { "" } else { "s" },
+                human(s.uploaded_bytes)
+            ));
+            parts.push(format!("{} mounted", s.mounted));
+            parts.push(format!("{} already there", s.existing));
+        }
+        if let Some(p) = output {
+            parts.push(format!("wrote {}", p.display()));
+        }
+        if let Some(p) = layout {
+            parts.push(format!("wrote oci:{}", p.display()));
+        }
+        if let Some(l) = &o.layer {
+            parts.push(format!("config layer {} files, {}", l.files, human(l.size)));
+        }
+        eprintln!("done: {}, {:.1} s", parts.join(", "), started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}
+
+fn human(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.1} MB", b as f64 / (1u64 << 20) as f64)
+    } else if b >= 1 << 10 {
+        format!("{:.1} KB", b as f64 / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+async fn run_push(a: PushArgs) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let src = source_ref(&a.source)?;
+    let targets = registry_refs("target", &a.targets)?;
+    let o = interruptible(build::push_existing(&src, &targets, &a.registry.options()))
+        .await
+        .with_context(|| format!("pushing {src}"))?;
+    report(&o, &a.out, started, None, None)
+}
+
+async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
+    let r = source_ref(&a.reference)?;
+    let i = build::inspect(&r, &a.registry.options())
+        .await
+        .with_context(|| format!("inspecting {r}"))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&i)?);
+        return Ok(());
+    }
+    println!("{}  {}  {}", i.reference, i.media_type, i.digest);
+    for img in &i.images {
+        println!("  platform: {}  manifest {}", img.platform, img.digest);
+        println!("    entrypoint: {}  cmd: {}  user: {}", img.entrypoint, img.cmd, img.user);
+        println!("    env: {}", img.env);
+        for l in &img.layers {
+            println!("    layer {}  {:>10}  {}", l.digest, l.size, l.media_type);
+        }
+    }
+    Ok(())
+}
+
+fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
+    let y = validate::read_imposter_yaml(&a.config_dir).map_err(|e| Error::path(&a.config_dir, e.to_string()))?;
+    let recursive = a.recursive || y.and_then(|y| y.recursive).unwrap_or(false);
+    let report = validate::validate_dir(&a.config_dir, &ValidateOptions { recursive })
+        .map_err(|e| Error::path(&a.config_dir, e.to_string()))?;
+    if a.json {
+        let findings: Vec<_> = report
+            .findings
+            .iter()
+            .map(|f| serde_json::json!({"severity": if f.severity == validate::Severity::Error {"error"} else {"warning"}, "file": f.file, "key": f.key, "message": f.message}))
+            .collect();
+        println!("{}", serde_json::json!({"ok": report.is_ok(), "config_files": report.config_files, "findings": findings}));
+    } else {
+        print_findings(&report);
+        eprintln!(
+            "{}: {} config file(s), {} error(s), {} warning(s)",
+            a.config_dir.display(),
+            report.config_files.len(),
+            report.errors(),
+            report.warnings()
+        );
+    }
+    if !report.is_ok() {
+        return Err(Error::Validation(report.errors()).into());
+    }
+    Ok(())
+}
