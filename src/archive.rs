@@ -495,6 +495,11 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
         .await?;
     w.finish().await?;
     let size = w.written;
+    // Temp files are 0600; an exported image is meant to be carried around and read by others.
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| Error::io("setting permissions", tmp.path(), e))?;
     tmp.persist(path)
         .map_err(|e| Error::io("renaming temp file into place", path, e.error))?;
     Ok(size)
