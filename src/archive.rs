@@ -30,7 +30,10 @@ pub enum Store {
 impl Store {
     pub fn open_dir(dir: &Path) -> Result<Store> {
         if !dir.is_dir() {
-            return Err(Error::path(dir, "is not a directory — expected an OCI image layout"));
+            return Err(Error::path(
+                dir,
+                "is not a directory — expected an OCI image layout",
+            ));
         }
         Ok(Store::Dir(dir.to_path_buf()))
     }
@@ -162,7 +165,10 @@ fn normalise(p: &Path) -> Option<String> {
 
 fn blob_path(digest: &str) -> Result<String> {
     if !digest::is_valid(digest) {
-        return Err(Error::invalid("descriptor", format!("invalid digest {digest:?}")));
+        return Err(Error::invalid(
+            "descriptor",
+            format!("invalid digest {digest:?}"),
+        ));
     }
     let (alg, hex) = digest.split_once(':').expect("validated");
     Ok(format!("blobs/{alg}/{hex}"))
@@ -184,7 +190,10 @@ impl BlobSource for LocalBlobs {
             if !self.store.has(&name) {
                 return Err(Error::path(
                     PathBuf::from(self.store.describe()),
-                    format!("lacks blob {} — the image is incomplete; export it again", desc.digest),
+                    format!(
+                        "lacks blob {} — the image is incomplete; export it again",
+                        desc.digest
+                    ),
                 ));
             }
             self.store.stream(&name).await
@@ -210,7 +219,12 @@ fn read_doc(store: &Store, d: &Descriptor, what: &str) -> Result<Doc> {
     Ok(Doc::new(d.media_type.clone(), bytes))
 }
 
-fn load_image(store: &Store, manifest: Doc, entry: Option<Descriptor>, what: &str) -> Result<Image> {
+fn load_image(
+    store: &Store,
+    manifest: Doc,
+    entry: Option<Descriptor>,
+    what: &str,
+) -> Result<Image> {
     let mt = check_manifest(&manifest.bytes, Some(&manifest.media_type), what)?;
     let tmp = Image {
         manifest: Doc::new(mt, manifest.bytes),
@@ -232,8 +246,9 @@ pub fn open_oci(store: Store, tag: Option<&str>, name: String) -> Result<Source>
             "has no index.json — not an OCI image layout",
         ));
     }
-    let idx: Value = serde_json::from_slice(&store.read("index.json")?)
-        .map_err(|e| Error::invalid(format!("{what} index.json"), format!("not valid JSON: {e}")))?;
+    let idx: Value = serde_json::from_slice(&store.read("index.json")?).map_err(|e| {
+        Error::invalid(format!("{what} index.json"), format!("not valid JSON: {e}"))
+    })?;
     let entries = idx
         .get("manifests")
         .and_then(Value::as_array)
@@ -258,7 +273,11 @@ pub fn open_oci(store: Store, tag: Option<&str>, name: String) -> Result<Source>
             .ok_or_else(|| {
                 Error::Usage(format!(
                     "{what} has no image tagged {t:?} (it has: {})",
-                    if names.is_empty() { "no tags".into() } else { names.join(", ") }
+                    if names.is_empty() {
+                        "no tags".into()
+                    } else {
+                        names.join(", ")
+                    }
                 ))
             })?,
         None if descs.len() == 1 => &descs[0],
@@ -306,9 +325,17 @@ pub fn open_docker_archive(path: &Path, name: String) -> Result<Source> {
     let store = Store::open_tar(path)?;
     let what = format!("docker archive {}", path.display());
     let m: Value = serde_json::from_slice(&store.read("manifest.json").map_err(|_| {
-        Error::path(path, "has no manifest.json — not a docker-archive (try oci-archive:)")
+        Error::path(
+            path,
+            "has no manifest.json — not a docker-archive (try oci-archive:)",
+        )
     })?)
-    .map_err(|e| Error::invalid(format!("{what} manifest.json"), format!("not valid JSON: {e}")))?;
+    .map_err(|e| {
+        Error::invalid(
+            format!("{what} manifest.json"),
+            format!("not valid JSON: {e}"),
+        )
+    })?;
     let first = m
         .as_array()
         .and_then(|a| a.first())
@@ -375,7 +402,9 @@ fn hash_entry(store: &Store, name: &str) -> Result<(String, u64, bool)> {
     let mut buf = vec![0u8; 256 << 10];
     let mut first = [0u8; 2];
     loop {
-        let n = r.read(&mut buf).map_err(|e| Error::io("reading archive", path, e))?;
+        let n = r
+            .read(&mut buf)
+            .map_err(|e| Error::io("reading archive", path, e))?;
         if n == 0 {
             break;
         }
@@ -440,7 +469,10 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
     if !parent.is_dir() {
         return Err(Error::path(
             path,
-            format!("cannot write: directory {} does not exist — create it first", parent.display()),
+            format!(
+                "cannot write: directory {} does not exist — create it first",
+                parent.display()
+            ),
         ));
     }
     let tmp = tempfile::Builder::new()
@@ -458,7 +490,8 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
         path: tmp.path().to_path_buf(),
         written: 0,
     };
-    w.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).await?;
+    w.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .await?;
     w.dir("blobs/").await?;
     w.dir("blobs/sha256/").await?;
     let mut seen = BTreeSet::new();
@@ -478,8 +511,11 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
         "mediaType": media::OCI_INDEX,
         "manifests": [root_descriptor(&src.root, name)],
     });
-    w.file("index.json", &serde_json::to_vec(&index).expect("serialises"))
-        .await?;
+    w.file(
+        "index.json",
+        &serde_json::to_vec(&index).expect("serialises"),
+    )
+    .await?;
     let img = src.root.image_for(&Platform::host());
     let layers: Vec<String> = img
         .layers()?
@@ -491,8 +527,11 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
         "RepoTags": name.map(|n| vec![n.full.clone()]).unwrap_or_default(),
         "Layers": layers,
     }]);
-    w.file("manifest.json", &serde_json::to_vec(&manifest).expect("serialises"))
-        .await?;
+    w.file(
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("serialises"),
+    )
+    .await?;
     w.finish().await?;
     let size = w.written;
     // Temp files are 0600; an exported image is meant to be carried around and read by others.
@@ -518,7 +557,11 @@ impl TarWriter {
             .map_err(|e| Error::invalid("archive entry", e.to_string()))?;
         h.set_size(size);
         h.set_entry_type(kind);
-        h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_mtime(0);
         h.set_uid(0);
         h.set_gid(0);
@@ -604,7 +647,10 @@ pub async fn write_layout(src: &Source, dir: &Path, name: Option<&ImageName>) ->
     let index_path = dir.join("index.json");
     let mut index: Value = match std::fs::read(&index_path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-            Error::path(&index_path, format!("is not valid JSON ({e}) — fix or remove the layout"))
+            Error::path(
+                &index_path,
+                format!("is not valid JSON ({e}) — fix or remove the layout"),
+            )
         })?,
         Err(_) => json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}),
     };
@@ -619,7 +665,10 @@ pub async fn write_layout(src: &Source, dir: &Path, name: Option<&ImageName>) ->
         None => m["digest"] != entry["digest"],
     });
     manifests.push(entry);
-    atomic_write(&index_path, &serde_json::to_vec(&index).expect("serialises"))
+    atomic_write(
+        &index_path,
+        &serde_json::to_vec(&index).expect("serialises"),
+    )
 }
 
 pub fn atomic_write(dest: &Path, data: &[u8]) -> Result<()> {
@@ -649,7 +698,9 @@ pub async fn stream_to_file(mut s: ByteStream, dest: &Path) -> Result<()> {
             .await
             .map_err(|e| Error::io("writing", tmp.path(), e))?;
     }
-    w.flush().await.map_err(|e| Error::io("writing", tmp.path(), e))?;
+    w.flush()
+        .await
+        .map_err(|e| Error::io("writing", tmp.path(), e))?;
     tmp.persist(dest)
         .map_err(|e| Error::io("renaming into place", dest, e.error))?;
     Ok(())

@@ -49,9 +49,9 @@ impl BlobSource for Overlay {
         match self.mem.get(&desc.digest) {
             Some(b) => {
                 let b = b.clone();
-                Box::pin(async move {
-                    Ok(futures_util::stream::once(async move { Ok(b) }).boxed())
-                })
+                Box::pin(
+                    async move { Ok(futures_util::stream::once(async move { Ok(b) }).boxed()) },
+                )
             }
             None => self.base.open(desc),
         }

@@ -193,7 +193,15 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         }),
         name: base.name.clone(),
     };
-    let mut outcome = write_sinks(&out, &req.push, &req.tags, req.output.as_deref(), req.oci_layout.as_deref(), &req.registry).await?;
+    let mut outcome = write_sinks(
+        &out,
+        &req.push,
+        &req.tags,
+        req.output.as_deref(),
+        req.oci_layout.as_deref(),
+        &req.registry,
+    )
+    .await?;
     outcome.layer = Some(LayerSummary {
         digest: layer.digest,
         diff_id: layer.diff_id,

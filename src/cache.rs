@@ -36,7 +36,11 @@ impl Cache {
     pub fn open(dir: &Path) -> Result<Cache> {
         let blobs = dir.join("blobs/sha256");
         std::fs::create_dir_all(&blobs).map_err(|e| {
-            Error::io("creating blob cache (set --cache-dir or --no-cache)", &blobs, e)
+            Error::io(
+                "creating blob cache (set --cache-dir or --no-cache)",
+                &blobs,
+                e,
+            )
         })?;
         Ok(Cache {
             dir: dir.to_path_buf(),

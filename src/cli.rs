@@ -35,21 +35,37 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Build an image from a config directory and a base engine image.
-    #[command(after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4 --push registry.example.com/team/mocks:latest\n  mockimg build config/ --engine distroless --engine-version 4.9.3 --output mocks.tar --tag team/mocks:1.4\n  mockimg build config/ --base oci-archive:imposter.tar --oci-layout ./layout --tag mocks:dev\n  SOURCE_DATE_EPOCH=1700000000 mockimg build config/ --push 127.0.0.1:5000/mocks:ci --json")]
+    #[command(
+        after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4 --push registry.example.com/team/mocks:latest\n  mockimg build config/ --engine distroless --engine-version 4.9.3 --output mocks.tar --tag team/mocks:1.4\n  mockimg build config/ --base oci-archive:imposter.tar --oci-layout ./layout --tag mocks:dev\n  SOURCE_DATE_EPOCH=1700000000 mockimg build config/ --push 127.0.0.1:5000/mocks:ci --json"
+    )]
     Build(BuildArgs),
     /// Push an exported image (archive tar or OCI layout) to one or more registries.
-    #[command(after_help = "Examples:\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg push oci:./layout:dev registry.internal/team/mocks:dev")]
+    #[command(
+        after_help = "Examples:\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg push oci:./layout:dev registry.internal/team/mocks:dev"
+    )]
     Push(PushArgs),
     /// Show platforms, layers and config summary of any image source.
-    #[command(after_help = "Examples:\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg inspect oci-archive:mocks.tar --json")]
+    #[command(
+        after_help = "Examples:\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg inspect oci-archive:mocks.tar --json"
+    )]
     Inspect(InspectArgs),
     /// Check an Imposter config directory (build and bundle run this first).
-    #[command(after_help = "Examples:\n  mockimg validate config/\n  mockimg validate . --recursive")]
+    #[command(
+        after_help = "Examples:\n  mockimg validate config/\n  mockimg validate . --recursive"
+    )]
     Validate(ValidateArgs),
+    /// Make an AWS Lambda zip: the engine's release archive plus the config under config/.
+    #[command(
+        after_help = "Examples:\n  mockimg bundle config/ --target awslambda --engine-zip imposter-awslambda.zip -o bundle.zip\n  mockimg bundle config/ --target awslambda --engine-archive imposter-go_linux_arm64.tar.gz -o bundle.zip --force"
+    )]
+    Bundle(BundleArgs),
     /// Print shell completions.
-    #[command(after_help = "Examples:\n  mockimg completions bash > /etc/bash_completion.d/mockimg")]
+    #[command(
+        after_help = "Examples:\n  mockimg completions bash > /etc/bash_completion.d/mockimg"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -181,6 +197,40 @@ pub struct InspectArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct BundleArgs {
+    #[arg(default_value = ".")]
+    pub config_dir: PathBuf,
+    /// Deployment target; only awslambda for now.
+    #[arg(long, value_parser = ["awslambda"], default_value = "awslambda")]
+    pub target: String,
+    /// The JVM engine's imposter-awslambda.zip release asset (a local file).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "engine_archive",
+        required_unless_present = "engine_archive"
+    )]
+    pub engine_zip: Option<PathBuf>,
+    /// The Go engine's imposter-go_linux_ARCH.tar.gz release asset (a local file).
+    #[arg(long, value_name = "PATH")]
+    pub engine_archive: Option<PathBuf>,
+    /// Output zip.
+    #[arg(short = 'o', long, value_name = "PATH", default_value = "bundle.zip")]
+    pub output: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    #[arg(long)]
+    pub no_validate: bool,
+    #[arg(long)]
+    pub recursive: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct ValidateArgs {
     #[arg(default_value = ".")]
     pub config_dir: PathBuf,
@@ -211,9 +261,7 @@ fn parse_kv(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, Er
 fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error> {
     items
         .iter()
-        .map(|s| {
-            RegistryRef::parse(s).map_err(|e| Error::Usage(format!("--{flag}: {e}")))
-        })
+        .map(|s| RegistryRef::parse(s).map_err(|e| Error::Usage(format!("--{flag}: {e}"))))
         .collect()
 }
 
@@ -221,14 +269,27 @@ fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error
 fn source_ref(s: &str) -> Result<ImageRef, Error> {
     let p = std::path::Path::new(s);
     let looks_like_path = s.ends_with(".tar") || s.starts_with('/') || s.starts_with("./");
-    if !s.contains("://") && looks_like_path && !s.starts_with("oci") && !s.starts_with("docker-archive:") {
+    if !s.contains("://")
+        && looks_like_path
+        && !s.starts_with("oci")
+        && !s.starts_with("docker-archive:")
+    {
         if p.is_dir() {
-            return Ok(ImageRef::OciLayout { dir: p.into(), tag: None });
+            return Ok(ImageRef::OciLayout {
+                dir: p.into(),
+                tag: None,
+            });
         }
         if !p.exists() {
-            return Err(Error::path(p, "does not exist — give the archive written by 'mockimg build --output'"));
+            return Err(Error::path(
+                p,
+                "does not exist — give the archive written by 'mockimg build --output'",
+            ));
         }
-        return Ok(ImageRef::OciArchive { path: p.into(), tag: None });
+        return Ok(ImageRef::OciArchive {
+            path: p.into(),
+            tag: None,
+        });
     }
     ImageRef::parse(s)
 }
@@ -239,7 +300,10 @@ pub fn ci_annotations() -> BTreeMap<String, String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if var("GITHUB_ACTIONS").is_some() {
         if let (Some(server), Some(repo)) = (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
-            a.insert("org.opencontainers.image.source".into(), format!("{server}/{repo}"));
+            a.insert(
+                "org.opencontainers.image.source".into(),
+                format!("{server}/{repo}"),
+            );
         }
         if let Some(sha) = var("GITHUB_SHA") {
             a.insert("org.opencontainers.image.revision".into(), sha);
@@ -291,8 +355,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(args) => run_push(args).await,
         Command::Inspect(args) => run_inspect(args).await,
         Command::Validate(args) => run_validate(args),
+        Command::Bundle(args) => run_bundle(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "mockimg", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "mockimg",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
     }
@@ -320,7 +390,11 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let imposter_yaml = validate::read_imposter_yaml(&a.config_dir)
         .map_err(|e| Error::path(&a.config_dir, e.to_string()))
         .unwrap_or(None);
-    let recursive = a.recursive || imposter_yaml.as_ref().and_then(|y| y.recursive).unwrap_or(false);
+    let recursive = a.recursive
+        || imposter_yaml
+            .as_ref()
+            .and_then(|y| y.recursive)
+            .unwrap_or(false);
     if !a.no_validate {
         validate_or_fail(&a.config_dir, recursive)?;
     }
@@ -334,7 +408,9 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             let engine = match engine_name.as_deref() {
                 None => Engine::Core,
                 Some(e) => Engine::parse(e).ok_or_else(|| {
-                    Error::Usage(format!("engine {e:?} (from .imposter.yaml) is not one of core, all, distroless"))
+                    Error::Usage(format!(
+                        "engine {e:?} (from .imposter.yaml) is not one of core, all, distroless"
+                    ))
                 })?,
             };
             let version = a
@@ -345,7 +421,11 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             ImageRef::parse(&build::engine_base(engine, &version))?
         }
     };
-    let mut annotations = if a.no_ci_annotations { BTreeMap::new() } else { ci_annotations() };
+    let mut annotations = if a.no_ci_annotations {
+        BTreeMap::new()
+    } else {
+        ci_annotations()
+    };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
     let platforms = a
         .platform
@@ -365,7 +445,9 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         config_dir: a.config_dir.clone(),
         base: Some(base.clone()),
         platforms,
-        walk: WalkOptions { excludes: a.exclude.clone() },
+        walk: WalkOptions {
+            excludes: a.exclude.clone(),
+        },
         layer: LayerOptions {
             config_path: a.config_path.clone(),
             mtime: build::source_date_epoch()?.unwrap_or(0),
@@ -382,16 +464,26 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         cache,
     };
     if !a.out.quiet && req.push.is_empty() && req.output.is_none() && req.oci_layout.is_none() {
-        tracing::warn!("no --push, --output or --oci-layout: the image is built but not written anywhere");
+        tracing::warn!(
+            "no --push, --output or --oci-layout: the image is built but not written anywhere"
+        );
     }
     let outcome = interruptible(build::build(&req))
         .await
         .with_context(|| format!("building {} onto {}", a.config_dir.display(), base))?;
-    report(&outcome, &a.out, started, a.output.as_deref(), a.oci_layout.as_deref())
+    report(
+        &outcome,
+        &a.out,
+        started,
+        a.output.as_deref(),
+        a.oci_layout.as_deref(),
+    )
 }
 
 /// Cancelling the job drops its temp files, so Ctrl-C leaves nothing half-written.
-async fn interruptible<T>(fut: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
+async fn interruptible<T>(
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
     tokio::select! {
         r = fut => r,
         _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
@@ -443,7 +535,11 @@ fn report(
         if let Some(l) = &o.layer {
             parts.push(format!("config layer {} files, {}", l.files, human(l.size)));
         }
-        eprintln!("done: {}, {:.1} s", parts.join(", "), started.elapsed().as_secs_f64());
+        eprintln!(
+            "done: {}, {:.1} s",
+            parts.join(", "),
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
@@ -480,7 +576,10 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
     println!("{}  {}  {}", i.reference, i.media_type, i.digest);
     for img in &i.images {
         println!("  platform: {}  manifest {}", img.platform, img.digest);
-        println!("    entrypoint: {}  cmd: {}  user: {}", img.entrypoint, img.cmd, img.user);
+        println!(
+            "    entrypoint: {}  cmd: {}  user: {}",
+            img.entrypoint, img.cmd, img.user
+        );
         println!("    env: {}", img.env);
         for l in &img.layers {
             println!("    layer {}  {:>10}  {}", l.digest, l.size, l.media_type);
@@ -490,7 +589,8 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
-    let y = validate::read_imposter_yaml(&a.config_dir).map_err(|e| Error::path(&a.config_dir, e.to_string()))?;
+    let y = validate::read_imposter_yaml(&a.config_dir)
+        .map_err(|e| Error::path(&a.config_dir, e.to_string()))?;
     let recursive = a.recursive || y.and_then(|y| y.recursive).unwrap_or(false);
     let report = validate::validate_dir(&a.config_dir, &ValidateOptions { recursive })
         .map_err(|e| Error::path(&a.config_dir, e.to_string()))?;
@@ -500,7 +600,10 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
             .iter()
             .map(|f| serde_json::json!({"severity": if f.severity == validate::Severity::Error {"error"} else {"warning"}, "file": f.file, "key": f.key, "message": f.message}))
             .collect();
-        println!("{}", serde_json::json!({"ok": report.is_ok(), "config_files": report.config_files, "findings": findings}));
+        println!(
+            "{}",
+            serde_json::json!({"ok": report.is_ok(), "config_files": report.config_files, "findings": findings})
+        );
     } else {
         print_findings(&report);
         eprintln!(
@@ -513,6 +616,45 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     }
     if !report.is_ok() {
         return Err(Error::Validation(report.errors()).into());
+    }
+    Ok(())
+}
+
+fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
+    if !a.no_validate {
+        validate_or_fail(&a.config_dir, a.recursive)?;
+    }
+    let engine = match (a.engine_zip, a.engine_archive) {
+        (Some(z), _) => crate::bundle::EngineArchive::JvmZip(z),
+        (None, Some(t)) => crate::bundle::EngineArchive::GoTarGz(t),
+        (None, None) => {
+            return Err(
+                Error::Usage("give --engine-zip (JVM) or --engine-archive (Go)".into()).into(),
+            )
+        }
+    };
+    let s = crate::bundle::bundle(&crate::bundle::BundleOptions {
+        config_dir: a.config_dir.clone(),
+        engine,
+        output: a.output.clone(),
+        force: a.force,
+        walk: WalkOptions {
+            excludes: a.exclude,
+        },
+        mtime: build::source_date_epoch()?.unwrap_or(0),
+    })
+    .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"output": s.output, "entries": s.entries, "config_files": s.config_files, "size": s.size, "sha256": s.sha256})
+        );
+    } else {
+        println!("{}", s.output.display());
+        eprintln!(
+            "done: {} entries ({} config files), {} bytes, sha256 {}",
+            s.entries, s.config_files, s.size, s.sha256
+        );
     }
     Ok(())
 }

@@ -19,7 +19,11 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials({} from {}, password hidden)", self.username, self.origin)
+        write!(
+            f,
+            "Credentials({} from {}, password hidden)",
+            self.username, self.origin
+        )
     }
 }
 
@@ -80,7 +84,11 @@ fn keys_for(registry: &str) -> Vec<String> {
     k
 }
 
-pub fn from_config(v: &Value, registry: &str, file: &std::path::Path) -> Result<Option<Credentials>> {
+pub fn from_config(
+    v: &Value,
+    registry: &str,
+    file: &std::path::Path,
+) -> Result<Option<Credentials>> {
     let keys = keys_for(registry);
     if let Some(helpers) = v.get("credHelpers").and_then(Value::as_object) {
         for k in &keys {
@@ -101,7 +109,12 @@ pub fn from_config(v: &Value, registry: &str, file: &std::path::Path) -> Result<
                         Error::path(file, format!("auths[{k:?}].auth is not base64 of user:password — run 'docker login {registry}' again"))
                     })?;
                 let (u, p) = decoded.split_once(':').ok_or_else(|| {
-                    Error::path(file, format!("auths[{k:?}].auth lacks a ':' — run 'docker login {registry}' again"))
+                    Error::path(
+                        file,
+                        format!(
+                            "auths[{k:?}].auth lacks a ':' — run 'docker login {registry}' again"
+                        ),
+                    )
                 })?;
                 return Ok(Some(Credentials {
                     username: u.into(),
@@ -152,7 +165,9 @@ fn helper(name: &str, registry: &str) -> Result<Option<Credentials>> {
         return Ok(None);
     }
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| {
-        Error::Usage(format!("credential helper {prog} printed something that is not JSON"))
+        Error::Usage(format!(
+            "credential helper {prog} printed something that is not JSON"
+        ))
     })?;
     let user = v.get("Username").and_then(Value::as_str).unwrap_or("");
     let secret = v.get("Secret").and_then(Value::as_str).unwrap_or("");
@@ -177,7 +192,10 @@ mod tests {
         let v = json!({"auths": {"https://index.docker.io/v1/": {"auth": auth}, "127.0.0.1:5000": {"username": "u", "password": "p"}}});
         let f = std::path::Path::new("config.json");
         let c = from_config(&v, "docker.io", f).unwrap().unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("bob", "s3cret"));
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("bob", "s3cret")
+        );
         assert!(!format!("{c:?}").contains("s3cret"));
         let c = from_config(&v, "127.0.0.1:5000", f).unwrap().unwrap();
         assert_eq!(c.password, "p");
@@ -195,6 +213,9 @@ mod tests {
     fn missing_helper_is_a_clear_error() {
         let v = json!({"credHelpers": {"r.example": "nonexistent-zzz"}});
         let e = from_config(&v, "r.example", std::path::Path::new("c.json")).unwrap_err();
-        assert!(e.to_string().contains("docker-credential-nonexistent-zzz"), "{e}");
+        assert!(
+            e.to_string().contains("docker-credential-nonexistent-zzz"),
+            "{e}"
+        );
     }
 }

@@ -17,7 +17,10 @@ pub fn is_valid(digest: &str) -> bool {
         "sha512" => 128,
         _ => return false,
     };
-    hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    hex.len() == len
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The hex part of a digest, safe to use as a file name (validated by the caller).

@@ -276,6 +276,7 @@ pub fn layers_of(manifest: &Value) -> Result<Vec<Descriptor>> {
 
 /// What a reference resolves to: one image, or an index of images.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // a handful of Roots per run; boxing buys nothing
 pub enum Root {
     Image(Image),
     Index { index: Doc, images: Vec<Image> },
@@ -333,7 +334,12 @@ pub fn check_manifest(doc_bytes: &[u8], declared: Option<&str>, what: &str) -> R
         (_, Some(i)) => i.to_string(),
         _ if v.get("manifests").is_some() => media::OCI_INDEX.to_string(),
         _ if v.get("layers").is_some() => media::OCI_MANIFEST.to_string(),
-        _ => return Err(Error::invalid(what, "neither an image manifest nor an index")),
+        _ => {
+            return Err(Error::invalid(
+                what,
+                "neither an image manifest nor an index",
+            ))
+        }
     };
     if media::is_manifest(&mt) {
         if let Some(c) = v.get("config") {
@@ -355,7 +361,9 @@ pub fn check_manifest(doc_bytes: &[u8], declared: Option<&str>, what: &str) -> R
     } else {
         return Err(Error::invalid(
             what,
-            format!("unsupported media type {mt:?} (expected an OCI or Docker v2 manifest or index)"),
+            format!(
+                "unsupported media type {mt:?} (expected an OCI or Docker v2 manifest or index)"
+            ),
         ));
     }
     Ok(mt)
@@ -400,7 +408,12 @@ pub fn append_layer(base: &Root, layer: &LayerInfo, opts: &AppendOptions) -> Res
                     )));
                 }
             }
-            Ok(Root::Image(append_to_image(img, layer, opts, &base.digest())?))
+            Ok(Root::Image(append_to_image(
+                img,
+                layer,
+                opts,
+                &base.digest(),
+            )?))
         }
         Root::Index { index, images } => {
             let base_digest = index.digest();
@@ -429,10 +442,7 @@ pub fn append_layer(base: &Root, layer: &LayerInfo, opts: &AppendOptions) -> Res
             let mut new_entries = Vec::new();
             for (i, e) in entries.iter().enumerate() {
                 let desc = Descriptor::from_json(e, &format!("base index manifests[{i}]"))?;
-                let Some(img) = images
-                    .iter()
-                    .find(|im| im.manifest.digest() == desc.digest)
-                else {
+                let Some(img) = images.iter().find(|im| im.manifest.digest() == desc.digest) else {
                     continue; // attestations and other non-image entries: they describe the base
                 };
                 if !opts.platforms.is_empty()
@@ -470,7 +480,10 @@ pub fn append_layer(base: &Root, layer: &LayerInfo, opts: &AppendOptions) -> Res
 }
 
 fn join(p: &[Platform]) -> String {
-    p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+    p.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn to_bytes(v: &Value) -> Vec<u8> {
@@ -728,7 +741,10 @@ mod tests {
         o.labels.insert("team".into(), "mocks".into());
         let out = append_layer(&base, &layer(), &o).unwrap();
         let img = &out.images()[0];
-        assert_eq!(img.layers().unwrap()[1].media_type, media::DOCKER_LAYER_GZIP);
+        assert_eq!(
+            img.layers().unwrap()[1].media_type,
+            media::DOCKER_LAYER_GZIP
+        );
         assert!(img.manifest_json().unwrap().get("annotations").is_none());
         let c = img.config.json("c").unwrap();
         assert_eq!(c["created"], "2025-01-01T00:00:00Z");

@@ -62,7 +62,12 @@ pub fn collect(dir: &Path, opts: &WalkOptions) -> Result<Vec<Entry>> {
     let ignore = ignore_rules(dir, opts)?;
     let mut out = Vec::new();
     walk(dir, Path::new(""), &ignore, &mut out)?;
-    out.sort_by(|a, b| a.rel.as_os_str().as_bytes().cmp(b.rel.as_os_str().as_bytes()));
+    out.sort_by(|a, b| {
+        a.rel
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.rel.as_os_str().as_bytes())
+    });
     Ok(out)
 }
 
@@ -236,13 +241,10 @@ pub fn config_path_components(p: &str) -> Result<Vec<String>> {
 /// Tars and gzips `entries` (from [`collect`]) under `opts.config_path`.
 pub fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
     let parts = config_path_components(&opts.config_path)?;
-    let gz = GzBuilder::new()
-        .mtime(0)
-        .operating_system(255)
-        .write(
-            HashingWriter::new(Vec::new()),
-            Compression::new(opts.gzip_level),
-        );
+    let gz = GzBuilder::new().mtime(0).operating_system(255).write(
+        HashingWriter::new(Vec::new()),
+        Compression::new(opts.gzip_level),
+    );
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     tar.mode(tar::HeaderMode::Deterministic);
     let io = |e: std::io::Error| Error::io("writing layer", "<memory>", e);
@@ -428,9 +430,14 @@ mod tests {
             },
         )
         .unwrap();
-        let rels: Vec<_> = e.iter().map(|e| e.rel.to_string_lossy().into_owned()).collect();
+        let rels: Vec<_> = e
+            .iter()
+            .map(|e| e.rel.to_string_lossy().into_owned())
+            .collect();
         assert!(rels.contains(&".imposterignore".to_string()));
-        assert!(!rels.iter().any(|r| r.ends_with(".sh") || r.contains("nested")));
+        assert!(!rels
+            .iter()
+            .any(|r| r.ends_with(".sh") || r.contains("nested")));
     }
 
     #[test]
@@ -457,9 +464,13 @@ mod tests {
         let d = tree();
         std::os::unix::fs::symlink("one.json", d.path().join("responses/alias.json")).unwrap();
         let e = collect(d.path(), &WalkOptions::default()).unwrap();
-        assert!(e.iter().any(|e| matches!(e.kind, EntryKind::Symlink { .. })));
+        assert!(e
+            .iter()
+            .any(|e| matches!(e.kind, EntryKind::Symlink { .. })));
         std::os::unix::fs::symlink("../../etc/passwd", d.path().join("responses/x")).unwrap();
-        let err = collect(d.path(), &WalkOptions::default()).unwrap_err().to_string();
+        let err = collect(d.path(), &WalkOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("outside the config directory"), "{err}");
     }
 
@@ -471,7 +482,9 @@ mod tests {
             .status()
             .unwrap();
         assert!(st.success());
-        let err = collect(d.path(), &WalkOptions::default()).unwrap_err().to_string();
+        let err = collect(d.path(), &WalkOptions::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("fifo"), "{err}");
         let err = collect(&d.path().join("run.sh"), &WalkOptions::default())
             .unwrap_err()

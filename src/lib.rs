@@ -1,14 +1,15 @@
 //! mockimg: bundle an Imposter configuration directory onto an engine image, daemonlessly.
-pub mod error;
-pub mod digest;
-pub mod reference;
-pub mod layer;
-pub mod image;
+pub mod archive;
 pub mod blob;
+pub mod build;
+pub mod bundle;
+pub mod cache;
+pub mod cli;
 pub mod credentials;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod layer;
+pub mod reference;
 pub mod registry;
 pub mod validate;
-pub mod archive;
-pub mod cache;
-pub mod build;
-pub mod cli;

@@ -144,7 +144,9 @@ impl RegistryRef {
                 if !digest::is_valid(d) {
                     return Err(bad(
                         input,
-                        &format!("{d:?} is not a valid digest (expected sha256:<64 lowercase hex>)"),
+                        &format!(
+                            "{d:?} is not a valid digest (expected sha256:<64 lowercase hex>)"
+                        ),
                     ));
                 }
                 (n, Some(d.to_string()))
@@ -163,7 +165,9 @@ impl RegistryRef {
             if !is_valid_tag(t) {
                 return Err(bad(
                     input,
-                    &format!("{t:?} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)"),
+                    &format!(
+                        "{t:?} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)"
+                    ),
                 ));
             }
         }
@@ -346,7 +350,10 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["127.0.0.1:5000/team/mocks:1.4", "docker.io/library/alpine:3"] {
+        for s in [
+            "127.0.0.1:5000/team/mocks:1.4",
+            "docker.io/library/alpine:3",
+        ] {
             assert_eq!(r(s).to_string(), s);
         }
     }

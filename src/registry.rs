@@ -100,14 +100,22 @@ impl Registry {
             if self.has_credentials {
                 format!("401 unauthorized — the stored credentials were refused; run 'docker login {}' again or fix {}/{}", self.host, credentials::ENV_USER, credentials::ENV_PASS)
             } else {
-                format!("401 unauthorized — run 'docker login {}' or set {}/{}", self.host, credentials::ENV_USER, credentials::ENV_PASS)
+                format!(
+                    "401 unauthorized — run 'docker login {}' or set {}/{}",
+                    self.host,
+                    credentials::ENV_USER,
+                    credentials::ENV_PASS
+                )
             }
         };
         let (message, retryable) = match &e {
             E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => (auth_hint(), false),
             E::ServerError { code: 401, .. } => (auth_hint(), false),
             E::ServerError { code: 403, .. } => (
-                format!("403 denied — the credentials for {} lack permission for this repository", self.host),
+                format!(
+                    "403 denied — the credentials for {} lack permission for this repository",
+                    self.host
+                ),
                 false,
             ),
             E::ServerError { code, message, .. } => (
@@ -170,12 +178,20 @@ impl Registry {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < self.opts.retries => {
                     let cap = Duration::from_secs(10);
-                    let exp = self.opts.backoff.saturating_mul(1 << attempt.min(10)).min(cap);
+                    let exp = self
+                        .opts
+                        .backoff
+                        .saturating_mul(1 << attempt.min(10))
+                        .min(cap);
                     // Full jitter in [exp/2, exp): spreads retries of concurrent blobs apart.
                     let jitter = rand::random::<f64>() * 0.5 + 0.5;
                     let wait = exp.mul_f64(jitter);
                     attempt += 1;
-                    tracing::warn!("{op}: {e}; retry {attempt}/{} in {:?}", self.opts.retries, wait);
+                    tracing::warn!(
+                        "{op}: {e}; retry {attempt}/{} in {:?}",
+                        self.opts.retries,
+                        wait
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 Err(e) => {
@@ -289,7 +305,12 @@ impl Registry {
         }
     }
 
-    async fn upload(&self, target: &RegistryRef, desc: &Descriptor, src: &dyn BlobSource) -> Result<()> {
+    async fn upload(
+        &self,
+        target: &RegistryRef,
+        desc: &Descriptor,
+        src: &dyn BlobSource,
+    ) -> Result<()> {
         let op = format!("uploading blob {} to {}", desc.digest, target.repo_name());
         self.retry(&op, || async {
             // Each attempt restarts from the source: a broken stream is never resumed.
@@ -366,7 +387,11 @@ impl BlobSource for RegistryBlobs {
     fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
         Box::pin(async move {
             let reg = &self.registry;
-            let op = format!("downloading blob {} from {}", desc.digest, self.repo.repo_name());
+            let op = format!(
+                "downloading blob {} from {}",
+                desc.digest,
+                self.repo.repo_name()
+            );
             reg.retry(&op, || async {
                 let s = reg
                     .client
@@ -395,7 +420,11 @@ pub struct PushStats {
 /// Pushes `src` to every target. Blobs and digest-addressed manifests go to each repository
 /// first; tags are written only after every repository has everything, so a failure part-way
 /// never moves a tag.
-pub async fn push(src: &Source, targets: &[RegistryRef], opts: &RegistryOptions) -> Result<PushStats> {
+pub async fn push(
+    src: &Source,
+    targets: &[RegistryRef],
+    opts: &RegistryOptions,
+) -> Result<PushStats> {
     let mut conns: Vec<(String, Arc<Registry>)> = Vec::new();
     let mut stats = PushStats::default();
     let mut done_repos: Vec<String> = Vec::new();
@@ -429,7 +458,11 @@ pub async fn push(src: &Source, targets: &[RegistryRef], opts: &RegistryOptions)
     }
     for t in targets {
         if let Some(tag) = &t.tag {
-            let reg = &conns.iter().find(|(h, _)| h == &t.registry).expect("connected").1;
+            let reg = &conns
+                .iter()
+                .find(|(h, _)| h == &t.registry)
+                .expect("connected")
+                .1;
             let tagged = RegistryRef {
                 tag: Some(tag.clone()),
                 digest: None,

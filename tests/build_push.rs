@@ -6,7 +6,11 @@ fn assert_config_at(rootfs: &std::path::Path, config: &std::path::Path) {
     let want = files(config);
     let got = files(&rootfs.join("opt/imposter/config"));
     for (path, bytes) in &want {
-        assert_eq!(got.get(path), Some(bytes), "{path} differs or is missing in the image");
+        assert_eq!(
+            got.get(path),
+            Some(bytes),
+            "{path} differs or is missing in the image"
+        );
     }
 }
 
@@ -14,15 +18,34 @@ fn assert_config_at(rootfs: &std::path::Path, config: &std::path::Path) {
 fn multi_platform_oci_base_builds_and_pushes() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(&reg, &fixtures::engine_like(true), "imposter:4.9.3", false, None);
+    let base = seed(
+        &reg,
+        &fixtures::engine_like(true),
+        "imposter:4.9.3",
+        false,
+        None,
+    );
     let base_index = raw_manifest(&base);
-    assert_eq!(base_index["manifests"].as_array().unwrap().len(), 3, "seeded with attestation");
+    assert_eq!(
+        base_index["manifests"].as_array().unwrap().len(),
+        3,
+        "seeded with attestation"
+    );
     let log_before = reg.requests().len();
 
     let t1 = reg.reference("team/mocks:1.4");
     let t2 = reg.reference("team/mocks:latest");
     let run = env
-        .run(&["build", "examples/rest", "--base", &base, "--push", &t1, "--push", &t2])
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &t1,
+            "--push",
+            &t2,
+        ])
         .ok();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", run.stdout);
@@ -38,29 +61,60 @@ fn multi_platform_oci_base_builds_and_pushes() {
     assert!(entries.iter().all(|e| e["platform"]["os"] == "linux"));
     assert_eq!(entries[1]["platform"]["variant"], "v8");
     assert_eq!(raw_manifest(&t2), idx);
-    assert_eq!(fixtures::sha256(&serde_json::to_vec(&idx).unwrap()).len(), digest.len());
+    assert_eq!(
+        fixtures::sha256(&serde_json::to_vec(&idx).unwrap()).len(),
+        digest.len()
+    );
 
     for (arch, entry) in [("amd64", &entries[0]), ("arm64", &entries[1])] {
-        let m = raw_manifest(&format!("{}/team/mocks@{}", reg.addr, entry["digest"].as_str().unwrap()));
+        let m = raw_manifest(&format!(
+            "{}/team/mocks@{}",
+            reg.addr,
+            entry["digest"].as_str().unwrap()
+        ));
         let layers = m["layers"].as_array().unwrap();
         assert_eq!(layers.len(), 3);
         assert!(layers.iter().all(|l| l["mediaType"] == fixtures::OCI_LAYER));
-        assert!(m["annotations"]["org.opencontainers.image.base.digest"].as_str().unwrap().starts_with("sha256:"));
+        assert!(m["annotations"]["org.opencontainers.image.base.digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:"));
         let cfg: serde_json::Value = serde_json::from_str(&skopeo(&[
-            "inspect", "--tls-verify=false", "--config", "--raw",
-            &format!("docker://{}/team/mocks@{}", reg.addr, entry["digest"].as_str().unwrap()),
+            "inspect",
+            "--tls-verify=false",
+            "--config",
+            "--raw",
+            &format!(
+                "docker://{}/team/mocks@{}",
+                reg.addr,
+                entry["digest"].as_str().unwrap()
+            ),
         ]))
         .unwrap();
-        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), layers.len());
+        assert_eq!(
+            cfg["rootfs"]["diff_ids"].as_array().unwrap().len(),
+            layers.len()
+        );
         assert_eq!(cfg["config"]["User"], "2048");
         assert_eq!(cfg["architecture"], arch);
         let hist = cfg["history"].as_array().unwrap();
-        assert!(hist.last().unwrap()["created_by"].as_str().unwrap().contains("/opt/imposter/config"));
+        assert!(hist.last().unwrap()["created_by"]
+            .as_str()
+            .unwrap()
+            .contains("/opt/imposter/config"));
 
         let (_keep, rootfs) = unpack(&t1, arch);
         assert_config_at(&rootfs, &examples("rest"));
-        assert!(rootfs.join("opt/imposter/bin/imposter").is_file(), "base files kept");
-        assert!(rootfs.join("opt/imposter/config/base-default.txt").is_file(), "merged, not replaced");
+        assert!(
+            rootfs.join("opt/imposter/bin/imposter").is_file(),
+            "base files kept"
+        );
+        assert!(
+            rootfs
+                .join("opt/imposter/config/base-default.txt")
+                .is_file(),
+            "merged, not replaced"
+        );
     }
 
     // No base layer went over the wire: base blobs were mounted from the base repository.
@@ -71,29 +125,69 @@ fn multi_platform_oci_base_builds_and_pushes() {
         .collect();
     let base_layers: Vec<String> = entries_layers(&reg, "imposter", &base_index);
     for l in &base_layers {
-        assert!(!uploads.iter().any(|u| u.contains(&l.replace(':', "%3A"))), "base layer {l} was uploaded");
+        assert!(
+            !uploads.iter().any(|u| u.contains(&l.replace(':', "%3A"))),
+            "base layer {l} was uploaded"
+        );
     }
-    let mounts = requests.iter().filter(|r| r.starts_with("POST /v2/team/mocks/blobs/uploads/") && r.contains("mount=")).count();
-    assert_eq!(mounts, base_layers.len(), "every base layer mounted: {requests:#?}");
+    let mounts = requests
+        .iter()
+        .filter(|r| r.starts_with("POST /v2/team/mocks/blobs/uploads/") && r.contains("mount="))
+        .count();
+    assert_eq!(
+        mounts,
+        base_layers.len(),
+        "every base layer mounted: {requests:#?}"
+    );
     // 1 config layer + 2 configs
     assert_eq!(uploads.len(), 3, "{uploads:#?}");
-    assert!(!requests.iter().any(|r| r.starts_with("GET /v2/imposter/blobs/") && base_layers.iter().any(|l| r.contains(l))), "no base layer downloaded");
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.starts_with("GET /v2/imposter/blobs/")
+                && base_layers.iter().any(|l| r.contains(l))),
+        "no base layer downloaded"
+    );
 
     // skopeo reads every reference
     skopeo(&["inspect", "--tls-verify=false", &format!("docker://{t1}")]);
-    skopeo(&["inspect", "--tls-verify=false", &format!("docker://{}/team/mocks@{digest}", reg.addr)]);
+    skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{}/team/mocks@{digest}", reg.addr),
+    ]);
 
     // Rebuild of the same input: same digest, and nothing but HEADs for blobs.
     let before = reg.requests().len();
     let again = env
-        .run(&["build", "examples/rest", "--base", &base, "--push", &reg.reference("team/mocks:again"), "--json"])
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &reg.reference("team/mocks:again"),
+            "--json",
+        ])
         .ok();
     let j: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(j["digest"], digest);
-    assert_eq!(j["platforms"], serde_json::json!(["linux/amd64", "linux/arm64/v8"]));
-    assert!(j["layer"]["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(
+        j["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64/v8"])
+    );
+    assert!(j["layer"]["digest"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha256:"));
     let req2 = reg.requests()[before..].to_vec();
-    assert!(!req2.iter().any(|r| r.starts_with("PUT /v2/team/mocks/blobs") || r.starts_with("POST /v2/team/mocks/blobs")), "{req2:#?}");
+    assert!(
+        !req2
+            .iter()
+            .any(|r| r.starts_with("PUT /v2/team/mocks/blobs")
+                || r.starts_with("POST /v2/team/mocks/blobs")),
+        "{req2:#?}"
+    );
 }
 
 fn entries_layers(reg: &Registry, repo: &str, index: &serde_json::Value) -> Vec<String> {
@@ -102,7 +196,11 @@ fn entries_layers(reg: &Registry, repo: &str, index: &serde_json::Value) -> Vec<
         if e["platform"]["os"] == "unknown" {
             continue;
         }
-        let m = raw_manifest(&format!("{}/{repo}@{}", reg.addr, e["digest"].as_str().unwrap()));
+        let m = raw_manifest(&format!(
+            "{}/{repo}@{}",
+            reg.addr,
+            e["digest"].as_str().unwrap()
+        ));
         for l in m["layers"].as_array().unwrap() {
             out.push(l["digest"].as_str().unwrap().to_string());
         }
@@ -116,8 +214,20 @@ fn entries_layers(reg: &Registry, repo: &str, index: &serde_json::Value) -> Vec<
 fn docker_schema2_base_gives_docker_image_and_digest_tracks_content() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(&reg, &fixtures::Base { single: true, ..fixtures::engine_like(false) }, "imposter:docker", true, None);
-    assert_eq!(raw_manifest(&base)["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    let base = seed(
+        &reg,
+        &fixtures::Base {
+            single: true,
+            ..fixtures::engine_like(false)
+        },
+        "imposter:docker",
+        true,
+        None,
+    );
+    assert_eq!(
+        raw_manifest(&base)["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
 
     let cfg = tempfile::tempdir().unwrap();
     for (k, v) in files(&examples("rest")) {
@@ -127,14 +237,37 @@ fn docker_schema2_base_gives_docker_image_and_digest_tracks_content() {
     }
     let dir = cfg.path().to_str().unwrap();
     let target = reg.reference("team/docker-mocks:1");
-    let a = env.run(&["build", dir, "--base", &base, "--push", &target]).ok();
-    let b = env.run(&["build", dir, "--base", &base, "--push", &reg.reference("team/docker-mocks:2")]).ok();
-    assert_eq!(digest_of(&a.stdout), digest_of(&b.stdout), "same input, same digest");
+    let a = env
+        .run(&["build", dir, "--base", &base, "--push", &target])
+        .ok();
+    let b = env
+        .run(&[
+            "build",
+            dir,
+            "--base",
+            &base,
+            "--push",
+            &reg.reference("team/docker-mocks:2"),
+        ])
+        .ok();
+    assert_eq!(
+        digest_of(&a.stdout),
+        digest_of(&b.stdout),
+        "same input, same digest"
+    );
 
     let m = raw_manifest(&target);
-    assert_eq!(m["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+    assert_eq!(
+        m["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
     let layers = m["layers"].as_array().unwrap();
-    assert!(layers.iter().all(|l| l["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"), "{m}");
+    assert!(
+        layers
+            .iter()
+            .all(|l| l["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"),
+        "{m}"
+    );
     assert!(m.get("annotations").is_none());
     let (_keep, rootfs) = unpack(&target, "amd64");
     assert_config_at(&rootfs, cfg.path());
@@ -144,16 +277,50 @@ fn docker_schema2_base_gives_docker_image_and_digest_tracks_content() {
     let mut bytes = std::fs::read(&f).unwrap();
     bytes.push(b'\n');
     std::fs::write(&f, bytes).unwrap();
-    let c = env.run(&["build", dir, "--base", &base, "--push", &reg.reference("team/docker-mocks:3")]).ok();
+    let c = env
+        .run(&[
+            "build",
+            dir,
+            "--base",
+            &base,
+            "--push",
+            &reg.reference("team/docker-mocks:3"),
+        ])
+        .ok();
     assert_ne!(digest_of(&a.stdout), digest_of(&c.stdout));
 
     // SOURCE_DATE_EPOCH pins `created` and changes the digest deterministically.
     let e1 = Env::new().set("SOURCE_DATE_EPOCH", "1700000000");
-    let d1 = e1.run(&["build", dir, "--base", &base, "--push", &reg.reference("team/docker-mocks:4")]).ok();
-    let d2 = e1.run(&["build", dir, "--base", &base, "--push", &reg.reference("team/docker-mocks:5")]).ok();
+    let d1 = e1
+        .run(&[
+            "build",
+            dir,
+            "--base",
+            &base,
+            "--push",
+            &reg.reference("team/docker-mocks:4"),
+        ])
+        .ok();
+    let d2 = e1
+        .run(&[
+            "build",
+            dir,
+            "--base",
+            &base,
+            "--push",
+            &reg.reference("team/docker-mocks:5"),
+        ])
+        .ok();
     assert_eq!(digest_of(&d1.stdout), digest_of(&d2.stdout));
     assert_ne!(digest_of(&d1.stdout), digest_of(&c.stdout));
-    let cfgj: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", "--config", "--raw", &format!("docker://{}", reg.reference("team/docker-mocks:4"))])).unwrap();
+    let cfgj: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--config",
+        "--raw",
+        &format!("docker://{}", reg.reference("team/docker-mocks:4")),
+    ]))
+    .unwrap();
     assert_eq!(cfgj["created"], "2023-11-14T22:13:20Z");
 }
 
@@ -162,23 +329,62 @@ fn push_to_a_second_registry_streams_base_layers() {
     let reg = Registry::start();
     let reg2 = Registry::start();
     let env = Env::new();
-    let base = seed(&reg, &fixtures::engine_like(false), "imposter:4.9.3", false, None);
+    let base = seed(
+        &reg,
+        &fixtures::engine_like(false),
+        "imposter:4.9.3",
+        false,
+        None,
+    );
     let target = reg2.reference("mocks:1");
     let run = env
-        .run(&["build", "examples/rest", "--base", &base, "--push", &target, "--platform", "linux/arm64"])
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &target,
+            "--platform",
+            "linux/arm64",
+        ])
         .ok();
     let d = digest_of(&run.stdout);
     let idx = raw_manifest(&target);
     assert_eq!(idx["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(idx["manifests"][0]["platform"]["architecture"], "arm64");
-    assert_eq!(fixtures::sha256(skopeo(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{target}")]).as_bytes()), d);
+    assert_eq!(
+        fixtures::sha256(
+            skopeo(&[
+                "inspect",
+                "--tls-verify=false",
+                "--raw",
+                &format!("docker://{target}")
+            ])
+            .as_bytes()
+        ),
+        d
+    );
     let (_keep, rootfs) = unpack(&target, "arm64");
     assert_config_at(&rootfs, &examples("rest"));
     assert!(rootfs.join("opt/imposter/plugins/rest.jar").is_file());
 
-    let bad = env.run(&["build", "examples/rest", "--base", &base, "--push", &target, "--platform", "linux/s390x"]);
+    let bad = env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &base,
+        "--push",
+        &target,
+        "--platform",
+        "linux/s390x",
+    ]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
-    assert!(bad.stderr.contains("linux/s390x") && bad.stderr.contains("linux/amd64"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("linux/s390x") && bad.stderr.contains("linux/amd64"),
+        "{}",
+        bad.stderr
+    );
     assert_eq!(bad.stderr.trim().lines().count(), 1, "{}", bad.stderr);
 }
 
@@ -186,12 +392,36 @@ fn push_to_a_second_registry_streams_base_layers() {
 fn basic_auth_registry_with_docker_config_credentials() {
     let password = "pa55-w0rd-never-printed";
     let reg = Registry::start_with_auth("ci", password);
-    let base = seed(&reg, &fixtures::engine_like(false), "imposter:4.9.3", false, Some(&format!("ci:{password}")));
+    let base = seed(
+        &reg,
+        &fixtures::engine_like(false),
+        "imposter:4.9.3",
+        false,
+        Some(&format!("ci:{password}")),
+    );
     let env = Env::new();
     env.docker_login(&reg.addr, "ci", password);
     let target = reg.reference("team/mocks:auth");
-    let ok = env.run(&["build", "examples/rest", "--base", &base, "--push", &target, "-v"]).ok();
-    let idx: serde_json::Value = serde_json::from_str(&skopeo(&["inspect", "--tls-verify=false", "--raw", "--creds", &format!("ci:{password}"), &format!("docker://{target}")])).unwrap();
+    let ok = env
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &target,
+            "-v",
+        ])
+        .ok();
+    let idx: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        "--creds",
+        &format!("ci:{password}"),
+        &format!("docker://{target}"),
+    ]))
+    .unwrap();
     assert_eq!(idx["manifests"].as_array().unwrap().len(), 2);
 
     let wrong = Env::new();
@@ -204,9 +434,33 @@ fn basic_auth_registry_with_docker_config_credentials() {
     assert_eq!(anon.code, 1);
     assert!(anon.stderr.contains("docker login"), "{}", anon.stderr);
 
-    let envvars = Env::new().set("MOCKIMG_REGISTRY_USERNAME", "ci").set("MOCKIMG_REGISTRY_PASSWORD", password);
-    let via_env = envvars.run(&["build", "examples/rest", "--base", &base, "--push", &reg.reference("team/mocks:env"), "--json", "-v"]).ok();
-    for out in [&ok.stdout, &ok.stderr, &bad.stdout, &bad.stderr, &via_env.stdout, &via_env.stderr, &anon.stderr] {
-        assert!(!out.contains(password) && !out.contains("wrong-secret-value"), "a secret was printed");
+    let envvars = Env::new()
+        .set("MOCKIMG_REGISTRY_USERNAME", "ci")
+        .set("MOCKIMG_REGISTRY_PASSWORD", password);
+    let via_env = envvars
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &reg.reference("team/mocks:env"),
+            "--json",
+            "-v",
+        ])
+        .ok();
+    for out in [
+        &ok.stdout,
+        &ok.stderr,
+        &bad.stdout,
+        &bad.stderr,
+        &via_env.stdout,
+        &via_env.stderr,
+        &anon.stderr,
+    ] {
+        assert!(
+            !out.contains(password) && !out.contains("wrong-secret-value"),
+            "a secret was printed"
+        );
     }
 }

@@ -13,5 +13,9 @@ fn shipped_engine_base_is_reproducible() {
     }
     let fresh = tempfile::tempdir().unwrap();
     fixtures::write_layout(fresh.path(), &fixtures::engine_like(true), "4.9.3");
-    assert_eq!(files(fresh.path()), files(&shipped), "testdata/engine-base is stale: regenerate it");
+    assert_eq!(
+        files(fresh.path()),
+        files(&shipped),
+        "testdata/engine-base is stale: regenerate it"
+    );
 }

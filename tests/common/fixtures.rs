@@ -136,7 +136,8 @@ pub fn write_layout(dir: &Path, base: &Base, tag: &str) -> String {
         if let Some(v) = p.variant {
             plat["variant"] = json!(v);
         }
-        entries.push(json!({"mediaType": OCI_MANIFEST, "digest": md, "size": ms, "platform": plat}));
+        entries
+            .push(json!({"mediaType": OCI_MANIFEST, "digest": md, "size": ms, "platform": plat}));
     }
     let root = if base.single {
         let mut e = entries[0].clone();
@@ -184,8 +185,36 @@ pub fn engine_files(arch: &'static str) -> Vec<Item> {
 pub fn engine_like(attestation: bool) -> Base {
     Base {
         platforms: vec![
-            Platform { arch: "amd64", variant: None, layers: vec![engine_files("amd64"), vec![Item::Dir("opt/imposter/plugins/"), Item::File("opt/imposter/plugins/rest.jar".into(), vec![7u8; 4096], 0o644)]] },
-            Platform { arch: "arm64", variant: Some("v8"), layers: vec![engine_files("arm64"), vec![Item::Dir("opt/imposter/plugins/"), Item::File("opt/imposter/plugins/rest.jar".into(), vec![8u8; 4096], 0o644)]] },
+            Platform {
+                arch: "amd64",
+                variant: None,
+                layers: vec![
+                    engine_files("amd64"),
+                    vec![
+                        Item::Dir("opt/imposter/plugins/"),
+                        Item::File(
+                            "opt/imposter/plugins/rest.jar".into(),
+                            vec![7u8; 4096],
+                            0o644,
+                        ),
+                    ],
+                ],
+            },
+            Platform {
+                arch: "arm64",
+                variant: Some("v8"),
+                layers: vec![
+                    engine_files("arm64"),
+                    vec![
+                        Item::Dir("opt/imposter/plugins/"),
+                        Item::File(
+                            "opt/imposter/plugins/rest.jar".into(),
+                            vec![8u8; 4096],
+                            0o644,
+                        ),
+                    ],
+                ],
+            },
         ],
         user: "2048",
         cmd: vec!["/opt/imposter/bin/imposter"],
@@ -200,15 +229,37 @@ pub fn engine_like(attestation: bool) -> Base {
 /// the index is multi-platform.
 pub fn busybox_base(single: bool) -> Base {
     let bb = std::fs::read("/bin/busybox").expect("busybox-static is installed by scripts/test");
-    let mut amd = vec![Item::Dir("bin/"), Item::File("bin/busybox".into(), bb, 0o755), Item::Link("bin/sh", "busybox"), Item::Dir("tmp/")];
+    let mut amd = vec![
+        Item::Dir("bin/"),
+        Item::File("bin/busybox".into(), bb, 0o755),
+        Item::Link("bin/sh", "busybox"),
+        Item::Dir("tmp/"),
+    ];
     amd.extend(engine_files("amd64"));
     Base {
         platforms: vec![
-            Platform { arch: "amd64", variant: None, layers: vec![amd] },
-            Platform { arch: "arm64", variant: Some("v8"), layers: vec![engine_files("arm64")] },
+            Platform {
+                arch: "amd64",
+                variant: None,
+                layers: vec![amd],
+            },
+            Platform {
+                arch: "arm64",
+                variant: Some("v8"),
+                layers: vec![engine_files("arm64")],
+            },
         ],
         user: "2048",
-        cmd: vec!["/bin/busybox", "httpd", "-f", "-v", "-p", "8080", "-h", "/opt/imposter/config"],
+        cmd: vec![
+            "/bin/busybox",
+            "httpd",
+            "-f",
+            "-v",
+            "-p",
+            "8080",
+            "-h",
+            "/opt/imposter/config",
+        ],
         entrypoint: None,
         attestation: !single,
         single,

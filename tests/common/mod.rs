@@ -153,7 +153,10 @@ impl Env {
         Env {
             vars: vec![
                 ("HOME".into(), home.path().display().to_string()),
-                ("MOCKIMG_CACHE_DIR".into(), home.path().join("cache").display().to_string()),
+                (
+                    "MOCKIMG_CACHE_DIR".into(),
+                    home.path().join("cache").display().to_string(),
+                ),
                 ("MOCKIMG_RETRY_BASE_MS".into(), "20".into()),
             ],
             home,
@@ -185,8 +188,18 @@ impl Env {
 
     pub fn run(&self, args: &[&str]) -> Run {
         let mut c = Command::new(env!("CARGO_BIN_EXE_mockimg"));
-        c.args(args).current_dir(REPO_ROOT).env_remove("SOURCE_DATE_EPOCH");
-        for v in ["DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "MOCKIMG_REGISTRY_USERNAME", "MOCKIMG_REGISTRY_PASSWORD", "XDG_CACHE_HOME", "GITHUB_ACTIONS", "GITLAB_CI"] {
+        c.args(args)
+            .current_dir(REPO_ROOT)
+            .env_remove("SOURCE_DATE_EPOCH");
+        for v in [
+            "DOCKER_CONFIG",
+            "REGISTRY_AUTH_FILE",
+            "MOCKIMG_REGISTRY_USERNAME",
+            "MOCKIMG_REGISTRY_PASSWORD",
+            "XDG_CACHE_HOME",
+            "GITHUB_ACTIONS",
+            "GITLAB_CI",
+        ] {
             c.env_remove(v);
         }
         for (k, v) in &self.vars {
@@ -222,13 +235,24 @@ pub fn skopeo(args: &[&str]) -> String {
 
 /// `skopeo inspect --raw` of a registry reference, parsed.
 pub fn raw_manifest(reference: &str) -> serde_json::Value {
-    let out = skopeo(&["inspect", "--tls-verify=false", "--raw", &format!("docker://{reference}")]);
+    let out = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{reference}"),
+    ]);
     serde_json::from_str(&out).unwrap()
 }
 
 /// Writes a fixture base as an OCI layout and pushes it with skopeo. `docker_v2s2` converts to
 /// Docker schema2 media types (single images only).
-pub fn seed(reg: &Registry, base: &fixtures::Base, repo_tag: &str, docker_v2s2: bool, creds: Option<&str>) -> String {
+pub fn seed(
+    reg: &Registry,
+    base: &fixtures::Base,
+    repo_tag: &str,
+    docker_v2s2: bool,
+    creds: Option<&str>,
+) -> String {
     let dir = tempfile::tempdir().unwrap();
     fixtures::write_layout(dir.path(), base, "seed");
     let src = format!("oci:{}:seed", dir.path().display());
