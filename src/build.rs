@@ -54,6 +54,38 @@ pub fn engine_base(engine: Engine, version: &str) -> String {
     format!("{}:{}", engine.repository(), version)
 }
 
+/// The base image: `--base` wins; else `--engine`/`--engine-version`, then `.imposter.yaml`'s
+/// `engine:`/`version:`, then the pinned default. Nothing is looked up online.
+pub fn resolve_base(
+    base: Option<&str>,
+    engine: Option<&str>,
+    version: Option<&str>,
+    imposter_yaml: Option<&crate::validate::ImposterYaml>,
+) -> Result<ImageRef> {
+    if let Some(b) = base {
+        return ImageRef::parse(b).map_err(|e| Error::Usage(format!("--base: {e}")));
+    }
+    let (engine_name, from_file) = match engine {
+        Some(e) => (Some(e.to_string()), false),
+        None => (imposter_yaml.and_then(|y| y.engine.clone()), true),
+    };
+    let engine = match engine_name.as_deref() {
+        None => Engine::Core,
+        Some(e) => Engine::parse(e).ok_or_else(|| {
+            Error::Usage(format!(
+                "engine {e:?}{} is not one of core, all, distroless",
+                if from_file { " (from .imposter.yaml)" } else { "" }
+            ))
+        })?,
+    };
+    let version = version
+        .map(str::to_string)
+        .or_else(|| imposter_yaml.and_then(|y| y.version.clone()))
+        .unwrap_or_else(|| DEFAULT_ENGINE_VERSION.to_string());
+    ImageRef::parse(&engine_base(engine, &version))
+        .map_err(|e| Error::Usage(format!("--engine-version: {e}")))
+}
+
 /// `SOURCE_DATE_EPOCH` as seconds, if set and valid.
 pub fn source_date_epoch() -> Result<Option<u64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
@@ -327,4 +359,58 @@ pub async fn inspect(r: &ImageRef, opts: &RegistryOptions) -> Result<Inspection>
         media_type: src.root.doc().media_type.clone(),
         images,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::ImposterYaml;
+
+    fn resolve(
+        base: Option<&str>,
+        engine: Option<&str>,
+        version: Option<&str>,
+        y: Option<&ImposterYaml>,
+    ) -> String {
+        resolve_base(base, engine, version, y).unwrap().to_string()
+    }
+
+    #[test]
+    fn engine_selection_precedence() {
+        assert_eq!(
+            resolve(None, None, None, None),
+            format!("docker.io/outofcoffee/imposter:{DEFAULT_ENGINE_VERSION}")
+        );
+        assert_eq!(
+            resolve(None, Some("distroless"), Some("4.2.0"), None),
+            "docker.io/outofcoffee/imposter-distroless:4.2.0"
+        );
+        let y = ImposterYaml {
+            version: Some("4.1.0".into()),
+            engine: Some("all".into()),
+            recursive: None,
+        };
+        assert_eq!(
+            resolve(None, None, None, Some(&y)),
+            "docker.io/outofcoffee/imposter-all:4.1.0"
+        );
+        // flags beat the file, --base beats everything
+        assert_eq!(
+            resolve(None, Some("core"), None, Some(&y)),
+            "docker.io/outofcoffee/imposter:4.1.0"
+        );
+        assert_eq!(
+            resolve(Some("oci:x:1"), Some("all"), Some("9"), Some(&y)),
+            "oci:x:1"
+        );
+        let bad = ImposterYaml {
+            engine: Some("golang-nope".into()),
+            ..Default::default()
+        };
+        let e = resolve_base(None, None, None, Some(&bad)).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains(".imposter.yaml"), "{e}");
+        assert!(resolve_base(None, None, Some("bad:tag"), None).is_err());
+        assert_eq!(Engine::Distroless.uid(), 65532);
+        assert_eq!(Engine::Core.uid(), 2048);
+    }
 }

@@ -1,5 +1,5 @@
 //! Command-line interface: argument parsing, output (human / `--json`), exit codes.
-use crate::build::{self, BuildRequest, Engine, Outcome, DEFAULT_ENGINE_VERSION};
+use crate::build::{self, BuildRequest, Outcome};
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::image::Platform;
@@ -398,29 +398,12 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     if !a.no_validate {
         validate_or_fail(&a.config_dir, recursive)?;
     }
-    let base = match &a.base {
-        Some(b) => ImageRef::parse(b).map_err(|e| Error::Usage(format!("--base: {e}")))?,
-        None => {
-            let engine_name = a
-                .engine
-                .clone()
-                .or_else(|| imposter_yaml.as_ref().and_then(|y| y.engine.clone()));
-            let engine = match engine_name.as_deref() {
-                None => Engine::Core,
-                Some(e) => Engine::parse(e).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "engine {e:?} (from .imposter.yaml) is not one of core, all, distroless"
-                    ))
-                })?,
-            };
-            let version = a
-                .engine_version
-                .clone()
-                .or_else(|| imposter_yaml.as_ref().and_then(|y| y.version.clone()))
-                .unwrap_or_else(|| DEFAULT_ENGINE_VERSION.to_string());
-            ImageRef::parse(&build::engine_base(engine, &version))?
-        }
-    };
+    let base = build::resolve_base(
+        a.base.as_deref(),
+        a.engine.as_deref(),
+        a.engine_version.as_deref(),
+        imposter_yaml.as_ref(),
+    )?;
     let mut annotations = if a.no_ci_annotations {
         BTreeMap::new()
     } else {
