@@ -38,19 +38,32 @@ impl Store {
         Ok(Store::Dir(dir.to_path_buf()))
     }
 
-    /// Indexes a tar without extracting it. Entries with absolute or `..` paths are rejected: they
+    /// Indexes a tar without extracting it (headers only: file contents are seeked over, so a
+    /// large archive costs a few reads). Entries with absolute or `..` paths are rejected: they
     /// mark a hostile or broken archive.
     pub fn open_tar(path: &Path) -> Result<Store> {
         let f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         let mut ar = tar::Archive::new(std::io::BufReader::new(f));
         let mut entries = HashMap::new();
+        let mut links: Vec<(String, String)> = Vec::new();
         let bad = |m: String| Error::path(path, m);
         let iter = ar
-            .entries()
+            .entries_with_seek()
             .map_err(|e| bad(format!("is not a tar archive ({e})")))?;
         for ent in iter {
-            let ent = ent.map_err(|e| bad(format!("is not a readable tar archive ({e})")))?;
+            let ent = ent.map_err(|e| {
+                // The tar crate's messages quote raw header bytes; say what it means instead.
+                if entries.is_empty() && e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    bad("is not a tar archive (its first header is not a tar header)".into())
+                } else if e.kind() == std::io::ErrorKind::UnexpectedEof || len % 512 != 0 {
+                    bad(format!(
+                        "is truncated ({len} bytes; a tar entry is cut short)"
+                    ))
+                } else {
+                    bad(format!("is not a readable tar archive ({e})"))
+                }
+            })?;
             let p = ent
                 .path()
                 .map_err(|e| bad(format!("has an unreadable entry name ({e})")))?
@@ -69,6 +82,31 @@ impl Store {
                     return Err(bad("is truncated (an entry runs past the end)".into()));
                 }
                 entries.insert(name, (off, size));
+            } else if kind.is_symlink() || kind.is_hard_link() {
+                // `docker save` stores a layer shared by two images once and links the other.
+                let target = ent
+                    .link_name()
+                    .ok()
+                    .flatten()
+                    .and_then(|t| resolve_link(&name, &t, kind.is_symlink()))
+                    .ok_or_else(|| {
+                        bad(format!(
+                            "contains a link {name:?} pointing outside the archive — refusing to read it"
+                        ))
+                    })?;
+                links.push((name, target));
+            }
+        }
+        // Links may point at links; a chain longer than the archive is a loop.
+        for _ in 0..=links.len() {
+            let before = entries.len();
+            for (name, target) in &links {
+                if let Some(&e) = entries.get(target) {
+                    entries.entry(name.clone()).or_insert(e);
+                }
+            }
+            if entries.len() == before {
+                break;
             }
         }
         if entries.is_empty() {
@@ -149,6 +187,27 @@ impl Store {
         let r = tokio::io::AsyncReadExt::take(f, size);
         Ok(tokio_util::io::ReaderStream::with_capacity(r, 256 << 10).boxed())
     }
+}
+
+/// Where a link entry points, as an archive path: symlinks are relative to the link's directory,
+/// hard links to the archive root. `None` if it leaves the archive.
+fn resolve_link(name: &str, target: &Path, symlink: bool) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    if symlink {
+        parts.extend(name.split('/').map(str::to_string));
+        parts.pop();
+    }
+    for c in target.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_str()?.to_string()),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
 }
 
 fn normalise(p: &Path) -> Option<String> {
@@ -241,10 +300,12 @@ fn load_image(
 pub fn open_oci(store: Store, tag: Option<&str>, name: String) -> Result<Source> {
     let what = format!("OCI layout {}", store.describe());
     if !store.has("index.json") {
-        return Err(Error::path(
-            PathBuf::from(store.describe()),
-            "has no index.json — not an OCI image layout",
-        ));
+        let hint = if store.has("manifest.json") {
+            "has no index.json but a manifest.json — read it as docker-archive:PATH"
+        } else {
+            "has no index.json — not an OCI image layout"
+        };
+        return Err(Error::path(PathBuf::from(store.describe()), hint));
     }
     let idx: Value = serde_json::from_slice(&store.read("index.json")?).map_err(|e| {
         Error::invalid(format!("{what} index.json"), format!("not valid JSON: {e}"))
@@ -319,9 +380,41 @@ pub fn open_oci(store: Store, tag: Option<&str>, name: String) -> Result<Source>
     })
 }
 
+/// `PATH[:NAME[:TAG]]` as skopeo writes docker-archive references: when the whole string is not
+/// a file, the longest existing file prefix before a ':' is the archive and the rest names the
+/// image in it.
+fn split_docker_archive(path: &Path) -> (PathBuf, Option<String>) {
+    if path.exists() {
+        return (path.to_path_buf(), None);
+    }
+    let s = path.to_string_lossy();
+    s.match_indices(':')
+        .map(|(i, _)| i)
+        .rev()
+        .find(|&i| Path::new(&s[..i]).is_file())
+        .map(|i| (PathBuf::from(&s[..i]), Some(s[i + 1..].to_string())))
+        .unwrap_or_else(|| (path.to_path_buf(), None))
+}
+
+/// Whether a `RepoTags` entry names the image the user asked for (`mocks:1`, `docker.io/library/
+/// mocks:1` and `library/mocks:1` are one name).
+fn same_image_name(tag: &str, wanted: &str) -> bool {
+    use crate::reference::RegistryRef;
+    match (RegistryRef::parse(tag), RegistryRef::parse(wanted)) {
+        (Ok(a), Ok(b)) => {
+            a.repo_name() == b.repo_name()
+                && a.tag.as_deref().unwrap_or("latest") == b.tag.as_deref().unwrap_or("latest")
+        }
+        _ => tag == wanted,
+    }
+}
+
 /// Opens a `docker save` tar: its `manifest.json` names the config and layer files; a Docker
-/// schema2 manifest is synthesised over them (layer digests are computed from the files).
+/// schema2 manifest is synthesised over them (layer digests are computed from the files). An
+/// archive holding several images needs `:NAME:TAG` to pick one.
 pub fn open_docker_archive(path: &Path, name: String) -> Result<Source> {
+    let (path, wanted) = split_docker_archive(path);
+    let path = path.as_path();
     let store = Store::open_tar(path)?;
     let what = format!("docker archive {}", path.display());
     let m: Value = serde_json::from_slice(&store.read("manifest.json").map_err(|_| {
@@ -336,10 +429,46 @@ pub fn open_docker_archive(path: &Path, name: String) -> Result<Source> {
             format!("not valid JSON: {e}"),
         )
     })?;
-    let first = m
+    let entries = m
         .as_array()
-        .and_then(|a| a.first())
+        .filter(|a| !a.is_empty())
         .ok_or_else(|| Error::invalid(&what, "manifest.json lists no image"))?;
+    let tags_of = |e: &Value| -> Vec<String> {
+        e.get("RepoTags")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect()
+    };
+    let all_tags = || {
+        let t: Vec<String> = entries.iter().flat_map(tags_of).collect();
+        if t.is_empty() {
+            "no names".to_string()
+        } else {
+            t.join(", ")
+        }
+    };
+    let first = match &wanted {
+        Some(w) => entries
+            .iter()
+            .find(|e| tags_of(e).iter().any(|t| same_image_name(t, w)))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "{what} has no image named {w:?} (it has: {})",
+                    all_tags()
+                ))
+            })?,
+        None if entries.len() == 1 => &entries[0],
+        None => {
+            return Err(Error::Usage(format!(
+                "{what} holds {} images; name one with docker-archive:{}:NAME:TAG (it has: {})",
+                entries.len(),
+                path.display(),
+                all_tags()
+            )))
+        }
+    };
     let config_path = first
         .get("Config")
         .and_then(Value::as_str)
@@ -419,8 +548,10 @@ fn hash_entry(store: &Store, name: &str) -> Result<(String, u64, bool)> {
 /// Names an image gets in a layout/archive: the OCI ref name (tag) and the full name.
 #[derive(Debug, Clone)]
 pub struct ImageName {
-    /// `registry/repo:tag` as docker would print it (`RepoTags`, `io.containerd.image.name`).
+    /// `repo:tag` as docker prints it (`RepoTags`): Docker Hub's prefixes dropped.
     pub full: String,
+    /// `registry/repo:tag` fully qualified, as containerd names images (`io.containerd.image.name`).
+    pub qualified: String,
     /// The tag alone, for `org.opencontainers.image.ref.name`.
     pub tag: String,
 }
@@ -428,6 +559,7 @@ pub struct ImageName {
 impl ImageName {
     pub fn from_registry_ref(r: &crate::reference::RegistryRef) -> ImageName {
         let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+        let qualified = format!("{}:{tag}", r.repo_name());
         let mut repo = r.repo_name();
         if let Some(rest) = repo.strip_prefix("docker.io/library/") {
             repo = rest.to_string();
@@ -436,6 +568,7 @@ impl ImageName {
         }
         ImageName {
             full: format!("{repo}:{tag}"),
+            qualified,
             tag,
         }
     }
@@ -454,7 +587,7 @@ fn docs(root: &Root) -> Vec<&Doc> {
 fn root_descriptor(root: &Root, name: Option<&ImageName>) -> Value {
     let mut d = root.doc().descriptor().to_json();
     if let Some(n) = name {
-        d["annotations"] = json!({ REF_NAME: n.tag, CONTAINERD_NAME: n.full });
+        d["annotations"] = json!({ REF_NAME: n.tag, CONTAINERD_NAME: n.qualified });
     }
     d
 }
@@ -473,6 +606,12 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
                 "cannot write: directory {} does not exist — create it first",
                 parent.display()
             ),
+        ));
+    }
+    if path.is_dir() {
+        return Err(Error::path(
+            path,
+            "is a directory — give the archive a file name, e.g. mocks.tar (or use --oci-layout DIR)",
         ));
     }
     let tmp = tempfile::Builder::new()
@@ -534,11 +673,7 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
     .await?;
     w.finish().await?;
     let size = w.written;
-    // Temp files are 0600; an exported image is meant to be carried around and read by others.
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| Error::io("setting permissions", tmp.path(), e))?;
+    readable(&tmp)?;
     tmp.persist(path)
         .map_err(|e| Error::io("renaming temp file into place", path, e.error))?;
     Ok(size)
@@ -621,7 +756,37 @@ impl TarWriter {
 
 /// Adds the image to an OCI layout directory (created if needed). Blobs already present are
 /// kept as they are; new ones are written to a temp file, verified, then renamed into place.
-pub async fn write_layout(src: &Source, dir: &Path, name: Option<&ImageName>) -> Result<()> {
+pub async fn write_layout(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
+    // A layout this call creates is removed again if the image cannot be written in full; an
+    // existing one only ever gains verified blobs, and its index changes last.
+    let existed = dir.exists();
+    let empty = match std::fs::read_dir(dir) {
+        Ok(mut d) => d.next().is_none(),
+        Err(_) if !existed => true,
+        Err(e) => return Err(Error::io("reading layout directory", dir, e)),
+    };
+    // Writing blobs/ and index.json into some other directory (`--oci-layout .`) would litter it.
+    if !empty && !dir.join("oci-layout").is_file() {
+        return Err(Error::path(
+            dir,
+            "is not empty and not an OCI image layout (no oci-layout file) — give a new or empty directory",
+        ));
+    }
+    let r = add_to_layout(src, dir, names).await;
+    if r.is_err() && empty {
+        if existed {
+            for name in ["blobs", "oci-layout", "index.json"] {
+                let p = dir.join(name);
+                let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+    r
+}
+
+async fn add_to_layout(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
     let blobs_dir = dir.join("blobs/sha256");
     tokio::fs::create_dir_all(&blobs_dir)
         .await
@@ -652,30 +817,52 @@ pub async fn write_layout(src: &Source, dir: &Path, name: Option<&ImageName>) ->
                 format!("is not valid JSON ({e}) — fix or remove the layout"),
             )
         })?,
-        Err(_) => json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []})
+        }
+        Err(e) => return Err(Error::io("reading", &index_path, e)),
     };
-    let entry = root_descriptor(&src.root, name);
     let manifests = index
         .get_mut("manifests")
         .and_then(Value::as_array_mut)
         .ok_or_else(|| Error::path(&index_path, "lacks a manifests array"))?;
-    // A tag names one image: the new one replaces an older one of the same name.
-    manifests.retain(|m| match name {
-        Some(n) => m["annotations"][REF_NAME].as_str() != Some(n.tag.as_str()),
-        None => m["digest"] != entry["digest"],
-    });
-    manifests.push(entry);
+    if names.is_empty() {
+        // Untagged: listed once, and an entry that already names this image (tagged or not)
+        // is kept as it is rather than losing its tag.
+        let entry = root_descriptor(&src.root, None);
+        if !manifests.iter().any(|m| m["digest"] == entry["digest"]) {
+            manifests.push(entry);
+        }
+    }
+    for n in names {
+        // A tag names one image: the new one replaces an older one of the same name.
+        manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(n.tag.as_str()));
+        manifests.push(root_descriptor(&src.root, Some(n)));
+    }
     atomic_write(
         &index_path,
         &serde_json::to_vec(&index).expect("serialises"),
     )
 }
 
+/// Temp files are created 0600; images and layouts are meant to be carried around and read by
+/// other users (CI runners, container engines), so what gets renamed into place is 0644.
+fn readable(tmp: &tempfile::NamedTempFile) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| Error::io("setting permissions", tmp.path(), e))
+}
+
 pub fn atomic_write(dest: &Path, data: &[u8]) -> Result<()> {
-    let parent = dest.parent().unwrap_or(Path::new("."));
+    let parent = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let mut tmp = tempfile::NamedTempFile::new_in(parent)
         .map_err(|e| Error::io("creating temp file", parent, e))?;
     std::io::Write::write_all(&mut tmp, data).map_err(|e| Error::io("writing", tmp.path(), e))?;
+    readable(&tmp)?;
     tmp.persist(dest)
         .map_err(|e| Error::io("renaming into place", dest, e.error))?;
     Ok(())
@@ -701,6 +888,7 @@ pub async fn stream_to_file(mut s: ByteStream, dest: &Path) -> Result<()> {
     w.flush()
         .await
         .map_err(|e| Error::io("writing", tmp.path(), e))?;
+    readable(&tmp)?;
     tmp.persist(dest)
         .map_err(|e| Error::io("renaming into place", dest, e.error))?;
     Ok(())
@@ -709,4 +897,79 @@ pub async fn stream_to_file(mut s: ByteStream, dest: &Path) -> Result<()> {
 /// In-memory bytes as a stream (used by sinks for documents).
 pub fn bytes_stream(b: Bytes) -> ByteStream {
     futures_util::stream::once(async move { Ok(b) }).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_with(entries: &[(&str, tar::EntryType, &str)]) -> tempfile::NamedTempFile {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, kind, data_or_target) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            if kind.is_file() {
+                h.set_size(data_or_target.len() as u64);
+                b.append_data(&mut h, name, data_or_target.as_bytes())
+                    .unwrap();
+            } else {
+                h.set_size(0);
+                b.append_link(&mut h, name, data_or_target).unwrap();
+            }
+        }
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &b.into_inner().unwrap()).unwrap();
+        f
+    }
+
+    #[test]
+    fn links_resolve_inside_the_archive_only() {
+        use tar::EntryType::{Link, Regular, Symlink};
+        let f = tar_with(&[
+            ("a/layer.tar", Regular, "layer bytes"),
+            ("b/layer.tar", Symlink, "../a/layer.tar"),
+            ("c/layer.tar", Symlink, "../b/layer.tar"),
+            ("d.tar", Link, "a/layer.tar"),
+        ]);
+        let st = Store::open_tar(f.path()).unwrap();
+        for n in ["a/layer.tar", "b/layer.tar", "c/layer.tar", "d.tar"] {
+            assert_eq!(st.read(n).unwrap(), b"layer bytes", "{n}");
+        }
+        for target in ["../../etc/passwd", "/etc/passwd"] {
+            let f = tar_with(&[("a/x", Regular, "x"), ("a/evil", Symlink, target)]);
+            let e = Store::open_tar(f.path()).err().unwrap().to_string();
+            assert!(e.contains("outside the archive"), "{e}");
+        }
+        // A loop resolves to nothing rather than spinning.
+        let f = tar_with(&[
+            ("x", Regular, "x"),
+            ("l1", Symlink, "l2"),
+            ("l2", Symlink, "l1"),
+        ]);
+        let st = Store::open_tar(f.path()).unwrap();
+        assert!(!st.has("l1") && st.has("x"));
+    }
+
+    #[test]
+    fn docker_archive_references_split_at_an_existing_file() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let p = f.path().display().to_string();
+        assert_eq!(
+            split_docker_archive(Path::new(&format!("{p}:team/mocks:1"))),
+            (f.path().to_path_buf(), Some("team/mocks:1".into()))
+        );
+        assert_eq!(
+            split_docker_archive(f.path()),
+            (f.path().to_path_buf(), None)
+        );
+        let missing = Path::new("/nonexistent/x.tar:a:1");
+        assert_eq!(split_docker_archive(missing), (missing.to_path_buf(), None));
+        assert!(same_image_name("team/mocks:1", "docker.io/team/mocks:1"));
+        assert!(same_image_name(
+            "busybox:latest",
+            "docker.io/library/busybox"
+        ));
+        assert!(!same_image_name("team/mocks:1", "team/mocks:2"));
+    }
 }

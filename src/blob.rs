@@ -67,8 +67,10 @@ impl BlobSource for Overlay {
     }
 }
 
-/// Wraps a stream so it fails, at its end, unless the bytes hash to `desc.digest` and number
-/// `desc.size`: a corrupted or truncated blob never reaches a sink as if it were good.
+/// Wraps a stream so it fails unless the bytes hash to `desc.digest` and number `desc.size`: a
+/// corrupted or truncated blob never reaches a sink as if it were good. The check is made when the
+/// last byte arrives, and a bad last chunk is replaced by the error: an HTTP body with a known
+/// length is complete after that chunk and would never poll for an error that came after it.
 pub fn verified(inner: ByteStream, desc: &Descriptor, what: impl Into<String>) -> ByteStream {
     VerifyingStream {
         inner,
@@ -76,53 +78,80 @@ pub fn verified(inner: ByteStream, desc: &Descriptor, what: impl Into<String>) -
         digest: desc.digest.clone(),
         size: desc.size,
         what: what.into(),
+        done: false,
     }
     .boxed()
 }
 
 struct VerifyingStream {
     inner: ByteStream,
+    /// Taken once `size` bytes have been seen and checked.
     hasher: Option<Hasher>,
     digest: String,
     size: u64,
     what: String,
+    done: bool,
+}
+
+impl VerifyingStream {
+    fn fail(&mut self, msg: &str) -> Poll<Option<std::io::Result<Bytes>>> {
+        self.done = true;
+        Poll::Ready(Some(Err(mismatch_io(&self.what, msg))))
+    }
+
+    /// Compares the digest once `size` bytes are in.
+    fn check(&mut self) -> Result<(), String> {
+        let h = self.hasher.take().expect("checked once");
+        let got = h.finish();
+        if got != self.digest {
+            return Err(format!("digest {got}, expected {}", self.digest));
+        }
+        Ok(())
+    }
 }
 
 impl Stream for VerifyingStream {
     type Item = std::io::Result<Bytes>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let Some(h) = this.hasher.as_mut() else {
+        if this.done {
             return Poll::Ready(None);
-        };
+        }
         match this.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(b))) => {
+                let Some(h) = this.hasher.as_mut() else {
+                    if b.is_empty() {
+                        return Poll::Ready(Some(Ok(b)));
+                    }
+                    let msg = format!("more than the {} bytes its descriptor says", this.size);
+                    return this.fail(&msg);
+                };
                 h.update(&b);
                 if h.len() > this.size {
-                    this.hasher = None;
-                    return Poll::Ready(Some(Err(mismatch_io(
-                        &this.what,
-                        &format!("more than the {} bytes its descriptor says", this.size),
-                    ))));
+                    let msg = format!("more than the {} bytes its descriptor says", this.size);
+                    return this.fail(&msg);
+                }
+                if h.len() == this.size {
+                    if let Err(msg) = this.check() {
+                        return this.fail(&msg);
+                    }
                 }
                 Poll::Ready(Some(Ok(b)))
             }
             Poll::Ready(None) => {
-                let h = this.hasher.take().expect("checked above");
-                if h.len() != this.size {
-                    return Poll::Ready(Some(Err(mismatch_io(
-                        &this.what,
-                        &format!("{} bytes, expected {} (truncated)", h.len(), this.size),
-                    ))));
+                this.done = true;
+                match this.hasher.as_ref().map(|h| h.len()) {
+                    None => Poll::Ready(None),
+                    Some(n) if n != this.size => {
+                        let msg = format!("{n} bytes, expected {} (truncated)", this.size);
+                        this.fail(&msg)
+                    }
+                    // Only an empty blob gets here: size 0, no chunk to check it on.
+                    Some(_) => match this.check() {
+                        Ok(()) => Poll::Ready(None),
+                        Err(msg) => this.fail(&msg),
+                    },
                 }
-                let got = h.finish();
-                if got != this.digest {
-                    return Poll::Ready(Some(Err(mismatch_io(
-                        &this.what,
-                        &format!("digest {got}, expected {}", this.digest),
-                    ))));
-                }
-                Poll::Ready(None)
             }
             other => other,
         }
@@ -153,13 +182,12 @@ pub async fn read_all(src: &dyn BlobSource, desc: &Descriptor, what: &str) -> Re
     Ok(Bytes::from(out))
 }
 
-/// A verification failure surfaces as InvalidData; report it as the digest error it is.
+/// A verification failure surfaces as InvalidData; report it as the corruption it is (retryable).
 pub fn io_to_error(what: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::InvalidData {
-        Error::DigestMismatch {
+        Error::Corrupt {
             what: what.to_string(),
-            expected: String::new(),
-            actual: e.to_string(),
+            message: e.to_string(),
         }
     } else {
         Error::invalid(what, e.to_string())
@@ -203,5 +231,22 @@ mod tests {
             .collect()
             .await;
         assert!(long.last().unwrap().is_err());
+    }
+
+    #[tokio::test]
+    async fn bad_last_chunk_is_withheld() {
+        // A sink that stops after `size` bytes (an HTTP body with Content-Length) must still see
+        // the error, so the bytes it took must not include the bad chunk.
+        let d = desc(b"hello world");
+        let mut s = verified(stream(vec![b"hello ", b"World", b""]), &d, "t");
+        assert_eq!(&s.next().await.unwrap().unwrap()[..], b"hello ");
+        let e = s.next().await.unwrap().unwrap_err().to_string();
+        assert!(e.contains("content mismatch"), "{e}");
+        assert!(s.next().await.is_none());
+        let empty = desc(b"");
+        let ok: Vec<_> = verified(stream(vec![]), &empty, "t").collect().await;
+        assert!(ok.is_empty());
+        let bad: Vec<_> = verified(stream(vec![]), &d, "t").collect().await;
+        assert!(bad[0].is_err());
     }
 }

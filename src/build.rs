@@ -257,18 +257,26 @@ pub async fn write_sinks(
         .chain(tags.iter())
         .next()
         .map(ImageName::from_registry_ref);
+    let to_file = crate::progress::track(src, crate::progress::Sink::File);
     if let Some(path) = output {
-        archive::write_archive(src, path, name.as_ref()).await?;
+        archive::write_archive(&to_file, path, name.as_ref()).await?;
     }
     if let Some(dir) = oci_layout {
-        archive::write_layout(src, dir, name.as_ref()).await?;
+        // A layout holds every tag; an archive only one (readers pick its single entry).
+        let names: Vec<ImageName> = push
+            .iter()
+            .chain(tags)
+            .map(ImageName::from_registry_ref)
+            .collect();
+        archive::write_layout(&to_file, dir, &names).await?;
     }
     let digest = src.root.digest();
     let mut references = Vec::new();
     let stats = if push.is_empty() {
         None
     } else {
-        let s = registry::push(src, push, opts).await?;
+        let tracked = crate::progress::track(src, crate::progress::Sink::Registry);
+        let s = registry::push(&tracked, push, opts).await?;
         for p in push {
             references.push(format!("{}@{}", p.repo_name(), digest));
         }

@@ -3,7 +3,7 @@
 //! removed on any failure.
 use crate::blob::{BlobSource, ByteStream};
 use crate::digest::Hasher;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image::Descriptor;
 use crate::reference::RegistryRef;
 use bytes::Bytes;
@@ -33,15 +33,9 @@ impl Cache {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mockimg"))
     }
 
+    /// Names the cache directory. Nothing is created until a blob is stored, so a build that
+    /// never reads base layers (a plain push) works with a read-only home.
     pub fn open(dir: &Path) -> Result<Cache> {
-        let blobs = dir.join("blobs/sha256");
-        std::fs::create_dir_all(&blobs).map_err(|e| {
-            Error::io(
-                "creating blob cache (set --cache-dir or --no-cache)",
-                &blobs,
-                e,
-            )
-        })?;
         Ok(Cache {
             dir: dir.to_path_buf(),
         })
@@ -75,30 +69,77 @@ pub struct CachedBlobs {
     inner: Arc<dyn BlobSource>,
 }
 
+impl CachedBlobs {
+    /// A cached blob is used only if it still hashes to its digest: a file damaged on disk is
+    /// dropped and fetched again instead of failing every later export.
+    async fn cached(&self, desc: &Descriptor, path: &Path) -> Option<ByteStream> {
+        if !self.cache.has(desc) {
+            return None;
+        }
+        let p = path.to_path_buf();
+        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<Hasher> {
+            let mut f = std::fs::File::open(&p)?;
+            let mut h = Hasher::new();
+            let mut buf = vec![0u8; 256 << 10];
+            loop {
+                let n = std::io::Read::read(&mut f, &mut buf)?;
+                if n == 0 {
+                    return Ok(h);
+                }
+                h.update(&buf[..n]);
+            }
+        })
+        .await
+        .ok()?;
+        let good = hashed.is_ok_and(|h| h.len() == desc.size && h.finish() == desc.digest);
+        if !good {
+            tracing::warn!(
+                "cached blob {} is damaged; removing it and downloading again",
+                path.display()
+            );
+            let _ = std::fs::remove_file(path);
+            return None;
+        }
+        let f = tokio::fs::File::open(path).await.ok()?;
+        tracing::debug!("cache hit {}", desc.digest);
+        Some(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10).boxed())
+    }
+}
+
 impl BlobSource for CachedBlobs {
     fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
         Box::pin(async move {
+            // In-memory blobs need no cache; only sha256 is hashed as it streams, so only sha256
+            // blobs can be proven before they are stored.
+            let path = match self.cache.path(&desc.digest) {
+                Some(p) if desc.digest.starts_with("sha256:") => p,
+                _ => return self.inner.open(desc).await,
+            };
             if self.inner.in_memory(&desc.digest).is_some() {
                 return self.inner.open(desc).await;
             }
-            let path = self
-                .cache
-                .path(&desc.digest)
-                .ok_or_else(|| Error::invalid("descriptor", "invalid digest"))?;
-            if self.cache.has(desc) {
-                tracing::debug!("cache hit {}", desc.digest);
-                let f = tokio::fs::File::open(&path)
-                    .await
-                    .map_err(|e| Error::io("reading cached blob", &path, e))?;
-                return Ok(tokio_util::io::ReaderStream::with_capacity(f, 256 << 10).boxed());
+            if let Some(s) = self.cached(desc, &path).await {
+                return Ok(s);
             }
             let inner = self.inner.open(desc).await?;
             let parent = path.parent().expect("blob paths have a parent");
-            let tmp = tempfile::NamedTempFile::new_in(parent)
-                .map_err(|e| Error::io("writing blob cache", parent, e))?;
+            // The cache is an optimisation: if it cannot be written, stream without it.
+            let tmp = std::fs::create_dir_all(parent)
+                .and_then(|_| tempfile::NamedTempFile::new_in(parent));
+            let tmp = match tmp {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(
+                        "not caching {}: cannot write {} ({e}); set --cache-dir or --no-cache",
+                        desc.digest,
+                        parent.display()
+                    );
+                    None
+                }
+            };
             Ok(Tee {
                 inner,
-                tmp: Some(tmp),
+                tmp,
                 hasher: Hasher::new(),
                 dest: path,
                 digest: desc.digest.clone(),

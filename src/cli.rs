@@ -21,13 +21,13 @@ const LONG_VERSION: &str = concat!(
 #[derive(Parser, Debug)]
 #[command(
     name = "mockimg",
-    version,
+    version = LONG_VERSION,
     long_version = LONG_VERSION,
     about = "Bundle Imposter mock configuration into a ready-to-run container image, without Docker",
     after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4\n  mockimg build config/ --base oci:engine-layout --output mocks.tar\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg validate config/"
 )]
 pub struct Cli {
-    /// Debug logs (each registry request); RUST_LOG works too.
+    /// Debug logs: -v one line per registry request (method, URL, status), -vv oci-client's too; RUST_LOG works as well.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -265,13 +265,16 @@ fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error
         .collect()
 }
 
-/// A bare path that exists is taken as an archive tar (`mockimg push mocks.tar REF`).
+/// A bare path that exists is taken as an archive tar (`mockimg push mocks.tar REF`): OCI when it
+/// has an index.json, else docker-archive; a directory is an OCI layout.
 fn source_ref(s: &str) -> Result<ImageRef, Error> {
     let p = std::path::Path::new(s);
-    let looks_like_path = s.ends_with(".tar") || s.starts_with('/') || s.starts_with("./");
+    let looks_like_path =
+        s.ends_with(".tar") || s.starts_with('/') || s.starts_with("./") || p.exists();
     if !s.contains("://")
         && looks_like_path
-        && !s.starts_with("oci")
+        && !s.starts_with("oci:")
+        && !s.starts_with("oci-archive:")
         && !s.starts_with("docker-archive:")
     {
         if p.is_dir() {
@@ -286,6 +289,11 @@ fn source_ref(s: &str) -> Result<ImageRef, Error> {
                 "does not exist — give the archive written by 'mockimg build --output'",
             ));
         }
+        // `docker save` output (without an OCI index) is read as the docker-archive it is.
+        let store = crate::archive::Store::open_tar(p)?;
+        if !store.has("index.json") && store.has("manifest.json") {
+            return Ok(ImageRef::DockerArchive { path: p.into() });
+        }
         return Ok(ImageRef::OciArchive {
             path: p.into(),
             tag: None,
@@ -294,10 +302,13 @@ fn source_ref(s: &str) -> Result<ImageRef, Error> {
     ImageRef::parse(s)
 }
 
-/// org.opencontainers.image.* annotations from the CI environment.
+/// org.opencontainers.image.* annotations from the CI environment (GitHub Actions, GitLab CI).
+/// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
+/// the same commit still gives the same digest.
 pub fn ci_annotations() -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let mut commit_time = None;
     if var("GITHUB_ACTIONS").is_some() {
         if let (Some(server), Some(repo)) = (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
             a.insert(
@@ -308,6 +319,11 @@ pub fn ci_annotations() -> BTreeMap<String, String> {
         if let Some(sha) = var("GITHUB_SHA") {
             a.insert("org.opencontainers.image.revision".into(), sha);
         }
+        // A push event's payload carries the head commit's timestamp.
+        commit_time = var("GITHUB_EVENT_PATH")
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v["head_commit"]["timestamp"].as_str().map(str::to_string));
     } else if var("GITLAB_CI").is_some() {
         if let Some(url) = var("CI_PROJECT_URL") {
             a.insert("org.opencontainers.image.source".into(), url);
@@ -315,28 +331,38 @@ pub fn ci_annotations() -> BTreeMap<String, String> {
         if let Some(sha) = var("CI_COMMIT_SHA") {
             a.insert("org.opencontainers.image.revision".into(), sha);
         }
+        commit_time = var("CI_COMMIT_TIMESTAMP");
     }
     if !a.is_empty() {
-        if let Ok(Some(t)) = build::source_date_epoch() {
-            a.insert("org.opencontainers.image.created".into(), build::rfc3339(t));
+        let created = match build::source_date_epoch() {
+            Ok(Some(t)) => Some(build::rfc3339(t)),
+            _ => commit_time.and_then(|t| {
+                chrono::DateTime::parse_from_rfc3339(&t)
+                    .ok()
+                    .map(|d| build::rfc3339(d.timestamp().max(0) as u64))
+            }),
+        };
+        if let Some(c) = created {
+            a.insert("org.opencontainers.image.created".into(), c);
         }
     }
     a
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
-    let default = if quiet {
-        "error"
-    } else if verbose > 0 {
-        "mockimg=debug,oci_client=debug,info"
-    } else {
-        "mockimg=info,warn"
+    // -v: mockimg's own debug lines, one per registry request; -vv: oci-client's internals too.
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "mockimg=info,warn",
+        (false, 1) => "mockimg=debug,info",
+        (false, _) => "mockimg=debug,oci_client=debug,info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    crate::progress::install(crate::progress::Mode::detect(quiet));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::progress::StderrWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(verbose > 0)
         .without_time()
@@ -350,7 +376,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => false,
     };
     init_logging(cli.verbose, quiet);
-    match cli.command {
+    let r = match cli.command {
         Command::Build(args) => run_build(args).await,
         Command::Push(args) => run_push(args).await,
         Command::Inspect(args) => run_inspect(args).await,
@@ -365,7 +391,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-    }
+    };
+    crate::progress::finish();
+    r
 }
 
 fn print_findings(report: &validate::Report) {
@@ -451,9 +479,11 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             "no --push, --output or --oci-layout: the image is built but not written anywhere"
         );
     }
-    let outcome = interruptible(build::build(&req))
-        .await
-        .with_context(|| format!("building {} onto {}", a.config_dir.display(), base))?;
+    let outcome = interruptible(build::build(&req)).await.map_err(|e| {
+        job_error(e, || {
+            format!("building {} onto {}", a.config_dir.display(), base)
+        })
+    })?;
     report(
         &outcome,
         &a.out,
@@ -461,6 +491,15 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         a.output.as_deref(),
         a.oci_layout.as_deref(),
     )
+}
+
+/// A registry error already names the registry, repository and what was being done, so the
+/// job's own context would only make the line longer.
+fn job_error(e: Error, context: impl FnOnce() -> String) -> anyhow::Error {
+    match e {
+        Error::Registry { .. } => e.into(),
+        other => anyhow::Error::new(other).context(context()),
+    }
 }
 
 /// Cancelling the job drops its temp files, so Ctrl-C leaves nothing half-written.
@@ -485,56 +524,75 @@ fn report(
     }
     if out.json {
         println!("{}", serde_json::to_string(o)?);
-        return Ok(());
+    } else {
+        for r in &o.references {
+            println!("{r}");
+        }
+        if o.references.is_empty() {
+            println!("{}", o.digest);
+        }
     }
-    for r in &o.references {
-        println!("{r}");
-    }
-    if o.references.is_empty() {
-        println!("{}", o.digest);
-    }
+    crate::progress::finish();
     if !out.quiet {
-        let mut parts = vec![format!(
-            "{} platform{}",
-            o.platforms.len(),
-            if o.platforms.len() == 1 { "" } else { "s" }
-        )];
-        if let Some(s) = &o.push {
-            parts.push(format!(
-                "{} blob{} uploaded ({})",
-                s.uploaded,
-                if s.uploaded == 1 { "" } else { "s" },
-                human(s.uploaded_bytes)
-            ));
-            parts.push(format!("{} mounted", s.mounted));
-            parts.push(format!("{} already there", s.existing));
-        }
-        if let Some(p) = output {
-            parts.push(format!("wrote {}", p.display()));
-        }
-        if let Some(p) = layout {
-            parts.push(format!("wrote oci:{}", p.display()));
-        }
-        if let Some(l) = &o.layer {
-            parts.push(format!("config layer {} files, {}", l.files, human(l.size)));
-        }
-        eprintln!(
-            "done: {}, {:.1} s",
-            parts.join(", "),
-            started.elapsed().as_secs_f64()
-        );
+        eprintln!("{}", summary(o, output, layout, started.elapsed()));
     }
     Ok(())
 }
 
-fn human(b: u64) -> String {
-    if b >= 1 << 20 {
-        format!("{:.1} MB", b as f64 / (1u64 << 20) as f64)
-    } else if b >= 1 << 10 {
-        format!("{:.1} KB", b as f64 / 1024.0)
-    } else {
-        format!("{b} B")
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The last line a person reads: `pushed 2 platforms, 1 new layer (12 KB), 3 blobs uploaded
+/// (14 KB), 14 blobs mounted, 0.4 s`. Zero counts are left out.
+fn summary(
+    o: &Outcome,
+    output: Option<&std::path::Path>,
+    layout: Option<&std::path::Path>,
+    elapsed: std::time::Duration,
+) -> String {
+    use crate::progress::human_bytes;
+    let platforms = plural(o.platforms.len(), "platform", "platforms");
+    let mut files: Vec<String> = output
+        .map(|p| p.display().to_string())
+        .into_iter()
+        .collect();
+    files.extend(layout.map(|p| format!("oci:{}", p.display())));
+    let mut parts = vec![match (&o.push, files.is_empty()) {
+        (Some(_), _) => format!("pushed {platforms}"),
+        (None, false) => format!("wrote {platforms} to {}", files.join(" and ")),
+        (None, true) => format!("built {platforms} (not written anywhere)"),
+    }];
+    if let Some(l) = &o.layer {
+        parts.push(format!(
+            "1 new layer ({}, {})",
+            human_bytes(l.size),
+            plural(l.files, "file", "files")
+        ));
     }
+    if let Some(s) = &o.push {
+        if s.uploaded > 0 {
+            parts.push(format!(
+                "{} uploaded ({})",
+                plural(s.uploaded, "blob", "blobs"),
+                human_bytes(s.uploaded_bytes)
+            ));
+        }
+        if s.mounted > 0 {
+            parts.push(format!("{} mounted", plural(s.mounted, "blob", "blobs")));
+        }
+        if s.existing > 0 {
+            parts.push(format!(
+                "{} already there",
+                plural(s.existing, "blob", "blobs")
+            ));
+        }
+        if !files.is_empty() {
+            parts.push(format!("wrote {}", files.join(" and ")));
+        }
+    }
+    parts.push(format!("{:.1} s", elapsed.as_secs_f64()));
+    parts.join(", ")
 }
 
 async fn run_push(a: PushArgs) -> anyhow::Result<()> {
@@ -543,7 +601,7 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
     let targets = registry_refs("target", &a.targets)?;
     let o = interruptible(build::push_existing(&src, &targets, &a.registry.options()))
         .await
-        .with_context(|| format!("pushing {src}"))?;
+        .map_err(|e| job_error(e, || format!("pushing {src}")))?;
     report(&o, &a.out, started, None, None)
 }
 
@@ -551,7 +609,7 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
     let r = source_ref(&a.reference)?;
     let i = build::inspect(&r, &a.registry.options())
         .await
-        .with_context(|| format!("inspecting {r}"))?;
+        .map_err(|e| job_error(e, || format!("inspecting {r}")))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&i)?);
         return Ok(());
@@ -635,9 +693,78 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
     } else {
         println!("{}", s.output.display());
         eprintln!(
-            "done: {} entries ({} config files), {} bytes, sha256 {}",
-            s.entries, s.config_files, s.size, s.sha256
+            "wrote {}: {} entries ({} config files), {}, sha256 {}",
+            s.output.display(),
+            s.entries,
+            s.config_files,
+            crate::progress::human_bytes(s.size),
+            s.sha256
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::LayerSummary;
+    use crate::registry::PushStats;
+    use std::time::Duration;
+
+    #[test]
+    fn version_names_the_default_engine() {
+        assert!(LONG_VERSION.contains(&format!(
+            "imposter:{}",
+            crate::build::DEFAULT_ENGINE_VERSION
+        )));
+    }
+
+    fn outcome(push: Option<PushStats>) -> Outcome {
+        Outcome {
+            digest: "sha256:00".into(),
+            references: vec![],
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            layer: Some(LayerSummary {
+                digest: "sha256:01".into(),
+                diff_id: "sha256:02".into(),
+                size: 12 * 1024,
+                files: 3,
+            }),
+            push,
+        }
+    }
+
+    #[test]
+    fn summary_lines() {
+        let pushed = outcome(Some(PushStats {
+            uploaded: 3,
+            uploaded_bytes: 14 * 1024,
+            mounted: 14,
+            existing: 0,
+        }));
+        assert_eq!(
+            summary(&pushed, None, None, Duration::from_millis(420)),
+            "pushed 2 platforms, 1 new layer (12 KB, 3 files), 3 blobs uploaded (14 KB), 14 blobs mounted, 0.4 s"
+        );
+        let wrote = outcome(None);
+        assert_eq!(
+            summary(
+                &wrote,
+                Some(std::path::Path::new("mocks.tar")),
+                None,
+                Duration::ZERO
+            ),
+            "wrote 2 platforms to mocks.tar, 1 new layer (12 KB, 3 files), 0.0 s"
+        );
+        let mut copied = outcome(Some(PushStats {
+            existing: 1,
+            ..Default::default()
+        }));
+        copied.layer = None;
+        copied.platforms.pop();
+        assert_eq!(
+            summary(&copied, None, None, Duration::from_secs(2)),
+            "pushed 1 platform, 1 blob already there, 2.0 s"
+        );
+    }
 }

@@ -35,7 +35,12 @@ pub enum Error {
         actual: String,
     },
 
-    #[error("{registry}: {operation}: {message}")]
+    /// Streamed bytes that did not match their descriptor (size or digest); a fresh copy from
+    /// the source may be fine, so this is retryable.
+    #[error("{what}: {message}")]
+    Corrupt { what: String, message: String },
+
+    #[error("{}: {message}", registry_operation(registry, operation))]
     Registry {
         registry: String,
         operation: String,
@@ -49,6 +54,15 @@ pub enum Error {
 
     #[error("interrupted")]
     Interrupted,
+}
+
+/// The operation, prefixed with the registry unless it already names it.
+fn registry_operation(registry: &str, operation: &str) -> String {
+    if operation.contains(registry) {
+        operation.to_string()
+    } else {
+        format!("{registry}: {operation}")
+    }
 }
 
 impl Error {
@@ -81,7 +95,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Registry { retryable, .. } => *retryable,
-            Error::DigestMismatch { .. } => true,
+            Error::DigestMismatch { .. } | Error::Corrupt { .. } => true,
             _ => false,
         }
     }

@@ -10,6 +10,7 @@ pub mod digest;
 pub mod error;
 pub mod image;
 pub mod layer;
+pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod validate;

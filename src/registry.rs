@@ -56,6 +56,11 @@ pub struct Registry {
     auth: RegistryAuth,
     opts: RegistryOptions,
     has_credentials: bool,
+    /// Our own HTTP client for cross-repository mounts (see [`Registry::mount`]).
+    http: reqwest::Client,
+    scheme: &'static str,
+    creds: Option<credentials::Credentials>,
+    mount_tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Registry {
@@ -85,13 +90,61 @@ impl Registry {
             None => RegistryAuth::Anonymous,
         };
         tracing::debug!(registry = host, plain_http = plain, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
+        let http = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
+            .read_timeout(opts.idle_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .danger_accept_invalid_certs(!plain && opts.insecure.iter().any(|i| i == host))
+            .build()
+            .map_err(|e| Error::Registry {
+                registry: host.to_string(),
+                operation: "creating HTTP client".into(),
+                message: e.to_string(),
+                retryable: false,
+            })?;
         Ok(Arc::new(Registry {
             host: host.to_string(),
             client: oci_client::Client::new(config),
             auth,
             opts: opts.clone(),
             has_credentials: creds.is_some(),
+            http,
+            scheme: if plain { "http" } else { "https" },
+            creds,
+            mount_tokens: Default::default(),
         }))
+    }
+
+    /// `-v`: one line per registry request with method, URL and status. Never headers or bodies,
+    /// so never credentials or tokens.
+    fn log_http<T>(
+        &self,
+        method: &str,
+        path: &str,
+        res: &std::result::Result<T, OciDistributionError>,
+        ok_status: &str,
+    ) {
+        use OciDistributionError as E;
+        let status = match res {
+            Ok(_) => ok_status.to_string(),
+            Err(E::ServerError { code, .. }) => code.to_string(),
+            Err(E::UnauthorizedError { .. } | E::AuthenticationFailure(_)) => "401".into(),
+            Err(E::ImageManifestNotFoundError(_)) => "404".into(),
+            Err(E::RegistryError { envelope, .. }) => {
+                let codes: Vec<String> = envelope
+                    .errors
+                    .iter()
+                    .map(|x| format!("{:?}", x.code))
+                    .collect();
+                format!("error {}", codes.join(","))
+            }
+            Err(E::RequestError(r)) => match r.status() {
+                Some(s) => s.as_u16().to_string(),
+                None => format!("no response ({})", root_cause(r)),
+            },
+            Err(e) => format!("failed ({})", first_line(&e.to_string())),
+        };
+        tracing::debug!(target: "mockimg::http", "{method} {}://{}{path} {status}", self.scheme, self.host);
     }
 
     fn error(&self, op: &str, e: OciDistributionError) -> Error {
@@ -108,9 +161,21 @@ impl Registry {
                 )
             }
         };
+        let denied = || {
+            format!(
+                "403 denied — the credentials for {} lack permission for this repository",
+                self.host
+            )
+        };
         let (message, retryable) = match &e {
             E::UnauthorizedError { .. } | E::AuthenticationFailure(_) => (auth_hint(), false),
             E::ServerError { code: 401, .. } => (auth_hint(), false),
+            E::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 401) => {
+                (auth_hint(), false)
+            }
+            E::RequestError(r) if r.status().is_some_and(|s| s.as_u16() == 403) => {
+                (denied(), false)
+            }
             E::ServerError { code: 403, .. } => (
                 format!(
                     "403 denied — the credentials for {} lack permission for this repository",
@@ -119,8 +184,8 @@ impl Registry {
                 false,
             ),
             E::ServerError { code, message, .. } => (
-                format!("HTTP {code}: {}", first_line(message)),
-                *code >= 500 || *code == 429 || *code == 408,
+                format!("HTTP {code}: {}", error_body(message)),
+                *code >= 500 || *code == 429 || *code == 408 || upload_went_bad(message),
             ),
             E::RegistryError { envelope, .. } => {
                 let codes: Vec<String> = envelope
@@ -132,7 +197,7 @@ impl Registry {
                 if joined.contains("Unauthorized") {
                     (auth_hint(), false)
                 } else {
-                    let retry = joined.contains("Toomanyrequests");
+                    let retry = joined.contains("Toomanyrequests") || upload_went_bad(&joined);
                     (joined, retry)
                 }
             }
@@ -148,6 +213,8 @@ impl Registry {
                     format!("cannot connect ({})", root_cause(r))
                 } else if r.is_timeout() {
                     "timed out".to_string()
+                } else if let Some(s) = r.status() {
+                    format!("HTTP {s}")
                 } else {
                     root_cause(r)
                 };
@@ -158,9 +225,15 @@ impl Registry {
             E::ImageManifestNotFoundError(m) => (format!("manifest not found: {m}"), false),
             other => (first_line(&other.to_string()), false),
         };
+        // Refused access is about the repository, not the blob or manifest that hit it first.
+        let access = message.starts_with("401 ") || message.starts_with("403 ");
         Error::Registry {
             registry: self.host.clone(),
-            operation: op.to_string(),
+            operation: if access {
+                access_op(op)
+            } else {
+                op.to_string()
+            },
             message,
             retryable,
         }
@@ -215,11 +288,9 @@ impl Registry {
             RegistryOperation::Pull => format!("authenticating to pull {}", r.repo_name()),
         };
         self.retry(&what, || async {
-            self.client
-                .auth(&r.to_oci(), &self.auth, op)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.error(&what, e))
+            let res = self.client.auth(&r.to_oci(), &self.auth, op).await;
+            self.log_http("GET", "/v2/", &res, "200");
+            res.map(|_| ()).map_err(|e| self.error(&what, e))
         })
         .await
     }
@@ -229,10 +300,13 @@ impl Registry {
         let op = format!("fetching manifest {r}");
         let (bytes, _) = self
             .retry(&op, || async {
-                self.client
+                let res = self
+                    .client
                     .pull_manifest_raw(&r.to_oci(), &self.auth, media::ACCEPTED)
-                    .await
-                    .map_err(|e| self.error(&op, e))
+                    .await;
+                let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
+                self.log_http("GET", &path, &res, "200");
+                res.map_err(|e| self.error(&op, e))
             })
             .await?;
         if let Some(pin) = &r.digest {
@@ -266,11 +340,11 @@ impl Registry {
                     continue;
                 }
                 let child = self.manifest(&r.with_digest(&d.digest)).await?;
-                images.push(image_with_config(child, Some(d), blobs.as_ref(), r).await?);
+                images.push(image_with_config(self, child, Some(d), blobs.as_ref(), r).await?);
             }
             Root::Index { index: doc, images }
         } else {
-            Root::Image(image_with_config(doc, None, blobs.as_ref(), r).await?)
+            Root::Image(image_with_config(self, doc, None, blobs.as_ref(), r).await?)
         };
         Ok(Source {
             root,
@@ -282,27 +356,119 @@ impl Registry {
     async fn blob_exists(&self, target: &RegistryRef, digest: &str) -> Result<bool> {
         let op = format!("checking blob {digest} in {}", target.repo_name());
         self.retry(&op, || async {
-            self.client
-                .blob_exists(&target.to_oci(), digest)
-                .await
-                .map_err(|e| self.error(&op, e))
+            let res = self.client.blob_exists(&target.to_oci(), digest).await;
+            let path = format!("/v2/{}/blobs/{digest}", target.repository);
+            let ok = if matches!(res, Ok(false)) {
+                "404"
+            } else {
+                "200"
+            };
+            self.log_http("HEAD", &path, &res, ok);
+            res.map_err(|e| self.error(&op, e))
         })
         .await
     }
 
-    /// Cross-repository mount; `Ok(false)` when the registry declines (202) so we upload instead.
+    /// Cross-repository mount; `Ok(false)` when the registry declines (202) or refuses, so the
+    /// caller uploads instead. Done with our own request rather than oci-client's `mount_blob`:
+    /// a bearer token for a mount needs `pull` on the source repository as well as `push` on the
+    /// target, and oci-client only asks for the latter (oci-client issue #235).
     async fn mount(&self, target: &RegistryRef, from: &RegistryRef, digest: &str) -> Result<bool> {
-        match self
-            .client
-            .mount_blob(&target.to_oci(), &from.to_oci(), digest)
-            .await
-        {
-            Ok(()) => Ok(true),
-            Err(e) => {
-                tracing::debug!("mount of {digest} from {} refused: {e}", from.repo_name());
-                Ok(false)
+        let url = format!(
+            "{}://{}/v2/{}/blobs/uploads/?mount={}&from={}",
+            self.scheme, self.host, target.repository, digest, from.repository
+        );
+        let key = format!("{}|{}", target.repository, from.repository);
+        let mut auth = self.mount_tokens.lock().await.get(&key).cloned();
+        for _ in 0..2 {
+            let mut req = self.http.post(&url).header("Content-Length", "0");
+            if let Some(a) = &auth {
+                req = req.header(reqwest::header::AUTHORIZATION, a);
+            }
+            let res = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!("mount of {digest} failed: {}", root_cause(&e));
+                    return Ok(false);
+                }
+            };
+            tracing::debug!(target: "mockimg::http", "POST {url} {}", res.status().as_u16());
+            match res.status().as_u16() {
+                201 => return Ok(true),
+                202 => {
+                    // Declined: close the upload session it opened instead of leaving it dangling.
+                    if let Some(loc) = res.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) {
+                        let loc = if loc.starts_with('/') { format!("{}://{}{}", self.scheme, self.host, loc) } else { loc.to_string() };
+                        let mut del = self.http.delete(loc);
+                        if let Some(a) = &auth {
+                            del = del.header(reqwest::header::AUTHORIZATION, a);
+                        }
+                        let _ = del.send().await;
+                    }
+                    return Ok(false);
+                }
+                401 if auth.is_none() => {
+                    let challenge = res
+                        .headers()
+                        .get(reqwest::header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let Some(a) = self.authorization_for(&challenge, &[
+                        format!("repository:{}:pull,push", target.repository),
+                        format!("repository:{}:pull", from.repository),
+                    ]).await else {
+                        return Ok(false);
+                    };
+                    self.mount_tokens.lock().await.insert(key.clone(), a.clone());
+                    auth = Some(a);
+                }
+                s => {
+                    tracing::debug!("mount of {digest} from {} refused with {s}", from.repo_name());
+                    return Ok(false);
+                }
             }
         }
+        Ok(false)
+    }
+
+    /// An `Authorization` value answering a `WWW-Authenticate` challenge: Basic with our
+    /// credentials, or a Bearer token fetched from the realm for exactly `scopes`.
+    async fn authorization_for(&self, challenge: &str, scopes: &[String]) -> Option<String> {
+        use base64::Engine as _;
+        let basic = self.creds.as_ref().map(|c| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
+            )
+        });
+        let (scheme, params) = parse_challenge(challenge)?;
+        if scheme.eq_ignore_ascii_case("basic") {
+            return basic;
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let realm = params.iter().find(|(k, _)| k == "realm")?.1.clone();
+        let mut q: Vec<(&str, &str)> = Vec::new();
+        if let Some((_, svc)) = params.iter().find(|(k, _)| k == "service") {
+            q.push(("service", svc));
+        }
+        for s in scopes {
+            q.push(("scope", s));
+        }
+        let mut req = self.http.get(&realm).query(&q);
+        if let Some(b) = &basic {
+            req = req.header(reqwest::header::AUTHORIZATION, b);
+        }
+        let res = req.send().await.ok()?;
+        if !res.status().is_success() {
+            tracing::debug!("token request for a mount answered {}", res.status());
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&res.bytes().await.ok()?).ok()?;
+        let t = v.get("token").or_else(|| v.get("access_token"))?.as_str()?;
+        Some(format!("Bearer {t}"))
     }
 
     async fn upload(
@@ -320,11 +486,22 @@ impl Registry {
             };
             let body = blob::verified(body, desc, format!("blob {}", desc.digest))
                 .map_err(OciDistributionError::IoError);
-            self.client
+            let res = self
+                .client
                 .push_blob_stream(&target.to_oci(), body, &desc.digest, Some(desc.size))
-                .await
-                .map(|_| ())
-                .map_err(|e| self.error(&op, e))
+                .await;
+            let path = format!("/v2/{}/blobs/uploads/", target.repository);
+            if res.is_ok() {
+                self.log_http("POST", &path, &res, "202");
+            }
+            let put = format!("{path}<session>?digest={}", desc.digest);
+            self.log_http(
+                if res.is_ok() { "PUT" } else { "POST+PUT" },
+                &put,
+                &res,
+                "201",
+            );
+            res.map(|_| ()).map_err(|e| self.error(&op, e))
         })
         .await
     }
@@ -336,13 +513,97 @@ impl Registry {
             .parse()
             .map_err(|_| Error::invalid("manifest", "media type is not a valid header"))?;
         self.retry(&op, || async {
-            self.client
+            let res = self
+                .client
                 .push_manifest_raw(&target.to_oci(), doc.bytes.clone(), ct.clone())
-                .await
-                .map(|_| ())
-                .map_err(|e| self.error(&op, e))
+                .await;
+            let path = format!(
+                "/v2/{}/manifests/{}",
+                target.repository,
+                target.tag_or_digest()
+            );
+            self.log_http("PUT", &path, &res, "201");
+            res.map(|_| ()).map_err(|e| self.error(&op, e))
         })
         .await
+    }
+}
+
+/// `Bearer realm="…",service="…",scope="…"` → ("Bearer", [(key, value)]).
+fn parse_challenge(h: &str) -> Option<(String, Vec<(String, String)>)> {
+    let h = h.trim();
+    let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+    let mut params = Vec::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (k, after) = rest.split_once('=')?;
+        let after = after.trim_start();
+        let (v, tail) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"')?;
+            (&q[..end], &q[end + 1..])
+        } else {
+            after.split_once(',').unwrap_or((after, ""))
+        };
+        params.push((k.trim().trim_start_matches(',').trim().to_lowercase(), v.to_string()));
+        rest = tail.trim_start_matches([',', ' ']);
+    }
+    Some((scheme.to_string(), params))
+}
+
+/// `pushing to HOST/REPO` or `pulling HOST/REPO` from an operation such as `checking blob D in
+/// HOST/REPO` (every operation string ends with the repository or reference it is about).
+fn access_op(op: &str) -> String {
+    let repo = op.rsplit(' ').next().unwrap_or(op);
+    let pushing = [
+        "checking blob",
+        "uploading blob",
+        "pushing manifest",
+        "authenticating to push",
+    ];
+    if pushing.iter().any(|p| op.starts_with(p)) {
+        format!("pushing to {repo}")
+    } else {
+        format!("pulling {repo}")
+    }
+}
+
+/// The registry refused what arrived of an upload (bytes that did not hash to the digest, a lost
+/// session): the upload is started again from the source, which may well be fine.
+fn upload_went_bad(message: &str) -> bool {
+    [
+        "DIGEST_INVALID",
+        "DigestInvalid",
+        "SIZE_INVALID",
+        "SizeInvalid",
+        "BLOB_UPLOAD_INVALID",
+        "BlobUploadInvalid",
+        "BLOB_UPLOAD_UNKNOWN",
+        "BlobUploadUnknown",
+    ]
+    .iter()
+    .any(|c| message.contains(c))
+}
+
+/// A registry error body, as the `CODE: message` of its OCI error envelope when it is one (a
+/// 5xx with a JSON body is not parsed by oci-client), else its first line.
+fn error_body(body: &str) -> String {
+    let parsed: Option<Vec<String>> = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let errs = v.get("errors")?.as_array()?;
+            Some(
+                errs.iter()
+                    .map(|e| {
+                        let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+                        let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+                        first_line(&format!("{code}: {msg}"))
+                    })
+                    .collect(),
+            )
+        });
+    match parsed {
+        Some(v) if !v.is_empty() => v.join("; "),
+        _ => first_line(body),
     }
 }
 
@@ -359,6 +620,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 async fn image_with_config(
+    reg: &Registry,
     manifest: Doc,
     entry: Option<Descriptor>,
     blobs: &dyn BlobSource,
@@ -370,7 +632,10 @@ async fn image_with_config(
         index_entry: entry,
     };
     let cd = tmp.config_descriptor()?;
-    let bytes = blob::read_all(blobs, &cd, &format!("config of {r}")).await?;
+    let what = format!("config of {r}");
+    // A config that arrives corrupted is fetched again, like any other transient failure.
+    let op = format!("fetching config {} of {r}", cd.digest);
+    let bytes = reg.retry(&op, || blob::read_all(blobs, &cd, &what)).await?;
     Ok(Image {
         config: Doc::new(cd.media_type, bytes),
         ..tmp
@@ -392,20 +657,154 @@ impl BlobSource for RegistryBlobs {
                 desc.digest,
                 self.repo.repo_name()
             );
-            reg.retry(&op, || async {
-                let s = reg
-                    .client
-                    .pull_blob_stream(&self.repo.to_oci(), desc.digest.as_str())
-                    .await
-                    .map_err(|e| reg.error(&op, e))?;
-                Ok(s.stream)
-            })
-            .await
+            let first = reg.open_blob(&self.repo, desc, &op).await?;
+            Ok(restarting(
+                reg.clone(),
+                self.repo.clone(),
+                desc.clone(),
+                op,
+                first,
+            ))
         })
     }
     fn registry(&self) -> Option<&RegistryRef> {
         Some(&self.repo)
     }
+}
+
+impl Registry {
+    async fn open_blob(
+        &self,
+        repo: &RegistryRef,
+        desc: &Descriptor,
+        op: &str,
+    ) -> Result<ByteStream> {
+        self.retry(op, || async {
+            let res = self
+                .client
+                .pull_blob_stream(&repo.to_oci(), desc.digest.as_str())
+                .await;
+            let path = format!("/v2/{}/blobs/{}", repo.repository, desc.digest);
+            self.log_http("GET", &path, &res, "200");
+            let s = res.map_err(|e| self.error(op, e))?;
+            Ok(s.stream)
+        })
+        .await
+    }
+}
+
+/// A download that survives a connection cut mid-body: the blob is fetched again from its first
+/// byte (never resumed with a range) and what was already passed on is skipped. Consumers verify
+/// the whole stream against the digest, so bytes that differ between attempts are still caught.
+fn restarting(
+    reg: Arc<Registry>,
+    repo: RegistryRef,
+    desc: Descriptor,
+    op: String,
+    first: ByteStream,
+) -> ByteStream {
+    struct St {
+        reg: Arc<Registry>,
+        repo: RegistryRef,
+        desc: Descriptor,
+        op: String,
+        inner: Option<ByteStream>,
+        delivered: u64,
+        skip: u64,
+        restarts: u32,
+        done: bool,
+    }
+    fn fail(st: &St, msg: String) -> std::io::Error {
+        std::io::Error::other(format!("{}: {}: {msg}", st.reg.host, st.op))
+    }
+    let st = St {
+        reg,
+        repo,
+        desc,
+        op,
+        inner: Some(first),
+        delivered: 0,
+        skip: 0,
+        restarts: 0,
+        done: false,
+    };
+    futures_util::stream::unfold(st, |mut st| async move {
+        loop {
+            if st.done {
+                return None;
+            }
+            let Some(inner) = st.inner.as_mut() else {
+                match st.reg.open_blob(&st.repo, &st.desc, &st.op).await {
+                    Ok(s) => {
+                        st.inner = Some(s);
+                        st.skip = st.delivered;
+                        continue;
+                    }
+                    Err(e) => {
+                        st.done = true;
+                        let e = std::io::Error::other(e.to_string());
+                        return Some((Err(e), st));
+                    }
+                }
+            };
+            match inner.next().await {
+                Some(Ok(mut b)) => {
+                    if st.skip > 0 {
+                        let n = st.skip.min(b.len() as u64);
+                        b = b.slice(n as usize..);
+                        st.skip -= n;
+                        if b.is_empty() {
+                            continue;
+                        }
+                    }
+                    st.delivered += b.len() as u64;
+                    return Some((Ok(b), st));
+                }
+                None if st.skip > 0 => {
+                    st.done = true;
+                    let e = fail(&st, "the blob came back shorter on a retry".into());
+                    return Some((Err(e), st));
+                }
+                None => return None,
+                // Once every byte is out, a failure is about the content (oci-client checks the
+                // digest at the end), and fetching again cannot take back what was passed on.
+                Some(Err(e))
+                    if st.restarts < st.reg.opts.retries && st.delivered < st.desc.size =>
+                {
+                    st.restarts += 1;
+                    let wait = st.reg.opts.backoff.saturating_mul(1 << st.restarts.min(5));
+                    tracing::warn!(
+                        "{}: cut after {} bytes ({}); fetching again from the start, retry {}/{}",
+                        st.op,
+                        st.delivered,
+                        root_cause(&e),
+                        st.restarts,
+                        st.reg.opts.retries
+                    );
+                    tokio::time::sleep(wait.min(Duration::from_secs(10))).await;
+                    st.inner = None;
+                }
+                Some(Err(e)) => {
+                    st.done = true;
+                    let msg = format!(
+                        "failed after {} of {} bytes: {} ({} retries used)",
+                        st.delivered,
+                        st.desc.size,
+                        root_cause(&e),
+                        st.restarts
+                    );
+                    let mut e = fail(&st, msg);
+                    if st.delivered >= st.desc.size {
+                        // Every byte arrived and they were wrong: corruption, which readers
+                        // retry from the source (see blob::io_to_error).
+                        e = std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string());
+                    }
+                    return Some((Err(e), st));
+                }
+            }
+        }
+    })
+    .boxed()
 }
 
 /// What a push did, for the summary line and `--json`.
@@ -512,4 +911,23 @@ async fn push_blobs(reg: &Arc<Registry>, target: &RegistryRef, src: &Source) -> 
         mounted: mounted.into_inner(),
         existing: existing.into_inner(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bearer_challenge() {
+        let (s, p) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(s, "Bearer");
+        assert_eq!(p[0], ("realm".into(), "https://auth.example/token".into()));
+        assert_eq!(p[1], ("service".into(), "registry.example".into()));
+        assert_eq!(p[2], ("scope".into(), "repository:a/b:pull,push".into()));
+        let (s, p) = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
+        assert_eq!((s.as_str(), p.len()), ("Basic", 1));
+    }
 }

@@ -229,6 +229,10 @@ pub fn engine_like(attestation: bool) -> Base {
 /// the index is multi-platform.
 pub fn busybox_base(single: bool) -> Base {
     let bb = std::fs::read("/bin/busybox").expect("busybox-static is installed by scripts/test");
+    assert!(
+        !has_elf_interpreter(&bb),
+        "/bin/busybox is dynamically linked and cannot run in a base without libc; install Debian's busybox-static"
+    );
     let mut amd = vec![
         Item::Dir("bin/"),
         Item::File("bin/busybox".into(), bb, 0o755),
@@ -264,4 +268,20 @@ pub fn busybox_base(single: bool) -> Base {
         attestation: !single,
         single,
     }
+}
+
+/// Whether an ELF64 little-endian binary asks for a program interpreter (PT_INTERP), i.e. is
+/// dynamically linked.
+fn has_elf_interpreter(elf: &[u8]) -> bool {
+    assert!(
+        elf.starts_with(b"\x7fELF\x02\x01"),
+        "/bin/busybox is not a 64-bit little-endian ELF binary"
+    );
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let o = phoff + i * phentsize;
+        u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) == 3
+    })
 }

@@ -2,6 +2,8 @@
 //! binary, and independent readers (skopeo, umoci). Each test file includes this module.
 #![allow(dead_code)]
 pub mod fixtures;
+pub mod proxy;
+pub mod token;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -37,7 +39,19 @@ impl Registry {
         Self::start_inner(Some((user, password)))
     }
 
+    /// With the bearer-token flow: a token server that knows `user`/`password` (anonymous gets
+    /// pull only).
+    pub fn start_with_token(user: &str, password: &str) -> (Registry, token::TokenServer) {
+        let ts = token::TokenServer::start(user, password);
+        let reg = Self::start_cfg(None, Some(&ts));
+        (reg, ts)
+    }
+
     fn start_inner(auth: Option<(&str, &str)>) -> Registry {
+        Self::start_cfg(auth, None)
+    }
+
+    fn start_cfg(auth: Option<(&str, &str)>, ts: Option<&token::TokenServer>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -52,6 +66,17 @@ impl Registry {
             cfg.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: mockimg-test\n    path: {}\n",
                 hp.display()
+            ));
+        }
+        if let Some(t) = ts {
+            let bundle = dir.path().join("token-ca.pem");
+            std::fs::write(&bundle, &t.cert_pem).unwrap();
+            cfg.push_str(&format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                t.realm,
+                token::SERVICE,
+                token::ISSUER,
+                bundle.display()
             ));
         }
         let cfg_path = dir.path().join("config.yml");

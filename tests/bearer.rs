@@ -1,0 +1,120 @@
+//! The bearer-token flow against the real registry in `auth: token` mode: pull anonymously, push
+//! with docker-config credentials, and cross-repository mounts that need pull on the source.
+mod common;
+use common::*;
+
+/// (request line, status) pairs from the registry's access log.
+fn with_status(reg: &Registry) -> Vec<(String, u16)> {
+    reg.log()
+        .lines()
+        .filter_map(|l| {
+            let start = l.find('"')? + 1;
+            let rest = &l[start..];
+            let end = rest.find(" HTTP/")?;
+            let after = &rest[end..];
+            let status = after
+                .split('"')
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((rest[..end].to_string(), status))
+        })
+        .collect()
+}
+
+#[test]
+fn token_auth_push_mounts_base_layers() {
+    let password = "t0ken-flow-secret";
+    let (reg, ts) = Registry::start_with_token("ci", password);
+    let base = seed(
+        &reg,
+        &fixtures::engine_like(false),
+        "imposter:4.9.3",
+        false,
+        Some(&format!("ci:{password}")),
+    );
+    let env = Env::new();
+    env.docker_login(&reg.addr, "ci", password);
+    let target = reg.reference("team/mocks:bearer");
+    let before = with_status(&reg).len();
+    let run = env
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &target,
+            "-v",
+        ])
+        .ok();
+    let d = digest_of(&run.stdout);
+    let idx: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        "--creds",
+        &format!("ci:{password}"),
+        &format!("docker://{target}"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        fixtures::sha256(&serde_json::to_vec(&idx).unwrap()).len(),
+        d.len()
+    );
+    assert_eq!(idx["manifests"].as_array().unwrap().len(), 2);
+
+    let log = with_status(&reg)[before..].to_vec();
+    let mounted = log
+        .iter()
+        .filter(|(r, s)| {
+            r.starts_with("POST /v2/team/mocks/blobs/uploads/") && r.contains("mount=") && *s == 201
+        })
+        .count();
+    assert_eq!(
+        mounted, 4,
+        "every base layer mounted with a token that can pull the source: {log:#?}"
+    );
+    let base_gets = log
+        .iter()
+        .filter(|(r, _)| r.starts_with("GET /v2/imposter/blobs/"))
+        .count();
+    assert_eq!(
+        base_gets, 2,
+        "only the two configs are read from the base: {log:#?}"
+    );
+    let reqs = ts.requests.lock().unwrap().clone();
+    assert!(reqs.iter().all(|(who, _)| who == "ci"), "{reqs:?}");
+    for out in [&run.stdout, &run.stderr] {
+        assert!(!out.contains(password), "secret printed");
+    }
+
+    // Anonymous: the token server grants pull only, so inspecting works and pushing fails clearly.
+    let anon = Env::new();
+    let i = anon.run(&["inspect", &base, "--json"]).ok();
+    assert!(i.stdout.contains("linux/arm64"));
+    let denied = anon.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &base,
+        "--push",
+        &reg.reference("team/mocks:anon"),
+    ]);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert!(denied.stderr.contains(&reg.addr), "{}", denied.stderr);
+    assert!(denied.stderr.contains("docker login"), "{}", denied.stderr);
+    assert_eq!(
+        denied
+            .stderr
+            .trim()
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count(),
+        1,
+        "{}",
+        denied.stderr
+    );
+}
