@@ -363,8 +363,31 @@ pub fn open_oci(store: Store, tag: Option<&str>, name: String) -> Result<Source>
             if d.is_attestation() || !media::is_manifest(&d.media_type) {
                 continue;
             }
+            // `docker save` (containerd store) keeps the whole index but only the platforms it
+            // pulled: a platform whose manifest is absent was never exported, so it is left out.
+            // A present manifest with missing blobs is still an error.
+            if !store.has(&blob_path(&d.digest)?) {
+                tracing::warn!(
+                    "{what}: leaving out platform {}: its manifest {} is not in the layout",
+                    d.platform
+                        .as_ref()
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                    d.digest
+                );
+                continue;
+            }
             let child = read_doc(&store, &d, &what)?;
             images.push(load_image(&store, child, Some(d), &what)?);
+        }
+        if images.is_empty() {
+            return Err(Error::path(
+                PathBuf::from(store.describe()),
+                format!(
+                    "holds none of the images its index {} lists — export it again",
+                    chosen.digest
+                ),
+            ));
         }
         Root::Index { index: doc, images }
     } else {
@@ -476,18 +499,44 @@ pub fn open_docker_archive(path: &Path, name: String) -> Result<Source> {
     let config_path = normalise(Path::new(config_path))
         .ok_or_else(|| Error::invalid(&what, "manifest.json Config path is unsafe"))?;
     let config = Doc::new(media::DOCKER_CONFIG, store.read(&config_path)?);
-    let mut paths = HashMap::new();
-    let mut layers = Vec::new();
-    for l in first
+    let diff_ids: Vec<String> = serde_json::from_slice::<Value>(&config.bytes)
+        .ok()
+        .and_then(|c| c["rootfs"]["diff_ids"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|d| d.as_str().unwrap_or_default().to_string())
+        .collect();
+    let listed = first
         .get("Layers")
         .and_then(Value::as_array)
-        .ok_or_else(|| Error::invalid(&what, "manifest.json entry lacks Layers"))?
-    {
+        .ok_or_else(|| Error::invalid(&what, "manifest.json entry lacks Layers"))?;
+    if listed.len() != diff_ids.len() {
+        return Err(Error::invalid(
+            &what,
+            format!(
+                "manifest.json lists {} layers but the image config has {} diff_ids — the archive is damaged; save it again",
+                listed.len(),
+                diff_ids.len()
+            ),
+        ));
+    }
+    let mut paths = HashMap::new();
+    let mut layers = Vec::new();
+    for (l, diff_id) in listed.iter().zip(&diff_ids) {
         let lp = l
             .as_str()
             .and_then(|s| normalise(Path::new(s)))
             .ok_or_else(|| Error::invalid(&what, "manifest.json has an unsafe layer path"))?;
-        let (digest, size, gz) = hash_entry(&store, &lp)?;
+        // An uncompressed layer's digest is its diff_id: no need to read it all now. Sinks
+        // verify every byte they copy, so a damaged file still fails before anything is kept.
+        let (digest, size, gz) = if !is_gzip(&store, &lp)? && digest::is_valid(diff_id) {
+            let size = store
+                .size(&lp)
+                .ok_or_else(|| Error::path(path, format!("lacks layer {lp}")))?;
+            (diff_id.clone(), size, false)
+        } else {
+            hash_entry(&store, &lp)?
+        };
         layers.push(json!({
             "mediaType": if gz { media::DOCKER_LAYER_GZIP } else { media::DOCKER_LAYER_TAR },
             "digest": digest, "size": size
@@ -514,6 +563,23 @@ pub fn open_docker_archive(path: &Path, name: String) -> Result<Source> {
         blobs: std::sync::Arc::new(LocalBlobs { store, paths }),
         name,
     })
+}
+
+fn is_gzip(store: &Store, name: &str) -> Result<bool> {
+    let Store::Tar { path, entries } = store else {
+        unreachable!("docker archives are tars")
+    };
+    let (off, size) = *entries
+        .get(name)
+        .ok_or_else(|| Error::path(path, format!("lacks layer {name}")))?;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
+    f.seek(SeekFrom::Start(off))
+        .map_err(|e| Error::io("reading archive", path, e))?;
+    let mut magic = Vec::with_capacity(2);
+    f.take(size.min(2))
+        .read_to_end(&mut magic)
+        .map_err(|e| Error::io("reading archive", path, e))?;
+    Ok(magic == [0x1f, 0x8b])
 }
 
 fn hash_entry(store: &Store, name: &str) -> Result<(String, u64, bool)> {
@@ -627,6 +693,7 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
     let mut w = TarWriter {
         out: tokio::io::BufWriter::with_capacity(1 << 20, file),
         path: tmp.path().to_path_buf(),
+        dest: path.to_path_buf(),
         written: 0,
     };
     w.file("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)
@@ -636,7 +703,11 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
     let mut seen = BTreeSet::new();
     for d in src.root.blobs()? {
         if seen.insert(d.digest.clone()) {
-            let s = blob::verified(src.blobs.open(&d).await?, &d, format!("blob {}", d.digest));
+            let s = blob::verified(
+                src.blobs.open(&d).await?,
+                &d,
+                format!("blob {} from {}", d.digest, src.name),
+            );
             w.stream(&blob_path(&d.digest)?, d.size, s).await?;
         }
     }
@@ -682,6 +753,8 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
 struct TarWriter {
     out: tokio::io::BufWriter<tokio::fs::File>,
     path: PathBuf,
+    /// Where the archive will be renamed to: what error messages name.
+    dest: PathBuf,
     written: u64,
 }
 
@@ -734,7 +807,8 @@ impl TarWriter {
         let h = Self::header(name, size, tar::EntryType::Regular)?;
         self.raw(&h).await?;
         while let Some(chunk) = s.next().await {
-            let chunk = chunk.map_err(|e| blob::io_to_error(name, e))?;
+            let chunk = chunk
+                .map_err(|e| blob::io_to_error(&format!("writing {}", self.dest.display()), e))?;
             self.raw(&chunk).await?;
         }
         self.pad(size).await
@@ -800,7 +874,11 @@ async fn add_to_layout(src: &Source, dir: &Path, names: &[ImageName]) -> Result<
         if dest.is_file() {
             continue;
         }
-        let s = blob::verified(src.blobs.open(&d).await?, &d, format!("blob {}", d.digest));
+        let s = blob::verified(
+            src.blobs.open(&d).await?,
+            &d,
+            format!("blob {} from {}", d.digest, src.name),
+        );
         stream_to_file(s, &dest).await?;
     }
     for doc in docs(&src.root) {
@@ -880,7 +958,8 @@ pub async fn stream_to_file(mut s: ByteStream, dest: &Path) -> Result<()> {
     );
     let mut w = tokio::io::BufWriter::with_capacity(1 << 20, f);
     while let Some(chunk) = s.next().await {
-        let chunk = chunk.map_err(|e| blob::io_to_error(&dest.display().to_string(), e))?;
+        let chunk =
+            chunk.map_err(|e| blob::io_to_error(&format!("writing {}", dest.display()), e))?;
         w.write_all(&chunk)
             .await
             .map_err(|e| Error::io("writing", tmp.path(), e))?;

@@ -74,7 +74,11 @@ pub fn resolve_base(
         Some(e) => Engine::parse(e).ok_or_else(|| {
             Error::Usage(format!(
                 "engine {e:?}{} is not one of core, all, distroless",
-                if from_file { " (from .imposter.yaml)" } else { "" }
+                if from_file {
+                    " (from .imposter.yaml)"
+                } else {
+                    ""
+                }
             ))
         })?,
     };
@@ -416,7 +420,10 @@ mod tests {
             ..Default::default()
         };
         let e = resolve_base(None, None, None, Some(&bad)).unwrap_err();
-        assert!(e.is_usage() && e.to_string().contains(".imposter.yaml"), "{e}");
+        assert!(
+            e.is_usage() && e.to_string().contains(".imposter.yaml"),
+            "{e}"
+        );
         assert!(resolve_base(None, None, Some("bad:tag"), None).is_err());
         assert_eq!(Engine::Distroless.uid(), 65532);
         assert_eq!(Engine::Core.uid(), 2048);

@@ -614,14 +614,24 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&i)?);
         return Ok(());
     }
+    // Strings bare, absent fields as "-", lists as JSON so argument boundaries stay visible.
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) if s.is_empty() => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
     println!("{}  {}  {}", i.reference, i.media_type, i.digest);
     for img in &i.images {
         println!("  platform: {}  manifest {}", img.platform, img.digest);
         println!(
-            "    entrypoint: {}  cmd: {}  user: {}",
-            img.entrypoint, img.cmd, img.user
+            "    entrypoint: {}  cmd: {}  user: {}  workdir: {}",
+            show(&img.entrypoint),
+            show(&img.cmd),
+            show(&img.user),
+            show(&img.working_dir)
         );
-        println!("    env: {}", img.env);
+        println!("    env: {}", show(&img.env));
         for l in &img.layers {
             println!("    layer {}  {:>10}  {}", l.digest, l.size, l.media_type);
         }

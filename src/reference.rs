@@ -53,7 +53,17 @@ impl ImageRef {
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ImageRef::Registry(r) => r.fmt(f),
+            // `oci:5000/x` is a registry on port 5000 only when the scheme says so.
+            ImageRef::Registry(r) => {
+                let s = r.to_string();
+                if ["oci:", "oci-archive:", "docker-archive:"]
+                    .iter()
+                    .any(|p| s.starts_with(p))
+                {
+                    f.write_str("docker://")?;
+                }
+                f.write_str(&s)
+            }
             ImageRef::OciLayout { dir, tag } => {
                 write!(f, "oci:{}", dir.display())?;
                 tag.iter().try_for_each(|t| write!(f, ":{t}"))
@@ -130,6 +140,36 @@ fn is_alnum_lower(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
 }
 
+/// `host[:port]`, the host being DNS labels, an IPv4 address or a bracketed IPv6 address.
+fn is_valid_registry(r: &str) -> bool {
+    let (host_ok, port) = match r.strip_prefix('[') {
+        Some(rest) => match rest.split_once(']') {
+            Some((ip, port)) => (ip.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let end = r.find(':').unwrap_or(r.len());
+            (is_valid_domain(&r[..end]), &r[end..])
+        }
+    };
+    host_ok
+        && (port.is_empty()
+            || port.strip_prefix(':').is_some_and(|p| {
+                !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+            }))
+}
+
+fn is_valid_domain(h: &str) -> bool {
+    !h.is_empty()
+        && h.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 fn looks_like_registry(first: &str) -> bool {
     first.contains('.') || first.contains(':') || first == "localhost" || first.starts_with('[')
 }
@@ -203,8 +243,11 @@ impl RegistryRef {
         if repository.len() > 255 {
             return Err(bad(input, "repository name is longer than 255 characters"));
         }
-        if registry.contains(|c: char| c.is_whitespace() || c == '@') {
-            return Err(bad(input, "invalid registry host"));
+        if !is_valid_registry(&registry) {
+            return Err(bad(
+                input,
+                &format!("{registry:?} is not a valid registry (expected HOST[:PORT])"),
+            ));
         }
         Ok(RegistryRef {
             registry,

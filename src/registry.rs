@@ -34,17 +34,22 @@ pub struct RegistryOptions {
 
 impl Default for RegistryOptions {
     fn default() -> Self {
-        let backoff_ms = std::env::var("MOCKIMG_RETRY_BASE_MS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(400);
+        // Knobs for tests (and the desperate): a fault test must not wait out production delays.
+        let ms = |var: &str, default: u64| {
+            Duration::from_millis(
+                std::env::var(var)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(default),
+            )
+        };
         Self {
             insecure: Vec::new(),
             retries: 4,
             concurrency: 4,
-            connect_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-            backoff: Duration::from_millis(backoff_ms),
+            connect_timeout: ms("MOCKIMG_CONNECT_TIMEOUT_MS", 10_000),
+            idle_timeout: ms("MOCKIMG_IDLE_TIMEOUT_MS", 60_000),
+            backoff: ms("MOCKIMG_RETRY_BASE_MS", 400),
         }
     }
 }
@@ -212,7 +217,10 @@ impl Registry {
                 let msg = if r.is_connect() {
                     format!("cannot connect ({})", root_cause(r))
                 } else if r.is_timeout() {
-                    "timed out".to_string()
+                    format!(
+                        "timed out: no answer within {:.1} s",
+                        self.opts.idle_timeout.as_secs_f64()
+                    )
                 } else if let Some(s) = r.status() {
                     format!("HTTP {s}")
                 } else {
@@ -260,8 +268,13 @@ impl Registry {
                     let jitter = rand::random::<f64>() * 0.5 + 0.5;
                     let wait = exp.mul_f64(jitter);
                     attempt += 1;
+                    // `e` names the operation already when it is a registry error.
+                    let what = match &e {
+                        Error::Registry { .. } => e.to_string(),
+                        other => format!("{op}: {other}"),
+                    };
                     tracing::warn!(
-                        "{op}: {e}; retry {attempt}/{} in {:?}",
+                        "{what}; retry {attempt}/{} in {:?}",
                         self.opts.retries,
                         wait
                     );
@@ -397,13 +410,23 @@ impl Registry {
                 201 => return Ok(true),
                 202 => {
                     // Declined: close the upload session it opened instead of leaving it dangling.
-                    if let Some(loc) = res.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()) {
-                        let loc = if loc.starts_with('/') { format!("{}://{}{}", self.scheme, self.host, loc) } else { loc.to_string() };
+                    if let Some(loc) = res
+                        .headers()
+                        .get(reqwest::header::LOCATION)
+                        .and_then(|v| v.to_str().ok())
+                    {
+                        let loc = if loc.starts_with('/') {
+                            format!("{}://{}{}", self.scheme, self.host, loc)
+                        } else {
+                            loc.to_string()
+                        };
                         let mut del = self.http.delete(loc);
                         if let Some(a) = &auth {
                             del = del.header(reqwest::header::AUTHORIZATION, a);
                         }
-                        let _ = del.send().await;
+                        if let Ok(r) = del.send().await {
+                            tracing::debug!(target: "mockimg::http", "DELETE {} {}", r.url(), r.status().as_u16());
+                        }
                     }
                     return Ok(false);
                 }
@@ -414,17 +437,29 @@ impl Registry {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("")
                         .to_string();
-                    let Some(a) = self.authorization_for(&challenge, &[
-                        format!("repository:{}:pull,push", target.repository),
-                        format!("repository:{}:pull", from.repository),
-                    ]).await else {
+                    let Some(a) = self
+                        .authorization_for(
+                            &challenge,
+                            &[
+                                format!("repository:{}:pull,push", target.repository),
+                                format!("repository:{}:pull", from.repository),
+                            ],
+                        )
+                        .await
+                    else {
                         return Ok(false);
                     };
-                    self.mount_tokens.lock().await.insert(key.clone(), a.clone());
+                    self.mount_tokens
+                        .lock()
+                        .await
+                        .insert(key.clone(), a.clone());
                     auth = Some(a);
                 }
                 s => {
-                    tracing::debug!("mount of {digest} from {} refused with {s}", from.repo_name());
+                    tracing::debug!(
+                        "mount of {digest} from {} refused with {s}",
+                        from.repo_name()
+                    );
                     return Ok(false);
                 }
             }
@@ -439,7 +474,8 @@ impl Registry {
         let basic = self.creds.as_ref().map(|c| {
             format!(
                 "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", c.username, c.password))
             )
         });
         let (scheme, params) = parse_challenge(challenge)?;
@@ -462,6 +498,8 @@ impl Registry {
             req = req.header(reqwest::header::AUTHORIZATION, b);
         }
         let res = req.send().await.ok()?;
+        // The URL carries only service and scopes; credentials travel in the header.
+        tracing::debug!(target: "mockimg::http", "GET {} {}", res.url(), res.status().as_u16());
         if !res.status().is_success() {
             tracing::debug!("token request for a mount answered {}", res.status());
             return None;
@@ -544,7 +582,10 @@ fn parse_challenge(h: &str) -> Option<(String, Vec<(String, String)>)> {
         } else {
             after.split_once(',').unwrap_or((after, ""))
         };
-        params.push((k.trim().trim_start_matches(',').trim().to_lowercase(), v.to_string()));
+        params.push((
+            k.trim().trim_start_matches(',').trim().to_lowercase(),
+            v.to_string(),
+        ));
         rest = tail.trim_start_matches([',', ' ']);
     }
     Some((scheme.to_string(), params))

@@ -286,25 +286,9 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
     }
 
     // docker load takes the same file, under the first name.
-    let load = std::process::Command::new("docker")
-        .args(["load", "-i"])
-        .arg(&tar)
-        .output()
-        .unwrap();
-    assert!(
-        load.status.success(),
-        "{}",
-        String::from_utf8_lossy(&load.stderr)
-    );
-    let insp = std::process::Command::new("docker")
-        .args(["image", "inspect", &tag1])
-        .output()
-        .unwrap();
-    let _ = std::process::Command::new("docker")
-        .args(["rmi", "-f", &tag1])
-        .output();
-    assert!(insp.status.success());
-    let insp: Value = serde_json::from_slice(&insp.stdout).unwrap();
+    let _cleanup = DockerImages(vec![tag1.clone()]);
+    docker(&["load", "-i", tar.to_str().unwrap()]);
+    let insp: Value = serde_json::from_str(&docker(&["image", "inspect", &tag1])).unwrap();
     assert_eq!(insp[0]["Id"], config_digest.as_str());
     let cfg = json_of(&files, &blob_name(&config_digest));
     assert_eq!(insp[0]["RootFS"]["Layers"], cfg["rootfs"]["diff_ids"]);
@@ -393,6 +377,19 @@ fn exported_archive_and_layout_push_to_the_same_digest_as_a_direct_push() {
         ])
         .ok();
     assert_eq!(digest_of(&run.stdout), want);
+
+    // Pushing the same archive again finds every blob there and uploads nothing.
+    let before = reg.requests().len();
+    let run = env.run(&["push", tar.to_str().unwrap(), &from_tar]).ok();
+    assert_eq!(digest_of(&run.stdout), want);
+    let again = reg.requests()[before..].to_vec();
+    assert!(
+        !again.iter().any(|r| r.contains("/blobs/uploads/")),
+        "{again:#?}"
+    );
+    assert!(again
+        .iter()
+        .any(|r| r.starts_with("PUT /v2/team/fromtar/manifests/1")));
 
     // What the registry holds is byte-identical, read by skopeo.
     let want_index = raw_manifest(&direct);
@@ -484,6 +481,31 @@ fn second_export_downloads_no_layer_and_no_cache_does() {
     let (_, gets) = export("fifth.tar", &["--cache-dir", own.to_str().unwrap()]);
     assert_eq!(gets, 0);
     assert_eq!(cache_contents(&own), cache_contents(&env.cache_dir()));
+
+    // Without MOCKIMG_CACHE_DIR the cache is $XDG_CACHE_HOME/mockimg, else ~/.cache/mockimg.
+    let xdg = out.path().join("xdg");
+    let xdg_env = Env::new()
+        .set("MOCKIMG_CACHE_DIR", "")
+        .set("XDG_CACHE_HOME", xdg.to_str().unwrap());
+    let home_env = Env::new()
+        .set("MOCKIMG_CACHE_DIR", "")
+        .set("XDG_CACHE_HOME", "");
+    for (e, dir) in [
+        (&xdg_env, xdg.join("mockimg")),
+        (&home_env, home_env.home.path().join(".cache/mockimg")),
+    ] {
+        let p = out.path().join("default-cache.tar");
+        e.run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--output",
+            p.to_str().unwrap(),
+        ])
+        .ok();
+        assert_eq!(cache_contents(&dir), cached, "{}", dir.display());
+    }
 
     // A cached blob damaged on disk (same size) is dropped and fetched again, not served.
     let victim = env.cache_dir().join(blob_name(&layers[1]));
@@ -708,6 +730,15 @@ fn bases_from_files_build_offline_to_files_and_registries() {
             format!("docker-archive:{}:engine:4.9.3", docker_archive.display()),
             1,
         ),
+        // mockimg's own output read as a docker-archive: gzip layers, not plain tars.
+        (
+            "own-output",
+            format!(
+                "docker-archive:{}",
+                work.path().join("oci-out.tar").display()
+            ),
+            1,
+        ),
     ];
     let offline_env = offline(Env::new());
     for (label, base, platforms) in bases {
@@ -914,6 +945,50 @@ fn failures_leave_nothing_behind() {
     let e = error_line(&r);
     assert!(e.contains(&bad), "{e}");
     assert!(dir_names(&out).is_empty(), "no output, no temp file");
+    if env.cache_dir().join("blobs/sha256").exists() {
+        assert!(!cache_contents(&env.cache_dir()).contains(&bad));
+    }
+
+    // A docker-archive whose (uncompressed) layer was altered: caught while copying it.
+    let da = work.path().join("docker.tar");
+    skopeo(&[
+        "--override-arch",
+        "amd64",
+        "copy",
+        "--quiet",
+        &shipped_base(),
+        &format!("docker-archive:{}:engine:4.9.3", da.display()),
+    ]);
+    let manifest: Value = serde_json::from_slice(&read_tar(&da)["manifest.json"]).unwrap();
+    let layer_entry = manifest[0]["Layers"][1].as_str().unwrap().to_string();
+    let cfg: Value =
+        serde_json::from_slice(&read_tar(&da)[manifest[0]["Config"].as_str().unwrap()]).unwrap();
+    let diff_id = cfg["rootfs"]["diff_ids"][1].as_str().unwrap().to_string();
+    let offset = {
+        let mut ar = tar::Archive::new(std::fs::File::open(&da).unwrap());
+        let e = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some(layer_entry.as_str()))
+            .unwrap();
+        (e.raw_file_position() + e.size() / 2) as usize
+    };
+    let mut bytes = std::fs::read(&da).unwrap();
+    bytes[offset] ^= 0xff;
+    std::fs::write(&da, bytes).unwrap();
+    for sink in [
+        vec!["--output", tar.to_str().unwrap()],
+        vec!["--oci-layout", layout_out.to_str().unwrap()],
+    ] {
+        let base = format!("docker-archive:{}", da.display());
+        let mut args = vec!["build", "examples/rest", "--base", &base];
+        args.extend(sink);
+        let e = error_line(&env.run(&args));
+        assert!(e.contains(&diff_id) && e.contains("mismatch"), "{e}");
+    }
+    assert!(dir_names(&out).is_empty(), "no output, no temp file");
+    assert!(!layout_out.exists());
 
     // --output into a directory that does not exist.
     let nowhere = work.path().join("missing/dir/mocks.tar");
@@ -1073,7 +1148,10 @@ fn inspect_reads_registries_archives_and_layouts() {
                 );
             }
         }
-        assert!(plain.contains("user: \"2048\""), "{plain}");
+        assert!(
+            plain.contains("entrypoint: -  cmd: [\"/opt/imposter/bin/imposter\"]  user: 2048  workdir: /opt/imposter"),
+            "{plain}"
+        );
         assert!(plain.contains("IMPOSTER_CONFIG_DIR"), "{plain}");
     }
 
@@ -1317,4 +1395,68 @@ fn docker_schema2_registry_base_exports_and_pushes_back() {
     );
     let (_keep, rootfs) = unpack(&target, "amd64");
     assert_config_at(&rootfs);
+}
+
+#[test]
+fn layout_missing_a_whole_platform_builds_the_platforms_it_has() {
+    let env = offline(Env::new());
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("partial");
+    let root = fixtures::write_layout(&layout, &fixtures::engine_like(true), "4.9.3");
+    let idx: Value =
+        serde_json::from_slice(&std::fs::read(layout.join(blob_name(&root))).unwrap()).unwrap();
+    let entries = idx["manifests"].as_array().unwrap().clone();
+    let arm = entries[1]["digest"].as_str().unwrap();
+    assert_eq!(entries[1]["platform"]["architecture"], "arm64");
+    // What docker save of a one-platform pull looks like: the index, one platform's blobs.
+    std::fs::remove_file(layout.join(blob_name(arm))).unwrap();
+    let base = format!("oci:{}:4.9.3", layout.display());
+    let tar = work.path().join("mocks.tar");
+    let run = env
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--output",
+            tar.to_str().unwrap(),
+            "--json",
+        ])
+        .ok();
+    assert!(
+        run.stderr.contains("leaving out platform linux/arm64/v8"),
+        "{}",
+        run.stderr
+    );
+    let o: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(o["platforms"], serde_json::json!(["linux/amd64"]));
+    let raw: Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", tar.display()),
+    ]))
+    .unwrap();
+    assert_eq!(raw["manifests"].as_array().unwrap().len(), 1);
+    let (_keep, rootfs) = unpack_from(&format!("oci-archive:{}", tar.display()), "amd64", false);
+    assert_config_at(&rootfs);
+
+    // Asking for the platform that is not there is a usage error naming what there is.
+    let r = env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &base,
+        "--platform",
+        "linux/arm64",
+        "--output",
+        tar.to_str().unwrap(),
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(error_line_any(&r).contains("linux/amd64"), "{}", r.stderr);
+
+    // With no platform left there is nothing to build on.
+    let amd = entries[0]["digest"].as_str().unwrap();
+    std::fs::remove_file(layout.join(blob_name(amd))).unwrap();
+    let e = error_line(&env.run(&["inspect", &base]));
+    assert!(e.contains("holds none of the images"), "{e}");
 }

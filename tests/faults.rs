@@ -436,8 +436,11 @@ fn corrupt_base_layer_download_fails_the_export_and_leaves_nothing() {
 
 #[test]
 fn registry_that_is_down_fails_fast_and_clearly() {
-    // A port that was just free and has no listener: connection refused.
-    let port = free_port();
+    // A port that is bound but not listening: connection refused, and held so that no other
+    // test's server can take it meanwhile.
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let env = Env::new().set("MOCKIMG_RETRY_BASE_MS", "400");
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("mocks.tar");
@@ -480,6 +483,7 @@ fn registry_that_is_down_fails_fast_and_clearly() {
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     assert!(line.contains("cannot connect"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(30));
+    drop(held);
 }
 
 #[test]
@@ -553,4 +557,59 @@ fn wait_with_deadline(mut child: std::process::Child, limit: Duration) -> std::p
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn registry_that_never_answers_times_out() {
+    // Accepts connections (the kernel does, into the backlog) but never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let env = Env::new().set("MOCKIMG_IDLE_TIMEOUT_MS", "1000");
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("mocks.tar");
+    let started = Instant::now();
+    let run = env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &format!("{addr}/imposter:4.9.3"),
+        "--output",
+        out.to_str().unwrap(),
+        "--retries",
+        "1",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = one_line_error(&run);
+    assert!(line.contains(&addr) && line.contains("timed out"), "{line}");
+    assert!(took < Duration::from_secs(30), "no hang: took {took:?}");
+    assert!(leftovers(out_dir.path()).is_empty());
+
+    // A download that stops halfway: the idle timeout ends it, and nothing is left behind.
+    let (reg, p) = setup();
+    let layer = base_layers(&reg)[0].clone();
+    p.rule("GET", &format!("/blobs/{layer}"), 1000, Fault::Stall);
+    let started = Instant::now();
+    let run = env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &p.reference("imposter:4.9.3"),
+        "--output",
+        out.to_str().unwrap(),
+        "--retries",
+        "1",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = one_line_error(&run);
+    assert!(line.contains(&layer), "{line}");
+    assert_eq!(
+        p.count("GET", &format!("/blobs/{layer}")),
+        2,
+        "fetched again once"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(leftovers(out_dir.path()).is_empty());
+    assert_cache_verified(&env.cache_dir());
+    p.release();
 }

@@ -16,13 +16,35 @@ fn copy_tree(from: &Path, to: &Path) {
 /// Entry names of the config layer (the last layer) of a `--output` archive.
 fn layer_entries(archive: &Path) -> Vec<String> {
     let d = tempfile::tempdir().unwrap();
-    let st = Command::new("tar").arg("xf").arg(archive).arg("-C").arg(d.path()).status().unwrap();
+    let st = Command::new("tar")
+        .arg("xf")
+        .arg(archive)
+        .arg("-C")
+        .arg(d.path())
+        .status()
+        .unwrap();
     assert!(st.success());
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("manifest.json")).unwrap()).unwrap();
-    let last = m[0]["Layers"].as_array().unwrap().last().unwrap().as_str().unwrap().to_string();
-    let out = Command::new("tar").arg("tzf").arg(d.path().join(last)).output().unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("manifest.json")).unwrap()).unwrap();
+    let last = m[0]["Layers"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = Command::new("tar")
+        .arg("tzf")
+        .arg(d.path().join(last))
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -34,24 +56,62 @@ fn validate_command_accepts_examples_and_rejects_broken_config() {
     }
     env.run(&["validate", "examples", "--recursive"]).ok();
     let top = env.run(&["validate", "examples"]);
-    assert_eq!(top.code, 1, "no top-level config without --recursive: {}", top.stderr);
+    assert_eq!(
+        top.code, 1,
+        "no top-level config without --recursive: {}",
+        top.stderr
+    );
 
     let d = tempfile::tempdir().unwrap();
-    std::fs::write(d.path().join("api-config.yaml"), "plugin: rest\nresources:\n  - path: /x\n    response:\n      file: missing.json\n").unwrap();
+    std::fs::write(
+        d.path().join("api-config.yaml"),
+        "plugin: rest\nresources:\n  - path: /x\n    response:\n      file: missing.json\n",
+    )
+    .unwrap();
     let r = env.run(&["validate", d.path().to_str().unwrap(), "--json"]);
     assert_eq!(r.code, 1);
     let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(j["ok"], false);
-    assert!(j["findings"][0]["key"].as_str().unwrap().contains("response.file"), "{j}");
+    assert!(
+        j["findings"][0]["key"]
+            .as_str()
+            .unwrap()
+            .contains("response.file"),
+        "{j}"
+    );
 
     // build runs validation first: nothing is written when it fails, --no-validate skips it.
     let out = d.path().join("out.tar");
-    let b = env.run(&["build", d.path().to_str().unwrap(), "--base", "oci:testdata/engine-base:4.9.3", "--output", out.to_str().unwrap()]);
+    let b = env.run(&[
+        "build",
+        d.path().to_str().unwrap(),
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(b.code, 1);
     assert!(b.stderr.contains("missing.json"), "{}", b.stderr);
-    assert!(b.stderr.lines().last().unwrap().starts_with("error: config validation failed"), "{}", b.stderr);
+    assert!(
+        b.stderr
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("error: config validation failed"),
+        "{}",
+        b.stderr
+    );
     assert!(!out.exists());
-    env.run(&["build", d.path().to_str().unwrap(), "--base", "oci:testdata/engine-base:4.9.3", "--output", out.to_str().unwrap(), "--no-validate"]).ok();
+    env.run(&[
+        "build",
+        d.path().to_str().unwrap(),
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--output",
+        out.to_str().unwrap(),
+        "--no-validate",
+    ])
+    .ok();
     assert!(out.exists());
 }
 
@@ -72,18 +132,56 @@ fn ignore_rules_and_symlinks_shape_the_layer() {
     std::os::unix::fs::symlink("responses/pets.json", p.join("alias.json")).unwrap();
     let out = p.join("../mockimg-layer-test.tar");
     let _ = std::fs::remove_file(&out);
-    env.run(&["build", p.to_str().unwrap(), "--base", "oci:testdata/engine-base:4.9.3", "--output", out.to_str().unwrap(), "--exclude", "drafts/"]).ok();
+    env.run(&[
+        "build",
+        p.to_str().unwrap(),
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--output",
+        out.to_str().unwrap(),
+        "--exclude",
+        "drafts/",
+    ])
+    .ok();
     let names = layer_entries(&out);
     std::fs::remove_file(&out).unwrap();
-    assert_eq!(&names[..3], ["opt/", "opt/imposter/", "opt/imposter/config/"]);
-    let has = |n: &str| names.iter().any(|x| x == &format!("opt/imposter/config/{n}"));
-    assert!(has(".env") && has(".imposterignore") && has("alias.json") && has("responses/pets.json"), "{names:#?}");
-    assert!(!has(".imposter.yaml") && !has("old.bak") && !has("drafts/") && !names.iter().any(|n| n.contains(".git")), "{names:#?}");
+    assert_eq!(
+        &names[..3],
+        ["opt/", "opt/imposter/", "opt/imposter/config/"]
+    );
+    let has = |n: &str| {
+        names
+            .iter()
+            .any(|x| x == &format!("opt/imposter/config/{n}"))
+    };
+    assert!(
+        has(".env") && has(".imposterignore") && has("alias.json") && has("responses/pets.json"),
+        "{names:#?}"
+    );
+    assert!(
+        !has(".imposter.yaml")
+            && !has("old.bak")
+            && !has("drafts/")
+            && !names.iter().any(|n| n.contains(".git")),
+        "{names:#?}"
+    );
 
     std::os::unix::fs::symlink("/etc/passwd", p.join("escape.json")).unwrap();
-    let bad = env.run(&["build", p.to_str().unwrap(), "--base", "oci:testdata/engine-base:4.9.3", "--output", out.to_str().unwrap(), "--no-validate"]);
+    let bad = env.run(&[
+        "build",
+        p.to_str().unwrap(),
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--output",
+        out.to_str().unwrap(),
+        "--no-validate",
+    ]);
     assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("escape.json") && bad.stderr.contains("outside the config directory"), "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("escape.json") && bad.stderr.contains("outside the config directory"),
+        "{}",
+        bad.stderr
+    );
     assert!(!out.exists());
 }
 
@@ -96,9 +194,23 @@ fn lambda_bundle_from_the_cli() {
         "import zipfile\nz=zipfile.ZipFile({:?},'w',zipfile.ZIP_DEFLATED)\nz.writestr('lib/imposter.jar', b'jar'*1000)\nz.writestr('io/Handler.class', b'cls')\nz.close()",
         engine.display()
     );
-    assert!(Command::new("python3").arg("-c").arg(&py).status().unwrap().success());
+    assert!(Command::new("python3")
+        .arg("-c")
+        .arg(&py)
+        .status()
+        .unwrap()
+        .success());
     let out = d.path().join("bundle.zip");
-    let args = ["bundle", "examples/rest", "--target", "awslambda", "--engine-zip", engine.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    let args = [
+        "bundle",
+        "examples/rest",
+        "--target",
+        "awslambda",
+        "--engine-zip",
+        engine.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ];
     env.run(&args).ok();
     let sum1 = std::fs::read(&out).unwrap();
     let again = env.run(&args);
@@ -112,8 +224,16 @@ fn lambda_bundle_from_the_cli() {
         "import zipfile,sys\nz=zipfile.ZipFile({:?})\nprint('\\n'.join(z.namelist()))\nsys.stdout.flush()\nassert z.read('lib/imposter.jar')==b'jar'*1000\nassert z.read('config/responses/pets.json')==open('examples/rest/responses/pets.json','rb').read()",
         out.display()
     );
-    let o = Command::new("python3").arg("-c").arg(&py).current_dir(REPO_ROOT).output().unwrap();
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&py)
+        .current_dir(REPO_ROOT)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let names = String::from_utf8(o.stdout).unwrap();
-    assert!(names.contains("config/hello-config.yaml") && names.contains("io/Handler.class"), "{names}");
+    assert!(
+        names.contains("config/hello-config.yaml") && names.contains("io/Handler.class"),
+        "{names}"
+    );
 }

@@ -20,7 +20,6 @@ use mockimg::image::{
 };
 use mockimg::reference::{ImageRef, RegistryRef};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// Separates the parts of a `manifest` input and the records of a structured `archive` input.
 pub const SEP: &[u8] = b"\xff--\xff";
