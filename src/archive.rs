@@ -611,6 +611,13 @@ fn hash_entry(store: &Store, name: &str) -> Result<(String, u64, bool)> {
     Ok((h.finish(), size, first == [0x1f, 0x8b]))
 }
 
+/// How often a blob that arrived corrupted is fetched again before the export fails.
+const CORRUPT_RETRIES: u32 = 2;
+
+fn is_corrupt(e: &Error) -> bool {
+    matches!(e, Error::Corrupt { .. } | Error::DigestMismatch { .. })
+}
+
 /// Names an image gets in a layout/archive: the OCI ref name (tag) and the full name.
 #[derive(Debug, Clone)]
 pub struct ImageName {
@@ -702,13 +709,28 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
     w.dir("blobs/sha256/").await?;
     let mut seen = BTreeSet::new();
     for d in src.root.blobs()? {
-        if seen.insert(d.digest.clone()) {
+        if !seen.insert(d.digest.clone()) {
+            continue;
+        }
+        // A blob that arrives corrupted is cut off again and fetched anew: the bytes already
+        // written for it are discarded, so the archive never holds a bad copy.
+        let mut attempt = 0;
+        loop {
+            let start = w.written;
             let s = blob::verified(
                 src.blobs.open(&d).await?,
                 &d,
                 format!("blob {} from {}", d.digest, src.name),
             );
-            w.stream(&blob_path(&d.digest)?, d.size, s).await?;
+            match w.stream(&blob_path(&d.digest)?, d.size, s).await {
+                Ok(()) => break,
+                Err(e) if is_corrupt(&e) && attempt < CORRUPT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!("{e}; fetching it again ({attempt}/{CORRUPT_RETRIES})");
+                    w.rewind(start).await?;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     for doc in docs(&src.root) {
@@ -814,6 +836,17 @@ impl TarWriter {
         self.pad(size).await
     }
 
+    /// Drops everything written after `to`.
+    async fn rewind(&mut self, to: u64) -> Result<()> {
+        let io = |e| Error::io("rewinding archive", &self.path, e);
+        self.out.flush().await.map_err(io)?;
+        let f = self.out.get_mut();
+        f.set_len(to).await.map_err(io)?;
+        f.seek(SeekFrom::Start(to)).await.map_err(io)?;
+        self.written = to;
+        Ok(())
+    }
+
     async fn finish(&mut self) -> Result<()> {
         self.raw(&[0u8; 1024]).await?;
         self.out
@@ -874,12 +907,22 @@ async fn add_to_layout(src: &Source, dir: &Path, names: &[ImageName]) -> Result<
         if dest.is_file() {
             continue;
         }
-        let s = blob::verified(
-            src.blobs.open(&d).await?,
-            &d,
-            format!("blob {} from {}", d.digest, src.name),
-        );
-        stream_to_file(s, &dest).await?;
+        let mut attempt = 0;
+        loop {
+            let s = blob::verified(
+                src.blobs.open(&d).await?,
+                &d,
+                format!("blob {} from {}", d.digest, src.name),
+            );
+            match stream_to_file(s, &dest).await {
+                Ok(()) => break,
+                Err(e) if is_corrupt(&e) && attempt < CORRUPT_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!("{e}; fetching it again ({attempt}/{CORRUPT_RETRIES})");
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
     for doc in docs(&src.root) {
         let dest = dir.join(blob_path(&doc.digest())?);

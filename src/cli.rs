@@ -240,10 +240,11 @@ pub struct ValidateArgs {
     pub json: bool,
 }
 
-/// Exit code for a failure: 2 for usage errors, 1 for everything else.
+/// Exit code for a failure: 2 for usage errors, 130 for Ctrl-C, 1 for everything else.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<Error>() {
         Some(err) if err.is_usage() => 2,
+        Some(Error::Interrupted) => 130,
         _ => 1,
     }
 }
