@@ -147,19 +147,28 @@ impl Store {
                 std::io::ErrorKind::NotFound => missing(),
                 _ => Error::io("reading", d.join(name), e),
             }),
-            Store::Tar { path, entries } => {
-                let (off, size) = *entries.get(name).ok_or_else(missing)?;
-                let mut f =
-                    std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
-                f.seek(SeekFrom::Start(off))
-                    .map_err(|e| Error::io("reading archive", path, e))?;
+            Store::Tar { path, .. } => {
+                let (mut r, size) = self.tar_entry(name)?.ok_or_else(missing)?;
                 let mut v = Vec::with_capacity(size as usize);
-                f.take(size)
-                    .read_to_end(&mut v)
+                r.read_to_end(&mut v)
                     .map_err(|e| Error::io("reading archive", path, e))?;
                 Ok(v)
             }
         }
+    }
+
+    /// A blocking reader over one entry of a tar store, and its size; `None` if absent.
+    fn tar_entry(&self, name: &str) -> Result<Option<(std::io::Take<std::fs::File>, u64)>> {
+        let Store::Tar { path, entries } = self else {
+            return Ok(None);
+        };
+        let Some(&(off, size)) = entries.get(name) else {
+            return Ok(None);
+        };
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
+        f.seek(SeekFrom::Start(off))
+            .map_err(|e| Error::io("reading archive", path, e))?;
+        Ok(Some((f.take(size), size)))
     }
 
     pub async fn stream(&self, name: &str) -> Result<ByteStream> {
@@ -565,41 +574,33 @@ pub fn open_docker_archive(path: &Path, name: String) -> Result<Source> {
     })
 }
 
+fn layer_entry(store: &Store, name: &str) -> Result<(std::io::Take<std::fs::File>, u64)> {
+    store.tar_entry(name)?.ok_or_else(|| {
+        Error::path(
+            PathBuf::from(store.describe()),
+            format!("lacks layer {name}"),
+        )
+    })
+}
+
 fn is_gzip(store: &Store, name: &str) -> Result<bool> {
-    let Store::Tar { path, entries } = store else {
-        unreachable!("docker archives are tars")
-    };
-    let (off, size) = *entries
-        .get(name)
-        .ok_or_else(|| Error::path(path, format!("lacks layer {name}")))?;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
-    f.seek(SeekFrom::Start(off))
-        .map_err(|e| Error::io("reading archive", path, e))?;
+    let (r, _) = layer_entry(store, name)?;
     let mut magic = Vec::with_capacity(2);
-    f.take(size.min(2))
+    r.take(2)
         .read_to_end(&mut magic)
-        .map_err(|e| Error::io("reading archive", path, e))?;
+        .map_err(|e| Error::io("reading archive", store.describe(), e))?;
     Ok(magic == [0x1f, 0x8b])
 }
 
 fn hash_entry(store: &Store, name: &str) -> Result<(String, u64, bool)> {
-    let Store::Tar { path, entries } = store else {
-        unreachable!("docker archives are tars")
-    };
-    let (off, size) = *entries
-        .get(name)
-        .ok_or_else(|| Error::path(path, format!("lacks layer {name}")))?;
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
-    f.seek(SeekFrom::Start(off))
-        .map_err(|e| Error::io("reading archive", path, e))?;
-    let mut r = f.take(size);
+    let (mut r, size) = layer_entry(store, name)?;
     let mut h = Hasher::new();
     let mut buf = vec![0u8; 256 << 10];
     let mut first = [0u8; 2];
     loop {
         let n = r
             .read(&mut buf)
-            .map_err(|e| Error::io("reading archive", path, e))?;
+            .map_err(|e| Error::io("reading archive", store.describe(), e))?;
         if n == 0 {
             break;
         }
