@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// The engine release used when neither `--base`, `--engine-version` nor `.imposter.yaml` says.
 /// Pinned so that an air-gapped build never looks anything up.
-pub const DEFAULT_ENGINE_VERSION: &str = "4.9.3";
+pub const DEFAULT_ENGINE_VERSION: &str = crate::default_engine_version!();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {

@@ -15,7 +15,9 @@ use std::path::PathBuf;
 
 const LONG_VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
-    " (default engine: outofcoffee/imposter:4.9.3)"
+    " (default engine: outofcoffee/imposter:",
+    crate::default_engine_version!(),
+    ")"
 );
 
 #[derive(Parser, Debug)]

@@ -1,4 +1,13 @@
 //! mockimg: bundle an Imposter configuration directory onto an engine image, daemonlessly.
+
+/// The pinned default engine release, as a literal so `--version` can `concat!` it.
+#[macro_export]
+macro_rules! default_engine_version {
+    () => {
+        "4.9.3"
+    };
+}
+
 pub mod archive;
 pub mod blob;
 pub mod build;
