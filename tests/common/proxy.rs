@@ -25,6 +25,9 @@ pub enum Fault {
     /// Forward; send the head and half the body, then hold the connection open until the client
     /// goes away or [`Proxy::release`] is called.
     Stall,
+    /// Answer `307` with `Location: <this base URL><same path>`, as registries do to send blob
+    /// downloads to object storage on another host.
+    Redirect(String),
 }
 
 pub fn status(code: u16) -> Fault {
@@ -55,10 +58,15 @@ pub struct Seen {
     pub method: String,
     pub path: String,
     pub fault: Option<Fault>,
+    /// Whether the request carried an `Authorization` header.
+    pub authorized: bool,
 }
 
 struct Inner {
     upstream: String,
+    /// Sent upstream in place of the client's `Authorization` (a stand-in object store that
+    /// holds its own access).
+    upstream_auth: Option<String>,
     rules: Mutex<Vec<Arc<Rule>>>,
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
@@ -73,10 +81,21 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy for `upstream` (`HOST:PORT`) on 127.0.0.1, on an ephemeral port.
     pub fn start(upstream: &str) -> Proxy {
+        Self::start_inner(upstream, None)
+    }
+
+    /// A proxy that authenticates upstream itself with `authorization` (a full header value),
+    /// whatever the client sends: a stand-in for blob storage on another host.
+    pub fn start_with_upstream_auth(upstream: &str, authorization: &str) -> Proxy {
+        Self::start_inner(upstream, Some(authorization.to_string()))
+    }
+
+    fn start_inner(upstream: &str, upstream_auth: Option<String>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let inner = Arc::new(Inner {
             upstream: upstream.to_string(),
+            upstream_auth,
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
@@ -220,6 +239,19 @@ fn force_close(head: &str) -> String {
     out
 }
 
+fn with_authorization(head: &str, value: &str) -> String {
+    let mut out = String::new();
+    for l in head.trim_end_matches("\r\n").split("\r\n") {
+        let name = l.split(':').next().unwrap_or("").trim();
+        if !name.eq_ignore_ascii_case("authorization") {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str(&format!("Authorization: {value}\r\n\r\n"));
+    out
+}
+
 /// Closes with RST instead of FIN: `SO_LINGER` 0 on the last descriptor of the socket.
 fn reset(s: TcpStream) {
     let sock = tokio::net::TcpSocket::from_std_stream(s);
@@ -279,6 +311,7 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
         method: method.clone(),
         path: path.clone(),
         fault: fault.clone(),
+        authorized: header(&head, "authorization").is_some(),
     });
     let has_body = header(&head, "content-length").is_some_and(|l| l != "0")
         || header(&head, "transfer-encoding").is_some();
@@ -286,6 +319,13 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
     match fault {
         Some(Fault::Status { code, retry_after }) => {
             return reply_and_linger(client, code, retry_after)
+        }
+        Some(Fault::Redirect(base)) => {
+            let reply = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {base}{path}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            client.write_all(reply.as_bytes())?;
+            return Ok(());
         }
         Some(Fault::ResetRequest) => {
             if has_body && early_body.is_empty() {
@@ -303,6 +343,10 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
     let mut up = match TcpStream::connect(&inner.upstream) {
         Ok(u) => u,
         Err(_) => return reply_and_linger(client, 502, false),
+    };
+    let head = match &inner.upstream_auth {
+        Some(a) => with_authorization(&head, a),
+        None => head,
     };
     up.write_all(force_close(&head).as_bytes())?;
     up.write_all(&early_body)?;
