@@ -728,6 +728,7 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
                 Err(e) if is_corrupt(&e) && attempt < CORRUPT_RETRIES => {
                     attempt += 1;
                     tracing::warn!("{e}; fetching it again ({attempt}/{CORRUPT_RETRIES})");
+                    src.blobs.distrust(&d.digest);
                     w.rewind(start).await?;
                 }
                 Err(e) => return Err(e),
@@ -920,6 +921,7 @@ async fn add_to_layout(src: &Source, dir: &Path, names: &[ImageName]) -> Result<
                 Err(e) if is_corrupt(&e) && attempt < CORRUPT_RETRIES => {
                     attempt += 1;
                     tracing::warn!("{e}; fetching it again ({attempt}/{CORRUPT_RETRIES})");
+                    src.blobs.distrust(&d.digest);
                 }
                 Err(e) => return Err(e),
             }

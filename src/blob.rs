@@ -27,6 +27,11 @@ pub trait BlobSource: Send + Sync {
     fn in_memory(&self, _digest: &str) -> Option<Bytes> {
         None
     }
+
+    /// The copy of `digest` just read failed verification: a source that serves local copies
+    /// (the cache) drops its copy so the next `open` goes back to the origin. Sinks verify every
+    /// byte themselves, so sources need not hash what they serve a second time.
+    fn distrust(&self, _digest: &str) {}
 }
 
 /// An image (or index) and where its blobs come from.
@@ -64,6 +69,9 @@ impl BlobSource for Overlay {
             .get(digest)
             .cloned()
             .or_else(|| self.base.in_memory(digest))
+    }
+    fn distrust(&self, digest: &str) {
+        self.base.distrust(digest)
     }
 }
 

@@ -190,15 +190,17 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         .clone()
         .ok_or_else(|| Error::Usage("no base image given".into()))?;
     let file_sink = req.output.is_some() || req.oci_layout.is_some();
+    // The layer is CPU work and the base is network work: do them at the same time. A task
+    // that is dropped (on error or Ctrl-C) just finishes in the background and is discarded.
+    let (entries_len, layer_opts) = (entries.len(), req.layer.clone());
+    let layer_task = tokio::task::spawn_blocking(move || layer::build(&entries, &layer_opts));
     let base = open_source(
         &base_ref,
         &req.registry,
         if file_sink { req.cache.as_ref() } else { None },
     )
     .await?;
-    // Layer building is CPU-bound; keep it off the async workers.
-    let (entries_len, layer_opts) = (entries.len(), req.layer.clone());
-    let layer = tokio::task::spawn_blocking(move || layer::build(&entries, &layer_opts))
+    let layer = layer_task
         .await
         .map_err(|e| Error::invalid("layer", e.to_string()))??;
     tracing::debug!(entries = entries_len, size = layer.size(), digest = %layer.digest, "built config layer");

@@ -72,34 +72,10 @@ pub struct CachedBlobs {
 }
 
 impl CachedBlobs {
-    /// A cached blob is used only if it still hashes to its digest: a file damaged on disk is
-    /// dropped and fetched again instead of failing every later export.
+    /// A cached blob as a stream. It is not hashed here: every sink verifies what it reads and
+    /// calls [`BlobSource::distrust`] on a mismatch, which removes a copy damaged on disk.
     async fn cached(&self, desc: &Descriptor, path: &Path) -> Option<ByteStream> {
         if !self.cache.has(desc) {
-            return None;
-        }
-        let p = path.to_path_buf();
-        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<Hasher> {
-            let mut f = std::fs::File::open(&p)?;
-            let mut h = Hasher::new();
-            let mut buf = vec![0u8; 256 << 10];
-            loop {
-                let n = std::io::Read::read(&mut f, &mut buf)?;
-                if n == 0 {
-                    return Ok(h);
-                }
-                h.update(&buf[..n]);
-            }
-        })
-        .await
-        .ok()?;
-        let good = hashed.is_ok_and(|h| h.len() == desc.size && h.finish() == desc.digest);
-        if !good {
-            tracing::warn!(
-                "cached blob {} is damaged; removing it and downloading again",
-                path.display()
-            );
-            let _ = std::fs::remove_file(path);
             return None;
         }
         let f = tokio::fs::File::open(path).await.ok()?;
@@ -155,6 +131,17 @@ impl BlobSource for CachedBlobs {
     }
     fn in_memory(&self, digest: &str) -> Option<Bytes> {
         self.inner.in_memory(digest)
+    }
+    fn distrust(&self, digest: &str) {
+        if let Some(p) = self.cache.path(digest) {
+            if std::fs::remove_file(&p).is_ok() {
+                tracing::warn!(
+                    "cached blob {} is damaged; removed it, fetching from the source",
+                    p.display()
+                );
+            }
+        }
+        self.inner.distrust(digest)
     }
 }
 

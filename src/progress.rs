@@ -164,6 +164,9 @@ impl BlobSource for Tracked {
     fn in_memory(&self, digest: &str) -> Option<Bytes> {
         self.inner.in_memory(digest)
     }
+    fn distrust(&self, digest: &str) {
+        self.inner.distrust(digest)
+    }
 }
 
 fn short(digest: &str) -> &str {

@@ -61,15 +61,32 @@ pub struct Registry {
     auth: RegistryAuth,
     opts: RegistryOptions,
     has_credentials: bool,
-    /// Our own HTTP client for cross-repository mounts (see [`Registry::mount`]).
-    http: reqwest::Client,
+    /// Our own HTTP client for cross-repository mounts (see [`Registry::mount`]), made on the
+    /// first mount.
+    http: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
     scheme: &'static str,
     creds: Option<credentials::Credentials>,
     mount_tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Registry {
+    /// A connection to `host`, shared by everything in this process that talks to it: building
+    /// an HTTP client loads the system's root certificates, which costs more than a small push.
     pub fn connect(host: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
+        static CONNECTIONS: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<String, Arc<Registry>>>,
+        > = std::sync::OnceLock::new();
+        let key = format!("{host} {opts:?}");
+        let conns = CONNECTIONS.get_or_init(Default::default);
+        if let Some(r) = conns.lock().expect("not poisoned").get(&key) {
+            return Ok(r.clone());
+        }
+        let r = Self::connect_new(host, opts)?;
+        conns.lock().expect("not poisoned").insert(key, r.clone());
+        Ok(r)
+    }
+
+    fn connect_new(host: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
         let plain = crate::reference::is_loopback_host(crate::reference::host_of(host))
             || opts
                 .insecure
@@ -95,25 +112,13 @@ impl Registry {
             None => RegistryAuth::Anonymous,
         };
         tracing::debug!(registry = host, plain_http = plain, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
-        let http = reqwest::Client::builder()
-            .connect_timeout(opts.connect_timeout)
-            .read_timeout(opts.idle_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .danger_accept_invalid_certs(!plain && opts.insecure.iter().any(|i| i == host))
-            .build()
-            .map_err(|e| Error::Registry {
-                registry: host.to_string(),
-                operation: "creating HTTP client".into(),
-                message: e.to_string(),
-                retryable: false,
-            })?;
         Ok(Arc::new(Registry {
             host: host.to_string(),
             client: oci_client::Client::new(config),
             auth,
             opts: opts.clone(),
             has_credentials: creds.is_some(),
-            http,
+            http: std::sync::OnceLock::new(),
             scheme: if plain { "http" } else { "https" },
             creds,
             mount_tokens: Default::default(),
@@ -386,7 +391,31 @@ impl Registry {
     /// caller uploads instead. Done with our own request rather than oci-client's `mount_blob`:
     /// a bearer token for a mount needs `pull` on the source repository as well as `push` on the
     /// target, and oci-client only asks for the latter (oci-client issue #235).
+    fn http(&self) -> Option<&reqwest::Client> {
+        let insecure_tls =
+            self.scheme == "https" && self.opts.insecure.iter().any(|i| i == &self.host);
+        let made = self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(self.opts.connect_timeout)
+                .read_timeout(self.opts.idle_timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .danger_accept_invalid_certs(insecure_tls)
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        match made {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!("no HTTP client for mounts: {e}");
+                None
+            }
+        }
+    }
+
     async fn mount(&self, target: &RegistryRef, from: &RegistryRef, digest: &str) -> Result<bool> {
+        let Some(http) = self.http() else {
+            return Ok(false);
+        };
         let url = format!(
             "{}://{}/v2/{}/blobs/uploads/?mount={}&from={}",
             self.scheme, self.host, target.repository, digest, from.repository
@@ -394,7 +423,7 @@ impl Registry {
         let key = format!("{}|{}", target.repository, from.repository);
         let mut auth = self.mount_tokens.lock().await.get(&key).cloned();
         for _ in 0..2 {
-            let mut req = self.http.post(&url).header("Content-Length", "0");
+            let mut req = http.post(&url).header("Content-Length", "0");
             if let Some(a) = &auth {
                 req = req.header(reqwest::header::AUTHORIZATION, a);
             }
@@ -420,7 +449,7 @@ impl Registry {
                         } else {
                             loc.to_string()
                         };
-                        let mut del = self.http.delete(loc);
+                        let mut del = http.delete(loc);
                         if let Some(a) = &auth {
                             del = del.header(reqwest::header::AUTHORIZATION, a);
                         }
@@ -493,7 +522,7 @@ impl Registry {
         for s in scopes {
             q.push(("scope", s));
         }
-        let mut req = self.http.get(&realm).query(&q);
+        let mut req = self.http()?.get(&realm).query(&q);
         if let Some(b) = &basic {
             req = req.header(reqwest::header::AUTHORIZATION, b);
         }
@@ -539,6 +568,11 @@ impl Registry {
                 &res,
                 "201",
             );
+            if let Err(e) = &res {
+                if body_was_corrupt(e) {
+                    src.distrust(&desc.digest);
+                }
+            }
             res.map(|_| ()).map_err(|e| self.error(&op, e))
         })
         .await
@@ -646,6 +680,20 @@ fn error_body(body: &str) -> String {
         Some(v) if !v.is_empty() => v.join("; "),
         _ => first_line(body),
     }
+}
+
+/// Whether an upload failed because our own verification rejected the body it was sending.
+fn body_was_corrupt(e: &OciDistributionError) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::InvalidData {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn first_line(s: &str) -> String {
