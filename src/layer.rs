@@ -3,8 +3,8 @@
 //! digest.
 use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
+use crate::gzip::ParallelGz;
 use bytes::Bytes;
-use flate2::{Compression, GzBuilder};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::ffi::OsString;
 use std::fs;
@@ -16,7 +16,8 @@ use std::path::{Component, Path, PathBuf};
 /// Where the JVM and Go engines read their config from.
 pub const DEFAULT_CONFIG_PATH: &str = "/opt/imposter/config";
 
-/// gzip level 6: measured on the bench fixture, levels 7–9 cost 1.6–4× the time for < 1 % size.
+/// gzip level 6: on the bench's 100 MB JSON fixture, level 9 took 1.2× the time for a larger
+/// layer, level 1 was 3× faster but 66 % larger (BENCHMARKS.md, scenario 5).
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 
 /// Names the engine never wants in its config dir: VCS data and the Imposter CLI's own files.
@@ -241,13 +242,10 @@ pub fn config_path_components(p: &str) -> Result<Vec<String>> {
 /// Tars and gzips `entries` (from [`collect`]) under `opts.config_path`.
 pub fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
     let parts = config_path_components(&opts.config_path)?;
-    let gz = GzBuilder::new().mtime(0).operating_system(255).write(
-        HashingWriter::new(Vec::new()),
-        Compression::new(opts.gzip_level),
-    );
+    let io = |e: std::io::Error| Error::io("writing layer", "<memory>", e);
+    let gz = ParallelGz::new(HashingWriter::new(Vec::new()), opts.gzip_level).map_err(io)?;
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     tar.mode(tar::HeaderMode::Deterministic);
-    let io = |e: std::io::Error| Error::io("writing layer", "<memory>", e);
 
     let mut prefix = PathBuf::new();
     for p in &parts {

@@ -17,6 +17,7 @@ pub mod cli;
 pub mod credentials;
 pub mod digest;
 pub mod error;
+pub mod gzip;
 pub mod image;
 pub mod layer;
 pub mod progress;
