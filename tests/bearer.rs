@@ -3,27 +3,6 @@
 mod common;
 use common::*;
 
-/// (request line, status) pairs from the registry's access log.
-fn with_status(reg: &Registry) -> Vec<(String, u16)> {
-    reg.log()
-        .lines()
-        .filter_map(|l| {
-            let start = l.find('"')? + 1;
-            let rest = &l[start..];
-            let end = rest.find(" HTTP/")?;
-            let after = &rest[end..];
-            let status = after
-                .split('"')
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()?;
-            Some((rest[..end].to_string(), status))
-        })
-        .collect()
-}
-
 #[test]
 fn token_auth_push_mounts_base_layers() {
     let password = "t0ken-flow-secret";
@@ -38,7 +17,7 @@ fn token_auth_push_mounts_base_layers() {
     let env = Env::new();
     env.docker_login(&reg.addr, "ci", password);
     let target = reg.reference("team/mocks:bearer");
-    let before = with_status(&reg).len();
+    let before = reg.requests_with_status().len();
     let run = env
         .run(&[
             "build",
@@ -66,7 +45,7 @@ fn token_auth_push_mounts_base_layers() {
     );
     assert_eq!(idx["manifests"].as_array().unwrap().len(), 2);
 
-    let log = with_status(&reg)[before..].to_vec();
+    let log = reg.requests_with_status()[before..].to_vec();
     let mounted = log
         .iter()
         .filter(|(r, s)| {

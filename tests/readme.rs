@@ -86,31 +86,11 @@ fn shell(env: &Env, cwd: &Path, cmd: &str) -> Run {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut c = Command::new("bash");
+    let mut c = env.command("bash");
     c.args(["-euo", "pipefail", "-c", cmd])
         .current_dir(cwd)
-        .env("PATH", path)
-        .env_remove("SOURCE_DATE_EPOCH");
-    for v in [
-        "DOCKER_CONFIG",
-        "REGISTRY_AUTH_FILE",
-        "MOCKIMG_REGISTRY_USERNAME",
-        "MOCKIMG_REGISTRY_PASSWORD",
-        "XDG_CACHE_HOME",
-        "GITHUB_ACTIONS",
-        "GITLAB_CI",
-    ] {
-        c.env_remove(v);
-    }
-    for (k, v) in &env.vars {
-        c.env(k, v);
-    }
-    let o = c.output().unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+        .env("PATH", path);
+    Run::from(c.output().unwrap())
 }
 
 /// The value after `flag` in a command line, if any.

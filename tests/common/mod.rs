@@ -122,17 +122,32 @@ impl Registry {
 
     /// Access-log request lines (`METHOD URI`) since the registry started.
     pub fn requests(&self) -> Vec<String> {
+        self.requests_with_status()
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
+    }
+
+    /// Access-log `(METHOD URI, status)` pairs since the registry started.
+    pub fn requests_with_status(&self) -> Vec<(String, u16)> {
         self.log()
             .lines()
             .filter_map(|l| {
-                let start = l.find("\"")? + 1;
+                let start = l.find('"')? + 1;
                 let rest = &l[start..];
                 let end = rest.find(" HTTP/")?;
                 let req = &rest[..end];
                 let is_req = ["GET ", "HEAD ", "PUT ", "POST ", "PATCH ", "DELETE "]
                     .iter()
                     .any(|m| req.starts_with(m));
-                is_req.then(|| req.to_string())
+                let status = rest[end..]
+                    .split('"')
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()?;
+                is_req.then(|| (req.to_string(), status))
             })
             .collect()
     }
@@ -211,11 +226,11 @@ impl Env {
         .unwrap();
     }
 
-    pub fn run(&self, args: &[&str]) -> Run {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mockimg"));
-        c.args(args)
-            .current_dir(REPO_ROOT)
-            .env_remove("SOURCE_DATE_EPOCH");
+    /// A command with the environment every test runs mockimg in: no stray credentials,
+    /// cache or CI variables from the machine, plus this Env's own.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(REPO_ROOT).env_remove("SOURCE_DATE_EPOCH");
         for v in [
             "DOCKER_CONFIG",
             "REGISTRY_AUTH_FILE",
@@ -230,7 +245,18 @@ impl Env {
         for (k, v) in &self.vars {
             c.env(k, v);
         }
-        let o = c.output().unwrap();
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut c = self.command(env!("CARGO_BIN_EXE_mockimg"));
+        c.args(args);
+        Run::from(c.output().unwrap())
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
