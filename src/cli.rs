@@ -399,19 +399,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     r
 }
 
+/// Prints warnings, and errors when there are several; a lone error is told by the final
+/// `error:` line instead, so a simple mistake reads as one line.
 fn print_findings(report: &validate::Report) {
+    let lone_error = report.errors() == 1;
     for f in &report.findings {
-        eprintln!("{f}");
+        if !(lone_error && f.severity == validate::Severity::Error) {
+            eprintln!("{f}");
+        }
+    }
+}
+
+fn validation_error(report: &validate::Report) -> Error {
+    let first = report
+        .findings
+        .iter()
+        .find(|f| f.severity == validate::Severity::Error)
+        .map(|f| f.detail())
+        .unwrap_or_default();
+    Error::Validation {
+        errors: report.errors(),
+        first,
     }
 }
 
 /// Runs validation and fails on errors; warnings are printed and tolerated.
 fn validate_or_fail(dir: &std::path::Path, recursive: bool) -> anyhow::Result<()> {
     let report = validate::validate_dir(dir, &ValidateOptions { recursive })
-        .map_err(|e| Error::path(dir, e.to_string()))?;
+        .map_err(|e| Error::ConfigDir(e.to_string()))?;
     print_findings(&report);
     if !report.is_ok() {
-        return Err(Error::Validation(report.errors()).into());
+        return Err(validation_error(&report).into());
     }
     Ok(())
 }
@@ -419,7 +437,7 @@ fn validate_or_fail(dir: &std::path::Path, recursive: bool) -> anyhow::Result<()
 async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let imposter_yaml = validate::read_imposter_yaml(&a.config_dir)
-        .map_err(|e| Error::path(&a.config_dir, e.to_string()))
+        .map_err(|e| Error::ConfigDir(e.to_string()))
         .unwrap_or(None);
     let recursive = a.recursive
         || imposter_yaml
@@ -643,11 +661,11 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
-    let y = validate::read_imposter_yaml(&a.config_dir)
-        .map_err(|e| Error::path(&a.config_dir, e.to_string()))?;
+    let y =
+        validate::read_imposter_yaml(&a.config_dir).map_err(|e| Error::ConfigDir(e.to_string()))?;
     let recursive = a.recursive || y.and_then(|y| y.recursive).unwrap_or(false);
     let report = validate::validate_dir(&a.config_dir, &ValidateOptions { recursive })
-        .map_err(|e| Error::path(&a.config_dir, e.to_string()))?;
+        .map_err(|e| Error::ConfigDir(e.to_string()))?;
     if a.json {
         let findings: Vec<_> = report
             .findings
@@ -669,7 +687,7 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
         );
     }
     if !report.is_ok() {
-        return Err(Error::Validation(report.errors()).into());
+        return Err(validation_error(&report).into());
     }
     Ok(())
 }

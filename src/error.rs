@@ -49,8 +49,13 @@ pub enum Error {
         retryable: bool,
     },
 
-    #[error("config validation failed with {0} error(s); fix them or pass --no-validate")]
-    Validation(usize),
+    /// A problem with the config directory itself, already worded with its path and fix.
+    #[error("{0}")]
+    ConfigDir(String),
+
+    /// One error is told in full on this line; several are listed above it.
+    #[error("config validation failed: {}", validation_detail(*.errors, .first))]
+    Validation { errors: usize, first: String },
 
     #[error("interrupted")]
     Interrupted,
@@ -62,6 +67,14 @@ fn registry_operation(registry: &str, operation: &str) -> String {
         operation.to_string()
     } else {
         format!("{registry}: {operation}")
+    }
+}
+
+fn validation_detail(errors: usize, first: &str) -> String {
+    if errors == 1 {
+        format!("{first} (or pass --no-validate)")
+    } else {
+        format!("{errors} errors, listed above; fix them or pass --no-validate")
     }
 }
 

@@ -116,6 +116,15 @@ impl Finding {
     }
 }
 
+impl Finding {
+    /// The finding without its severity: `file: key: message`.
+    pub fn detail(&self) -> String {
+        let s = self.to_string();
+        let prefix = format!("{}: ", self.severity);
+        s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
+    }
+}
+
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.severity)?;

@@ -94,8 +94,9 @@ fn empty_config_dir() {
     let out = Out::new();
     let empty = tempfile::tempdir().unwrap();
     let run = build_out(&env, empty.path().to_str().unwrap(), BASE, &out, &[]);
-    // Validation prints its finding, then the job fails on it.
+    // One finding: told on the one error line.
     assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stderr.matches("error: ").count(), 1, "{}", run.stderr);
     assert!(
         run.stderr.contains("no Imposter config files")
             && run.stderr.contains(&empty.path().display().to_string()),
