@@ -387,10 +387,7 @@ impl Registry {
         .await
     }
 
-    /// Cross-repository mount; `Ok(false)` when the registry declines (202) or refuses, so the
-    /// caller uploads instead. Done with our own request rather than oci-client's `mount_blob`:
-    /// a bearer token for a mount needs `pull` on the source repository as well as `push` on the
-    /// target, and oci-client only asks for the latter (oci-client issue #235).
+    /// The client for our own requests (mounts, token fetches), made on first use.
     fn http(&self) -> Option<&reqwest::Client> {
         let insecure_tls =
             self.scheme == "https" && self.opts.insecure.iter().any(|i| i == &self.host);
@@ -412,6 +409,10 @@ impl Registry {
         }
     }
 
+    /// Cross-repository mount; `Ok(false)` when the registry declines (202) or refuses, so the
+    /// caller uploads instead. Done with our own request rather than oci-client's `mount_blob`:
+    /// a bearer token for a mount needs `pull` on the source repository as well as `push` on the
+    /// target, and oci-client only asks for the latter (oci-client issue #235).
     async fn mount(&self, target: &RegistryRef, from: &RegistryRef, digest: &str) -> Result<bool> {
         let Some(http) = self.http() else {
             return Ok(false);
