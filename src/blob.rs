@@ -205,16 +205,9 @@ pub fn io_to_error(what: &str, e: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::sha256;
 
     fn desc(data: &[u8]) -> Descriptor {
-        Descriptor {
-            media_type: "x".into(),
-            digest: sha256(data),
-            size: data.len() as u64,
-            platform: None,
-            extra: Default::default(),
-        }
+        crate::image::Doc::new("x", data.to_vec()).descriptor()
     }
 
     fn stream(parts: Vec<&'static [u8]>) -> ByteStream {

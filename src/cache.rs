@@ -194,7 +194,6 @@ impl Stream for Tee {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::digest::sha256;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Counting {
@@ -210,13 +209,7 @@ mod tests {
     }
 
     fn desc(data: &[u8]) -> Descriptor {
-        Descriptor {
-            media_type: "x".into(),
-            digest: sha256(data),
-            size: data.len() as u64,
-            platform: None,
-            extra: Default::default(),
-        }
+        crate::image::Doc::new("x", data.to_vec()).descriptor()
     }
 
     async fn drain(s: ByteStream) -> Vec<u8> {

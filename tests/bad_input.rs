@@ -399,13 +399,7 @@ fn digest_pins_that_do_not_match() {
     let out = Out::new();
     // Registry: a pin nobody pushed.
     let reg = Registry::start();
-    seed(
-        &reg,
-        &fixtures::engine_like(false),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    seed_engine(&reg, false);
     let wrong = format!("sha256:{}", "0".repeat(64));
     let pinned = reg.reference(&format!("imposter@{wrong}"));
     let run = build_out(&env, "examples/rest", &pinned, &out, &[]);

@@ -18,13 +18,7 @@ fn assert_config_at(rootfs: &std::path::Path, config: &std::path::Path) {
 fn multi_platform_oci_base_builds_and_pushes() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(
-        &reg,
-        &fixtures::engine_like(true),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let base = seed_engine(&reg, true);
     let base_index = raw_manifest(&base);
     assert_eq!(
         base_index["manifests"].as_array().unwrap().len(),
@@ -329,13 +323,7 @@ fn push_to_a_second_registry_streams_base_layers() {
     let reg = Registry::start();
     let reg2 = Registry::start();
     let env = Env::new();
-    let base = seed(
-        &reg,
-        &fixtures::engine_like(false),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let base = seed_engine(&reg, false);
     let target = reg2.reference("mocks:1");
     let run = env
         .run(&[

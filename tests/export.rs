@@ -202,13 +202,7 @@ fn check_docker_view(files: &BTreeMap<String, Vec<u8>>) -> (String, Value) {
 fn archive_is_oci_and_docker_archive_for_every_reader() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(
-        &reg,
-        &fixtures::engine_like(true),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let base = seed_engine(&reg, true);
     let out = tempfile::tempdir().unwrap();
     let tar = out.path().join("mocks.tar");
     let name = format!("mockimg-export-test/t{}", std::process::id());
@@ -328,13 +322,7 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
 fn exported_archive_and_layout_push_to_the_same_digest_as_a_direct_push() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(
-        &reg,
-        &fixtures::engine_like(true),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let base = seed_engine(&reg, true);
     let out = tempfile::tempdir().unwrap();
     let tar = out.path().join("mocks.tar");
     let layout = out.path().join("layout");
@@ -423,13 +411,7 @@ fn exported_archive_and_layout_push_to_the_same_digest_as_a_direct_push() {
 fn second_export_downloads_no_layer_and_no_cache_does() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(
-        &reg,
-        &fixtures::engine_like(false),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let base = seed_engine(&reg, false);
     let layers = layer_digests(&base);
     assert_eq!(layers.len(), 4);
     let out = tempfile::tempdir().unwrap();
@@ -1024,13 +1006,7 @@ fn failures_leave_nothing_behind() {
 fn corrupt_registry_blob_never_enters_the_cache() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(
-        &reg,
-        &fixtures::engine_like(false),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let base = seed_engine(&reg, false);
     let layers = layer_digests(&base);
     // The registry's filesystem storage serves what is on disk without checking it.
     let bad = &layers[0];
@@ -1068,13 +1044,7 @@ fn corrupt_registry_blob_never_enters_the_cache() {
 fn inspect_reads_registries_archives_and_layouts() {
     let reg = Registry::start();
     let env = Env::new();
-    let base = seed(
-        &reg,
-        &fixtures::engine_like(true),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let base = seed_engine(&reg, true);
     let out = tempfile::tempdir().unwrap();
     let tar = out.path().join("mocks.tar");
     let layout = out.path().join("layout");

@@ -11,13 +11,7 @@ use std::time::{Duration, Instant};
 /// A registry with the engine-like base seeded as `imposter:4.9.3`, and a proxy in front of it.
 fn setup() -> (Registry, Proxy) {
     let reg = Registry::start();
-    seed(
-        &reg,
-        &fixtures::engine_like(true),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    seed_engine(&reg, true);
     let p = Proxy::start(&reg.addr);
     (reg, p)
 }
@@ -487,13 +481,7 @@ fn registry_that_is_down_fails_fast_and_clearly() {
 
     // The same for a push target that is down.
     let reg = Registry::start();
-    let seeded = seed(
-        &reg,
-        &fixtures::engine_like(false),
-        "imposter:4.9.3",
-        false,
-        None,
-    );
+    let seeded = seed_engine(&reg, false);
     let started = Instant::now();
     let run = build_push(
         &env,

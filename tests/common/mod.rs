@@ -324,6 +324,17 @@ pub fn seed(
     reg.reference(repo_tag)
 }
 
+/// The two-platform engine-like base at `REPO/imposter:4.9.3`, anonymous registry.
+pub fn seed_engine(reg: &Registry, attestation: bool) -> String {
+    seed(
+        reg,
+        &fixtures::engine_like(attestation),
+        "imposter:4.9.3",
+        false,
+        None,
+    )
+}
+
 /// Copies one platform of a registry image into an OCI layout and unpacks it with umoci.
 /// Returns the rootfs path (inside the returned tempdir).
 pub fn unpack(reference: &str, arch: &str) -> (tempfile::TempDir, PathBuf) {
