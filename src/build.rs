@@ -1,12 +1,12 @@
 //! The jobs, wired from the pieces: open any source, append the config layer, write to any sink.
-use crate::archive::{self, ImageName, Store};
-use crate::blob::{Overlay, Source};
-use crate::cache::Cache;
 use crate::error::{Error, Result};
-use crate::image::{self, AppendOptions, LayerInfo, Platform};
-use crate::layer::{self, LayerOptions, WalkOptions};
-use crate::reference::{ImageRef, RegistryRef};
+use crate::mutate::layer::{self, LayerOptions, WalkOptions};
+use crate::oci::blob::{Overlay, Source};
+use crate::oci::image::{self, AppendOptions, LayerInfo, Platform};
+use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::registry::{self, PushStats, Registry, RegistryOptions};
+use crate::sink::archive::{self, ImageName, Store};
+use crate::source::cache::Cache;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -60,7 +60,7 @@ pub fn resolve_base(
     base: Option<&str>,
     engine: Option<&str>,
     version: Option<&str>,
-    imposter_yaml: Option<&crate::validate::ImposterYaml>,
+    imposter_yaml: Option<&crate::imposter::validate::ImposterYaml>,
 ) -> Result<ImageRef> {
     if let Some(b) = base {
         return ImageRef::parse(b).map_err(|e| Error::Usage(format!("--base: {e}")));
@@ -263,7 +263,7 @@ pub async fn write_sinks(
         .chain(tags.iter())
         .next()
         .map(ImageName::from_registry_ref);
-    let to_file = crate::progress::track(src, crate::progress::Sink::File);
+    let to_file = crate::cli::progress::track(src, crate::cli::progress::Sink::File);
     if let Some(path) = output {
         archive::write_archive(&to_file, path, name.as_ref()).await?;
     }
@@ -281,7 +281,7 @@ pub async fn write_sinks(
     let stats = if push.is_empty() {
         None
     } else {
-        let tracked = crate::progress::track(src, crate::progress::Sink::Registry);
+        let tracked = crate::cli::progress::track(src, crate::cli::progress::Sink::Registry);
         let s = registry::push(&tracked, push, opts).await?;
         for p in push {
             references.push(format!("{}@{}", p.repo_name(), digest));
@@ -378,7 +378,7 @@ pub async fn inspect(r: &ImageRef, opts: &RegistryOptions) -> Result<Inspection>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::validate::ImposterYaml;
+    use crate::imposter::validate::ImposterYaml;
 
     fn resolve(
         base: Option<&str>,

@@ -1,4 +1,9 @@
 //! mockimg: bundle an Imposter configuration directory onto an engine image, daemonlessly.
+//!
+//! The modules read as the data flow of one build (see `ARCHITECTURE.md`):
+//! [`oci`] (the image model) → [`source`] (open a base) → [`mutate`] (the config layer and the
+//! append) → [`sink`] (push, layout, archive), with [`registry`] as the client both ends use,
+//! [`imposter`] for what the engine expects, [`build`] wiring a job, and [`cli`] at the edge.
 
 /// The pinned default engine release, as a literal so `--version` can `concat!` it.
 #[macro_export]
@@ -8,19 +13,12 @@ macro_rules! default_engine_version {
     };
 }
 
-pub mod archive;
-pub mod blob;
 pub mod build;
-pub mod bundle;
-pub mod cache;
 pub mod cli;
-pub mod credentials;
-pub mod digest;
 pub mod error;
-pub mod gzip;
-pub mod image;
-pub mod layer;
-pub mod progress;
-pub mod reference;
+pub mod imposter;
+pub mod mutate;
+pub mod oci;
 pub mod registry;
-pub mod validate;
+pub mod sink;
+pub mod source;

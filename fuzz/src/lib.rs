@@ -13,14 +13,14 @@
 //!   name, including `../x` and `/x`). `(MODE >> 1) & 3` picks the tag to open. In DATA,
 //!   `@@N@@` becomes the digest and `@#N@` the size of the earlier record N; a NAME of `@` becomes
 //!   `blobs/sha256/<hex of DATA>`.
-use mockimg::archive::{self, Store};
-use mockimg::blob;
-use mockimg::digest::sha256;
-use mockimg::image::{
+use mockimg::oci::blob;
+use mockimg::oci::digest::sha256;
+use mockimg::oci::image::{
     append_layer, check_manifest, media, AppendOptions, Descriptor, Doc, Image, LayerInfo,
     Platform, Root,
 };
-use mockimg::reference::{ImageRef, RegistryRef};
+use mockimg::oci::reference::{ImageRef, RegistryRef};
+use mockimg::sink::archive::{self, Store};
 use serde_json::Value;
 
 /// Separates the parts of a `manifest` input and the records of a structured `archive` input.

@@ -1,7 +1,7 @@
 //! Image references: registry references with docker.io normalisation, and the local transports
 //! `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`, `docker-archive:PATH`.
-use crate::digest;
 use crate::error::{Error, Result};
+use crate::oci::digest;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn registry_with_port_and_digest() {
-        let d = crate::digest::sha256(b"x");
+        let d = crate::oci::digest::sha256(b"x");
         let x = r(&format!("127.0.0.1:5000/team/mocks:1.4@{d}"));
         assert_eq!(x.registry, "127.0.0.1:5000");
         assert_eq!(x.repository, "team/mocks");

@@ -77,7 +77,7 @@ fn keys_for(registry: &str) -> Vec<String> {
         format!("https://{registry}/v1/"),
         format!("https://{registry}/v2/"),
     ];
-    if registry == crate::reference::DOCKER_HUB {
+    if registry == crate::oci::reference::DOCKER_HUB {
         k.push("https://index.docker.io/v1/".into());
         k.push("index.docker.io".into());
     }

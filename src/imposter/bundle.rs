@@ -11,7 +11,7 @@
 //! zip. Config entries come sorted, every new entry carries the same DOS timestamp, a fixed unix
 //! mode and no extra fields, and files are deflated at a fixed level.
 use crate::error::{Error, Result};
-use crate::layer::{self, EntryKind, WalkOptions};
+use crate::mutate::layer::{self, EntryKind, WalkOptions};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};

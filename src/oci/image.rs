@@ -1,8 +1,8 @@
 //! The image model: manifests, indexes and configs kept as their raw bytes (a re-serialised
 //! manifest is a different manifest), parsed into `serde_json::Value` only to read or edit them,
-//! so unknown fields survive. Blobs are not here: they sit behind a [`crate::blob::BlobSource`].
-use crate::digest;
+//! so unknown fields survive. Blobs are not here: they sit behind a [`crate::oci::blob::BlobSource`].
 use crate::error::{Error, Result};
+use crate::oci::digest;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -183,9 +183,7 @@ impl Descriptor {
             .and_then(Value::as_str)
             .ok_or_else(|| Error::invalid(what, "descriptor lacks digest"))?
             .to_string();
-        if !digest::is_valid(&digest) {
-            return Err(Error::invalid(what, format!("invalid digest {digest:?}")));
-        }
+        digest::check(&digest).map_err(|e| Error::invalid(what, e))?;
         let size = obj
             .get("size")
             .and_then(Value::as_u64)

@@ -1,10 +1,10 @@
 //! OCI image layouts, as a directory or inside a tar, and docker-archive tars: read as sources
 //! (blobs streamed straight out of the tar by offset, nothing extracted) and written as sinks
 //! (one tar that is both an OCI layout and a `docker load`-able archive).
-use crate::blob::{self, BlobSource, ByteStream, Source};
-use crate::digest::{self, Hasher};
 use crate::error::{Error, Result};
-use crate::image::{check_manifest, media, Descriptor, Doc, Image, Platform, Root};
+use crate::oci::blob::{self, BlobSource, ByteStream, Source};
+use crate::oci::digest::{self, Hasher};
+use crate::oci::image::{check_manifest, media, Descriptor, Doc, Image, Platform, Root};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
@@ -232,14 +232,7 @@ fn normalise(p: &Path) -> Option<String> {
 }
 
 fn blob_path(digest: &str) -> Result<String> {
-    if !digest::is_valid(digest) {
-        return Err(Error::invalid(
-            "descriptor",
-            format!("invalid digest {digest:?}"),
-        ));
-    }
-    let (alg, hex) = digest.split_once(':').expect("validated");
-    Ok(format!("blobs/{alg}/{hex}"))
+    digest::blob_path(digest).map_err(|e| Error::invalid("descriptor", e))
 }
 
 /// Blobs of a local layout or archive. `paths` overrides where a digest lives (docker-archive).
@@ -431,7 +424,7 @@ fn split_docker_archive(path: &Path) -> (PathBuf, Option<String>) {
 /// Whether a `RepoTags` entry names the image the user asked for (`mocks:1`, `docker.io/library/
 /// mocks:1` and `library/mocks:1` are one name).
 fn same_image_name(tag: &str, wanted: &str) -> bool {
-    use crate::reference::RegistryRef;
+    use crate::oci::reference::RegistryRef;
     match (RegistryRef::parse(tag), RegistryRef::parse(wanted)) {
         (Ok(a), Ok(b)) => {
             a.repo_name() == b.repo_name()
@@ -631,7 +624,7 @@ pub struct ImageName {
 }
 
 impl ImageName {
-    pub fn from_registry_ref(r: &crate::reference::RegistryRef) -> ImageName {
+    pub fn from_registry_ref(r: &crate::oci::reference::RegistryRef) -> ImageName {
         let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
         let qualified = format!("{}:{tag}", r.repo_name());
         let mut repo = r.repo_name();
@@ -978,18 +971,9 @@ fn readable(tmp: &tempfile::NamedTempFile) -> Result<()> {
         .map_err(|e| Error::io("setting permissions", tmp.path(), e))
 }
 
+/// Writes a small file (index.json, oci-layout) through the one atomic writer.
 pub fn atomic_write(dest: &Path, data: &[u8]) -> Result<()> {
-    let parent = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .map_err(|e| Error::io("creating temp file", parent, e))?;
-    std::io::Write::write_all(&mut tmp, data).map_err(|e| Error::io("writing", tmp.path(), e))?;
-    readable(&tmp)?;
-    tmp.persist(dest)
-        .map_err(|e| Error::io("renaming into place", dest, e.error))?;
-    Ok(())
+    crate::sink::atomic::write(dest, data, crate::sink::atomic::READABLE)
 }
 
 /// Streams into `dest` via a temp file; on error the temp file is removed.

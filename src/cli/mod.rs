@@ -1,12 +1,14 @@
 //! Command-line interface: argument parsing, output (human / `--json`), exit codes.
+pub mod progress;
+
 use crate::build::{self, BuildRequest, Outcome};
-use crate::cache::Cache;
 use crate::error::Error;
-use crate::image::Platform;
-use crate::layer::{LayerOptions, WalkOptions, DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
-use crate::reference::{ImageRef, RegistryRef};
+use crate::imposter::validate::{self, ValidateOptions};
+use crate::mutate::layer::{LayerOptions, WalkOptions, DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
+use crate::oci::image::Platform;
+use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::registry::RegistryOptions;
-use crate::validate::{self, ValidateOptions};
+use crate::source::cache::Cache;
 use anyhow::Context as _;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::collections::BTreeMap;
@@ -293,7 +295,7 @@ fn source_ref(s: &str) -> Result<ImageRef, Error> {
             ));
         }
         // `docker save` output (without an OCI index) is read as the docker-archive it is.
-        let store = crate::archive::Store::open_tar(p)?;
+        let store = crate::sink::archive::Store::open_tar(p)?;
         if !store.has("index.json") && store.has("manifest.json") {
             return Ok(ImageRef::DockerArchive { path: p.into() });
         }
@@ -362,10 +364,10 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    crate::progress::install(crate::progress::Mode::detect(quiet));
+    crate::cli::progress::install(crate::cli::progress::Mode::detect(quiet));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::progress::StderrWriter)
+        .with_writer(crate::cli::progress::StderrWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(verbose > 0)
         .without_time()
@@ -395,7 +397,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     };
-    crate::progress::finish();
+    crate::cli::progress::finish();
     r
 }
 
@@ -472,7 +474,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             None => None,
         }
     };
-    crate::layer::config_path_components(&a.config_path)?;
+    crate::mutate::layer::config_path_components(&a.config_path)?;
     let req = BuildRequest {
         config_dir: a.config_dir.clone(),
         base: Some(base.clone()),
@@ -541,7 +543,7 @@ fn report(
     layout: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     if let Some(f) = &out.digest_file {
-        crate::archive::atomic_write(f, format!("{}\n", o.digest).as_bytes())?;
+        crate::sink::archive::atomic_write(f, format!("{}\n", o.digest).as_bytes())?;
     }
     if out.json {
         println!("{}", serde_json::to_string(o)?);
@@ -553,7 +555,7 @@ fn report(
             println!("{}", o.digest);
         }
     }
-    crate::progress::finish();
+    crate::cli::progress::finish();
     if !out.quiet {
         eprintln!("{}", summary(o, output, layout, started.elapsed()));
     }
@@ -572,7 +574,7 @@ fn summary(
     layout: Option<&std::path::Path>,
     elapsed: std::time::Duration,
 ) -> String {
-    use crate::progress::human_bytes;
+    use crate::cli::progress::human_bytes;
     let platforms = plural(o.platforms.len(), "platform", "platforms");
     let mut files: Vec<String> = output
         .map(|p| p.display().to_string())
@@ -697,15 +699,15 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         validate_or_fail(&a.config_dir, a.recursive)?;
     }
     let engine = match (a.engine_zip, a.engine_archive) {
-        (Some(z), _) => crate::bundle::EngineArchive::JvmZip(z),
-        (None, Some(t)) => crate::bundle::EngineArchive::GoTarGz(t),
+        (Some(z), _) => crate::imposter::bundle::EngineArchive::JvmZip(z),
+        (None, Some(t)) => crate::imposter::bundle::EngineArchive::GoTarGz(t),
         (None, None) => {
             return Err(
                 Error::Usage("give --engine-zip (JVM) or --engine-archive (Go)".into()).into(),
             )
         }
     };
-    let s = crate::bundle::bundle(&crate::bundle::BundleOptions {
+    let s = crate::imposter::bundle::bundle(&crate::imposter::bundle::BundleOptions {
         config_dir: a.config_dir.clone(),
         engine,
         output: a.output.clone(),
@@ -728,7 +730,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
             s.output.display(),
             s.entries,
             s.config_files,
-            crate::progress::human_bytes(s.size),
+            crate::cli::progress::human_bytes(s.size),
             s.sha256
         );
     }

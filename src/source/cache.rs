@@ -1,11 +1,11 @@
 //! Content-addressed blob cache: `DIR/blobs/sha256/<hex>`. A blob enters the cache only after
 //! its bytes hashed to its digest while streaming through; until then it is a temp file that is
 //! removed on any failure.
-use crate::blob::{BlobSource, ByteStream};
-use crate::digest::Hasher;
 use crate::error::Result;
-use crate::image::Descriptor;
-use crate::reference::RegistryRef;
+use crate::oci::blob::{BlobSource, ByteStream};
+use crate::oci::digest::Hasher;
+use crate::oci::image::Descriptor;
+use crate::oci::reference::RegistryRef;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{Stream, StreamExt};
@@ -44,11 +44,9 @@ impl Cache {
     }
 
     pub fn path(&self, digest: &str) -> Option<PathBuf> {
-        if !crate::digest::is_valid(digest) {
-            return None;
-        }
-        let (alg, hex) = digest.split_once(':')?;
-        Some(self.dir.join("blobs").join(alg).join(hex))
+        crate::oci::digest::blob_path(digest)
+            .ok()
+            .map(|p| self.dir.join(p))
     }
 
     pub fn has(&self, d: &Descriptor) -> bool {
@@ -204,12 +202,12 @@ mod tests {
         fn open<'a>(&'a self, _d: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
             self.opens.fetch_add(1, Ordering::SeqCst);
             let b = self.data.clone();
-            Box::pin(async move { Ok(crate::archive::bytes_stream(b)) })
+            Box::pin(async move { Ok(crate::sink::archive::bytes_stream(b)) })
         }
     }
 
     fn desc(data: &[u8]) -> Descriptor {
-        crate::image::Doc::new("x", data.to_vec()).descriptor()
+        crate::oci::image::Doc::new("x", data.to_vec()).descriptor()
     }
 
     async fn drain(s: ByteStream) -> Vec<u8> {

@@ -1,12 +1,13 @@
 //! Registry source and sink over oci-client, with what it lacks wrapped around it: retries with
 //! capped, jittered backoff; mount with fallback to upload; streamed cross-registry copies;
 //! children-first manifest pushes and tags moved last.
-use crate::blob::{self, BlobSource, ByteStream, Source};
-use crate::credentials;
-use crate::digest;
+pub mod credentials;
+
 use crate::error::{Error, Result};
-use crate::image::{check_manifest, media, Descriptor, Doc, Image, Root};
-use crate::reference::RegistryRef;
+use crate::oci::blob::{self, BlobSource, ByteStream, Source};
+use crate::oci::digest;
+use crate::oci::image::{check_manifest, media, Descriptor, Doc, Image, Root};
+use crate::oci::reference::RegistryRef;
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -87,11 +88,11 @@ impl Registry {
     }
 
     fn connect_new(host: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
-        let plain = crate::reference::is_loopback_host(crate::reference::host_of(host))
+        let plain = crate::oci::reference::is_loopback_host(crate::oci::reference::host_of(host))
             || opts
                 .insecure
                 .iter()
-                .any(|i| i == host || i == crate::reference::host_of(host));
+                .any(|i| i == host || i == crate::oci::reference::host_of(host));
         let config = ClientConfig {
             protocol: if plain {
                 ClientProtocol::Http

@@ -1,9 +1,9 @@
 //! Blob access behind one small trait, so any source (registry, layout, archive, memory) can feed
 //! any sink, and a sink opens a blob only when it has to.
-use crate::digest::Hasher;
 use crate::error::{Error, Result};
-use crate::image::{Descriptor, Root};
-use crate::reference::RegistryRef;
+use crate::oci::digest::Hasher;
+use crate::oci::image::{Descriptor, Root};
+use crate::oci::reference::RegistryRef;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
@@ -207,7 +207,7 @@ mod tests {
     use super::*;
 
     fn desc(data: &[u8]) -> Descriptor {
-        crate::image::Doc::new("x", data.to_vec()).descriptor()
+        crate::oci::image::Doc::new("x", data.to_vec()).descriptor()
     }
 
     fn stream(parts: Vec<&'static [u8]>) -> ByteStream {

@@ -4,10 +4,10 @@
 //!
 //! The reporter is process-wide, like the tracing subscriber it shares stderr with: the CLI
 //! installs one, the library (and its tests) default to silence.
-use crate::blob::{BlobSource, ByteStream, Source};
 use crate::error::Result;
-use crate::image::Descriptor;
-use crate::reference::RegistryRef;
+use crate::oci::blob::{BlobSource, ByteStream, Source};
+use crate::oci::image::Descriptor;
+use crate::oci::reference::RegistryRef;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{Stream, StreamExt};

@@ -1,9 +1,9 @@
 //! The config layer: walk the config directory (sorted, filtered), then tar and gzip it in one
 //! pass with every header field and the gzip header pinned, so the same tree always gives the same
 //! digest.
-use crate::digest::HashingWriter;
 use crate::error::{Error, Result};
-use crate::gzip::ParallelGz;
+use crate::mutate::gzip::ParallelGz;
+use crate::oci::digest::HashingWriter;
 use bytes::Bytes;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::ffi::OsString;
@@ -344,7 +344,7 @@ mod tests {
         let mut raw = Vec::new();
         let mut gz = gz;
         gz.read_to_end(&mut raw).unwrap();
-        assert_eq!(crate::digest::sha256(&raw), layer.diff_id);
+        assert_eq!(crate::oci::digest::sha256(&raw), layer.diff_id);
         let mut a = tar::Archive::new(&raw[..]);
         for e in a.entries().unwrap() {
             let e = e.unwrap();

@@ -7,25 +7,40 @@ pub fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// Checks the syntax of an OCI digest; only sha256 is produced, sha512 is accepted when reading.
+/// Whether `digest` is a well-formed sha256 digest, the only algorithm mockimg hashes with.
 pub fn is_valid(digest: &str) -> bool {
-    let Some((algo, hex)) = digest.split_once(':') else {
-        return false;
-    };
-    let len = match algo {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return false,
-    };
-    hex.len() == len
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    check(digest).is_ok()
 }
 
-/// The hex part of a digest, safe to use as a file name (validated by the caller).
-pub fn hex_part(digest: &str) -> &str {
-    digest.split_once(':').map(|(_, h)| h).unwrap_or(digest)
+/// Checks a digest read from input. A well-formed digest of another algorithm (sha512, blake3)
+/// is refused by name rather than treated as corrupt, since every later check would hash sha256.
+pub fn check(digest: &str) -> Result<(), String> {
+    let Some((algo, hex)) = digest.split_once(':') else {
+        return Err(format!(
+            "invalid digest {digest:?}: expected sha256:<64 hex digits>"
+        ));
+    };
+    let well_formed = |len: usize| {
+        hex.len() == len
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    match algo {
+        "sha256" if well_formed(64) => Ok(()),
+        "sha512" | "sha384" | "blake3" => Err(format!(
+            "digest {digest:.20}… uses {algo}, which mockimg does not support: re-export the image with sha256 digests"
+        )),
+        _ => Err(format!("invalid digest {digest:?}: expected sha256:<64 hex digits>")),
+    }
+}
+
+/// Where a blob lives in an OCI layout, relative to its root: `blobs/sha256/<hex>`. The one
+/// mapping every layout, archive and cache uses; the digest is checked so it cannot escape.
+pub fn blob_path(digest: &str) -> Result<String, String> {
+    check(digest)?;
+    let (alg, hex) = digest.split_once(':').unwrap_or_default();
+    Ok(format!("blobs/{alg}/{hex}"))
 }
 
 /// Incremental sha256 + byte count.
@@ -98,6 +113,26 @@ mod tests {
         assert!(!is_valid("sha256:abc"));
         assert!(!is_valid("md5:d41d8cd98f00b204e9800998ecf8427e"));
         assert!(!is_valid(&sha256(b"x").to_uppercase()));
+    }
+
+    #[test]
+    fn other_algorithms_are_refused_by_name() {
+        let d = format!("sha512:{}", "a".repeat(128));
+        let e = check(&d).unwrap_err();
+        assert!(
+            e.contains("sha512") && e.contains("does not support"),
+            "{e}"
+        );
+        assert!(blob_path(&d).is_err());
+    }
+
+    #[test]
+    fn blob_paths_cannot_escape_the_layout() {
+        assert_eq!(
+            blob_path(&sha256(b"")).unwrap(),
+            "blobs/sha256/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert!(blob_path("sha256:../../etc/passwd").is_err());
     }
 
     #[test]

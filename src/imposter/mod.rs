@@ -1,0 +1,4 @@
+//! What the Imposter engine expects: engines, project file, validation, the Lambda bundle.
+
+pub mod bundle;
+pub mod validate;

@@ -1,0 +1,4 @@
+//! The one mutation: build the deterministic config layer (walk, tar, gzip) and append it.
+
+pub mod gzip;
+pub mod layer;

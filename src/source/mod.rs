@@ -1,0 +1,3 @@
+//! Sources: open a base image from a registry, an OCI layout or an archive.
+
+pub mod cache;
