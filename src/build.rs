@@ -1,8 +1,9 @@
 //! The jobs, wired from the pieces: open any source, append the config layer, write to any sink.
 use crate::error::{Error, Result};
+use crate::mutate::append::{self, AppendOptions, LayerInfo};
 use crate::mutate::layer::{self, LayerOptions, WalkOptions};
 use crate::oci::blob::{Overlay, Source};
-use crate::oci::image::{self, AppendOptions, LayerInfo, Platform};
+use crate::oci::image::Platform;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::registry::{self, PushStats, Registry, RegistryOptions};
 use crate::sink::archive::{self, ImageName, Store};
@@ -217,7 +218,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         diff_id: layer.diff_id.clone(),
         size: layer.size(),
     };
-    let root = image::append_layer(&base.root, &info, &opts)?;
+    let root = append::append_layer(&base.root, &info, &opts)?;
     let mut mem = HashMap::new();
     mem.insert(layer.digest.clone(), layer.data.clone());
     for img in root.images() {

@@ -13,12 +13,10 @@
 //!   name, including `../x` and `/x`). `(MODE >> 1) & 3` picks the tag to open. In DATA,
 //!   `@@N@@` becomes the digest and `@#N@` the size of the earlier record N; a NAME of `@` becomes
 //!   `blobs/sha256/<hex of DATA>`.
+use mockimg::mutate::append::{append_layer, AppendOptions, LayerInfo};
 use mockimg::oci::blob;
 use mockimg::oci::digest::sha256;
-use mockimg::oci::image::{
-    append_layer, check_manifest, media, AppendOptions, Descriptor, Doc, Image, LayerInfo,
-    Platform, Root,
-};
+use mockimg::oci::image::{check_manifest, media, Descriptor, Doc, Image, Platform, Root};
 use mockimg::oci::reference::{ImageRef, RegistryRef};
 use mockimg::sink::archive::{self, Store};
 use serde_json::Value;

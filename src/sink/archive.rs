@@ -743,7 +743,10 @@ pub async fn write_archive(src: &Source, path: &Path, name: Option<&ImageName>) 
         &serde_json::to_vec(&index).expect("serialises"),
     )
     .await?;
-    let img = src.root.image_for(&Platform::host());
+    let img = src
+        .root
+        .image_for(&Platform::host())
+        .ok_or_else(|| Error::invalid("image index", "lists no images to export"))?;
     let layers: Vec<String> = img
         .layers()?
         .iter()

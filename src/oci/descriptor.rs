@@ -1,0 +1,64 @@
+//! Content descriptors, kept as their JSON objects so fields mockimg does not model survive.
+use crate::error::{Error, Result};
+use crate::oci::digest;
+use crate::oci::platform::Platform;
+use serde_json::{json, Map, Value};
+
+/// A content descriptor; fields we don't model are kept in `extra` and written back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    pub platform: Option<Platform>,
+    pub extra: Map<String, Value>,
+}
+
+impl Descriptor {
+    pub fn from_json(v: &Value, what: &str) -> Result<Self> {
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::invalid(what, "descriptor is not an object"))?;
+        let media_type = obj
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid(what, "descriptor lacks mediaType"))?
+            .to_string();
+        let digest = obj
+            .get("digest")
+            .and_then(Value::as_str)
+            .ok_or_else(|| Error::invalid(what, "descriptor lacks digest"))?
+            .to_string();
+        digest::check(&digest).map_err(|e| Error::invalid(what, e))?;
+        let size = obj
+            .get("size")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| Error::invalid(what, "descriptor lacks a numeric size"))?;
+        let platform = obj.get("platform").and_then(Platform::from_json);
+        Ok(Descriptor {
+            media_type,
+            digest,
+            size,
+            platform,
+            extra: obj.clone(),
+        })
+    }
+
+    /// JSON form: the original object with our fields written over it (key order kept).
+    pub fn to_json(&self) -> Value {
+        let mut m = self.extra.clone();
+        m.insert("mediaType".into(), json!(self.media_type));
+        m.insert("digest".into(), json!(self.digest));
+        m.insert("size".into(), json!(self.size));
+        Value::Object(m)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.extra.get("annotations")?.get(key)?.as_str()
+    }
+
+    pub fn is_attestation(&self) -> bool {
+        self.annotation("vnd.docker.reference.type") == Some("attestation-manifest")
+            || self.platform.as_ref().is_some_and(Platform::is_unknown)
+    }
+}

@@ -1,0 +1,50 @@
+//! Media types of the documents and layers mockimg reads and writes. The OCI names agree with
+//! `oci_spec::image::MediaType` (checked in a test); they are `&str` constants here because they
+//! are compared with the raw strings of manifests, which must not be re-serialised.
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// Everything we can read as a base, in the order we prefer it.
+pub const ACCEPTED: &[&str] = &[OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
+
+pub fn is_index(mt: &str) -> bool {
+    mt == OCI_INDEX || mt == DOCKER_LIST
+}
+pub fn is_manifest(mt: &str) -> bool {
+    mt == OCI_MANIFEST || mt == DOCKER_MANIFEST
+}
+pub fn is_docker(mt: &str) -> bool {
+    mt.starts_with("application/vnd.docker.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::image::MediaType;
+
+    #[test]
+    fn oci_names_agree_with_oci_spec() {
+        assert_eq!(OCI_INDEX, MediaType::ImageIndex.to_string());
+        assert_eq!(OCI_MANIFEST, MediaType::ImageManifest.to_string());
+        assert_eq!(OCI_CONFIG, MediaType::ImageConfig.to_string());
+        assert_eq!(OCI_LAYER_GZIP, MediaType::ImageLayerGzip.to_string());
+        assert_eq!(OCI_LAYER_TAR, MediaType::ImageLayer.to_string());
+    }
+
+    #[test]
+    fn classifies_indexes_manifests_and_docker_types() {
+        assert!(is_index(OCI_INDEX) && is_index(DOCKER_LIST));
+        assert!(is_manifest(OCI_MANIFEST) && is_manifest(DOCKER_MANIFEST));
+        assert!(!is_index(OCI_MANIFEST) && !is_manifest(OCI_CONFIG));
+        assert!(is_docker(DOCKER_LAYER_GZIP) && !is_docker(OCI_LAYER_GZIP));
+    }
+}
