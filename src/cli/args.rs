@@ -1,0 +1,267 @@
+//! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
+//! that turn repeatable `K=V` / reference flags into typed values.
+use crate::error::Error;
+use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
+use crate::oci::reference::RegistryRef;
+use crate::registry::RegistryOptions;
+use clap::{Args, Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub(crate) const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (default engine: outofcoffee/imposter:",
+    crate::default_engine_version!(),
+    ")"
+);
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mockimg",
+    version = LONG_VERSION,
+    long_version = LONG_VERSION,
+    about = "Bundle Imposter mock configuration into a ready-to-run container image, without Docker",
+    after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4\n  mockimg build config/ --base oci:engine-layout --output mocks.tar\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg validate config/"
+)]
+pub struct Cli {
+    /// Debug logs: -v one line per registry request (method, URL, status), -vv oci-client's too; RUST_LOG works as well.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
+pub enum Command {
+    /// Build an image from a config directory and a base engine image.
+    #[command(
+        after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4 --push registry.example.com/team/mocks:latest\n  mockimg build config/ --engine distroless --engine-version 4.9.3 --output mocks.tar --tag team/mocks:1.4\n  mockimg build config/ --base oci-archive:imposter.tar --oci-layout ./layout --tag mocks:dev\n  SOURCE_DATE_EPOCH=1700000000 mockimg build config/ --push 127.0.0.1:5000/mocks:ci --json"
+    )]
+    Build(BuildArgs),
+    /// Push an exported image (archive tar or OCI layout) to one or more registries.
+    #[command(
+        after_help = "Examples:\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg push oci:./layout:dev registry.internal/team/mocks:dev"
+    )]
+    Push(PushArgs),
+    /// Show platforms, layers and config summary of any image source.
+    #[command(
+        after_help = "Examples:\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg inspect oci-archive:mocks.tar --json"
+    )]
+    Inspect(InspectArgs),
+    /// Check an Imposter config directory (build and bundle run this first).
+    #[command(
+        after_help = "Examples:\n  mockimg validate config/\n  mockimg validate . --recursive"
+    )]
+    Validate(ValidateArgs),
+    /// Make an AWS Lambda zip: the engine's release archive plus the config under config/.
+    #[command(
+        after_help = "Examples:\n  mockimg bundle config/ --target awslambda --engine-zip imposter-awslambda.zip -o bundle.zip\n  mockimg bundle config/ --target awslambda --engine-archive imposter-go_linux_arm64.tar.gz -o bundle.zip --force"
+    )]
+    Bundle(BundleArgs),
+    /// Print shell completions.
+    #[command(
+        after_help = "Examples:\n  mockimg completions bash > /etc/bash_completion.d/mockimg"
+    )]
+    Completions {
+        /// The shell to print completions for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RegistryArgs {
+    /// Registry reached over plain HTTP (loopback registries always are).
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Retries for transient registry failures (5xx, 429, resets, timeouts).
+    #[arg(long, default_value_t = 4)]
+    pub retries: u32,
+}
+
+impl RegistryArgs {
+    /// The registry client options these flags select.
+    pub fn options(&self) -> RegistryOptions {
+        RegistryOptions {
+            insecure: self.insecure_registry.clone(),
+            retries: self.retries,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Write the image digest to this file.
+    #[arg(long, value_name = "PATH")]
+    pub digest_file: Option<PathBuf>,
+    /// Print one JSON object on stdout (logs go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// Directory holding the Imposter config (*-config.yaml and the files they reference).
+    #[arg(default_value = ".")]
+    pub config_dir: PathBuf,
+    /// Base engine image: registry reference, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Engine flavour when --base is not given.
+    #[arg(long, value_parser = ["core", "all", "distroless"])]
+    pub engine: Option<String>,
+    /// Engine version when --base is not given (never looked up online).
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
+    /// Push to this reference (repeatable; every tag gets the same digest).
+    #[arg(long, value_name = "REF")]
+    pub push: Vec<String>,
+    /// Name recorded in --output/--oci-layout without pushing (repeatable).
+    #[arg(long, value_name = "REF")]
+    pub tag: Vec<String>,
+    /// Write an archive tar (OCI layout + docker-archive manifest.json).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Write (or add to) an OCI image layout directory.
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+    /// Only these platforms of a multi-platform base (repeatable), e.g. linux/amd64.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Vec<String>,
+    /// Where the config goes in the image.
+    #[arg(long, default_value = DEFAULT_CONFIG_PATH)]
+    pub config_path: String,
+    /// Hide whatever the base has at --config-path (opaque whiteout).
+    #[arg(long)]
+    pub replace: bool,
+    /// Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Image config label (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub label: Vec<String>,
+    /// Manifest annotation, OCI bases only (repeatable).
+    #[arg(long, value_name = "K=V")]
+    pub annotation: Vec<String>,
+    /// Skip config validation.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Validate config files in subdirectories too (the engine scans recursively).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
+    #[arg(long)]
+    pub no_ci_annotations: bool,
+    /// gzip level for the config layer (1-9).
+    #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub compression_level: u32,
+    /// Blob cache directory (default $MOCKIMG_CACHE_DIR or $XDG_CACHE_HOME/mockimg).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Don't use the blob cache.
+    #[arg(long)]
+    pub no_cache: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// The exported image: archive tar path, oci:DIR[:TAG], oci-archive:, docker-archive: or a registry reference.
+    pub source: String,
+    /// Target references.
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Registry reference, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH, or an archive path.
+    pub reference: String,
+    /// Print the inspection as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct BundleArgs {
+    /// Directory holding the Imposter config.
+    #[arg(default_value = ".")]
+    pub config_dir: PathBuf,
+    /// Deployment target; only awslambda for now.
+    #[arg(long, value_parser = ["awslambda"], default_value = "awslambda")]
+    pub target: String,
+    /// The JVM engine's imposter-awslambda.zip release asset (a local file).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "engine_archive",
+        required_unless_present = "engine_archive"
+    )]
+    pub engine_zip: Option<PathBuf>,
+    /// The Go engine's imposter-go_linux_ARCH.tar.gz release asset (a local file).
+    #[arg(long, value_name = "PATH")]
+    pub engine_archive: Option<PathBuf>,
+    /// Output zip.
+    #[arg(short = 'o', long, value_name = "PATH", default_value = "bundle.zip")]
+    pub output: PathBuf,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+    /// Skip config validation.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Validate config files in subdirectories too (the engine scans recursively).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Print what was written as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Directory holding the Imposter config.
+    #[arg(default_value = ".")]
+    pub config_dir: PathBuf,
+    /// Check config files in subdirectories too (the engine scans recursively).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Print findings as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `K=V` items of a repeatable flag, as a sorted map.
+pub(crate) fn parse_kv(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    items
+        .iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => Err(Error::Usage(format!("--{flag} {s:?}: expected KEY=VALUE"))),
+        })
+        .collect()
+}
+
+pub(crate) fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error> {
+    items
+        .iter()
+        .map(|s| RegistryRef::parse(s).map_err(|e| Error::Usage(format!("--{flag}: {e}"))))
+        .collect()
+}

@@ -1,0 +1,308 @@
+//! What a command prints: the human summary line, `--json` objects (as `Serialize` structs, never
+//! hand-built strings), validation findings, the inspect listing, and the `--digest-file`.
+use crate::build::{Inspection, Outcome};
+use crate::cli::args::OutputArgs;
+use crate::cli::progress::{self, human_bytes};
+use crate::error::Error;
+use crate::imposter::bundle::BundleSummary;
+use crate::imposter::validate::{self, Report};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where a build or push wrote files, for the summary line.
+pub(crate) struct Written<'a> {
+    pub(crate) output: Option<&'a Path>,
+    pub(crate) layout: Option<&'a Path>,
+}
+
+/// Prints a build or push result: references (or the digest) on stdout, or one JSON object with
+/// `--json`; the digest file; then the summary line on stderr unless `--quiet`.
+pub(crate) fn report(
+    o: &Outcome,
+    out: &OutputArgs,
+    started: Instant,
+    written: Written<'_>,
+) -> anyhow::Result<()> {
+    if let Some(f) = &out.digest_file {
+        crate::sink::atomic::write(
+            f,
+            format!("{}\n", o.digest).as_bytes(),
+            crate::sink::atomic::READABLE,
+        )?;
+    }
+    if out.json {
+        println!("{}", serde_json::to_string(o)?);
+    } else {
+        for r in &o.references {
+            println!("{r}");
+        }
+        if o.references.is_empty() {
+            println!("{}", o.digest);
+        }
+    }
+    progress::finish();
+    if !out.quiet {
+        eprintln!(
+            "{}",
+            summary(o, written.output, written.layout, started.elapsed())
+        );
+    }
+    Ok(())
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The last line a person reads: `pushed 2 platforms, 1 new layer (12 KB), 3 blobs uploaded
+/// (14 KB), 14 blobs mounted, 0.4 s`. Zero counts are left out.
+pub(crate) fn summary(
+    o: &Outcome,
+    output: Option<&Path>,
+    layout: Option<&Path>,
+    elapsed: Duration,
+) -> String {
+    let platforms = plural(o.platforms.len(), "platform", "platforms");
+    let mut files: Vec<String> = output
+        .map(|p| p.display().to_string())
+        .into_iter()
+        .collect();
+    files.extend(layout.map(|p| format!("oci:{}", p.display())));
+    let mut parts = vec![match (&o.push, files.is_empty()) {
+        (Some(_), _) => format!("pushed {platforms}"),
+        (None, false) => format!("wrote {platforms} to {}", files.join(" and ")),
+        (None, true) => format!("built {platforms} (not written anywhere)"),
+    }];
+    if let Some(l) = &o.layer {
+        parts.push(format!(
+            "1 new layer ({}, {})",
+            human_bytes(l.size),
+            plural(l.files, "file", "files")
+        ));
+    }
+    if let Some(s) = &o.push {
+        if s.uploaded > 0 {
+            parts.push(format!(
+                "{} uploaded ({})",
+                plural(s.uploaded, "blob", "blobs"),
+                human_bytes(s.uploaded_bytes)
+            ));
+        }
+        if s.mounted > 0 {
+            parts.push(format!("{} mounted", plural(s.mounted, "blob", "blobs")));
+        }
+        if s.existing > 0 {
+            parts.push(format!(
+                "{} already there",
+                plural(s.existing, "blob", "blobs")
+            ));
+        }
+        if !files.is_empty() {
+            parts.push(format!("wrote {}", files.join(" and ")));
+        }
+    }
+    parts.push(format!("{:.1} s", elapsed.as_secs_f64()));
+    parts.join(", ")
+}
+
+/// Prints warnings, and errors when there are several; a lone error is told by the final
+/// `error:` line instead, so a simple mistake reads as one line.
+pub(crate) fn print_findings(report: &Report) {
+    let lone_error = report.errors() == 1;
+    for f in &report.findings {
+        if !(lone_error && f.severity == validate::Severity::Error) {
+            eprintln!("{f}");
+        }
+    }
+}
+
+pub(crate) fn validation_error(report: &Report) -> Error {
+    let first = report
+        .findings
+        .iter()
+        .find(|f| f.severity == validate::Severity::Error)
+        .map(|f| f.detail())
+        .unwrap_or_default();
+    Error::Validation {
+        errors: report.errors(),
+        first,
+    }
+}
+
+/// One finding in `validate --json`.
+#[derive(Serialize)]
+struct FindingJson<'a> {
+    severity: &'static str,
+    file: &'a str,
+    key: &'a str,
+    message: &'a str,
+}
+
+/// `validate --json`: `{"ok", "config_files", "findings": [{severity, file, key, message}]}`.
+#[derive(Serialize)]
+struct ValidationJson<'a> {
+    ok: bool,
+    config_files: &'a [String],
+    findings: Vec<FindingJson<'a>>,
+}
+
+/// Prints a validation report as `validate` does: JSON on stdout, or findings and a count line
+/// on stderr.
+pub(crate) fn print_validation(dir: &Path, report: &Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        let findings = report
+            .findings
+            .iter()
+            .map(|f| FindingJson {
+                severity: if f.severity == validate::Severity::Error {
+                    "error"
+                } else {
+                    "warning"
+                },
+                file: &f.file,
+                key: &f.key,
+                message: &f.message,
+            })
+            .collect();
+        let v = ValidationJson {
+            ok: report.is_ok(),
+            config_files: &report.config_files,
+            findings,
+        };
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print_findings(report);
+        eprintln!(
+            "{}: {} config file(s), {} error(s), {} warning(s)",
+            dir.display(),
+            report.config_files.len(),
+            report.errors(),
+            report.warnings()
+        );
+    }
+    Ok(())
+}
+
+/// `bundle --json`: `{"output", "entries", "config_files", "size", "sha256"}`.
+#[derive(Serialize)]
+struct BundleJson<'a> {
+    output: &'a PathBuf,
+    entries: usize,
+    config_files: usize,
+    size: u64,
+    sha256: &'a str,
+}
+
+/// Prints what `bundle` wrote.
+pub(crate) fn print_bundle(s: &BundleSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        let v = BundleJson {
+            output: &s.output,
+            entries: s.entries,
+            config_files: s.config_files,
+            size: s.size,
+            sha256: &s.sha256,
+        };
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!("{}", s.output.display());
+        eprintln!(
+            "wrote {}: {} entries ({} config files), {}, sha256 {}",
+            s.output.display(),
+            s.entries,
+            s.config_files,
+            human_bytes(s.size),
+            s.sha256
+        );
+    }
+    Ok(())
+}
+
+/// Prints `inspect`'s listing: one line per image, its run settings and layers.
+pub(crate) fn print_inspection(i: &Inspection, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(i)?);
+        return Ok(());
+    }
+    // Strings bare, absent fields as "-", lists as JSON so argument boundaries stay visible.
+    let show = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) if s.is_empty() => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    println!("{}  {}  {}", i.reference, i.media_type, i.digest);
+    for img in &i.images {
+        println!("  platform: {}  manifest {}", img.platform, img.digest);
+        println!(
+            "    entrypoint: {}  cmd: {}  user: {}  workdir: {}",
+            show(&img.entrypoint),
+            show(&img.cmd),
+            show(&img.user),
+            show(&img.working_dir)
+        );
+        println!("    env: {}", show(&img.env));
+        for l in &img.layers {
+            println!("    layer {}  {:>10}  {}", l.digest, l.size, l.media_type);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::LayerSummary;
+    use crate::registry::PushStats;
+    use std::time::Duration;
+
+    fn outcome(push: Option<PushStats>) -> Outcome {
+        Outcome {
+            digest: "sha256:00".into(),
+            references: vec![],
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            layer: Some(LayerSummary {
+                digest: "sha256:01".into(),
+                diff_id: "sha256:02".into(),
+                size: 12 * 1024,
+                files: 3,
+            }),
+            push,
+        }
+    }
+
+    #[test]
+    fn summary_lines() {
+        let pushed = outcome(Some(PushStats {
+            uploaded: 3,
+            uploaded_bytes: 14 * 1024,
+            mounted: 14,
+            existing: 0,
+        }));
+        assert_eq!(
+            summary(&pushed, None, None, Duration::from_millis(420)),
+            "pushed 2 platforms, 1 new layer (12 KB, 3 files), 3 blobs uploaded (14 KB), 14 blobs mounted, 0.4 s"
+        );
+        let wrote = outcome(None);
+        assert_eq!(
+            summary(
+                &wrote,
+                Some(std::path::Path::new("mocks.tar")),
+                None,
+                Duration::ZERO
+            ),
+            "wrote 2 platforms to mocks.tar, 1 new layer (12 KB, 3 files), 0.0 s"
+        );
+        let mut copied = outcome(Some(PushStats {
+            existing: 1,
+            ..Default::default()
+        }));
+        copied.layer = None;
+        copied.platforms.pop();
+        assert_eq!(
+            summary(&copied, None, None, Duration::from_secs(2)),
+            "pushed 1 platform, 1 blob already there, 2.0 s"
+        );
+    }
+}
