@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 pub enum Mode {
     /// indicatif bars on stderr (a terminal).
     Bars,
-    /// One info log line per finished blob, and one every [`LINE_INTERVAL`] for slow ones.
+    /// One info log line per finished blob, and one every `LINE_INTERVAL` (10 s) for slow ones.
     Lines,
     Off,
 }
