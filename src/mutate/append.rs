@@ -143,6 +143,30 @@ fn merge_annotations(v: &mut Value, extra: &BTreeMap<String, String>) {
     }
 }
 
+/// Tools pair non-empty history entries with layers one to one (`buildah commit` refuses an
+/// image where they disagree, `docker history` shifts every comment). A base with fewer entries
+/// than layers (no history at all, as `docker import` makes) gets one synthetic entry per
+/// unexplained layer, put first because the known entries describe the latest layers.
+fn pad_history(history: &mut Vec<Value>, layers: usize, created: Option<Value>) {
+    let non_empty = history
+        .iter()
+        .filter(|h| h.get("empty_layer").and_then(Value::as_bool) != Some(true))
+        .count();
+    let missing = layers.saturating_sub(non_empty);
+    if missing == 0 {
+        return;
+    }
+    let synthetic = (0..missing).map(|_| {
+        let mut e = Map::new();
+        if let Some(t) = &created {
+            e.insert("created".into(), t.clone());
+        }
+        e.insert("comment".into(), json!("base layer without history"));
+        Value::Object(e)
+    });
+    history.splice(0..0, synthetic);
+}
+
 fn append_to_image(
     img: &Image,
     layer: &LayerInfo,
@@ -193,8 +217,13 @@ fn append_to_image(
             )),
         );
         h.insert("comment".into(), json!("imposter config layer"));
+        let base_created = c.get("created").cloned();
         let hist = c.entry("history").or_insert_with(|| json!([]));
+        if !hist.is_array() {
+            *hist = json!([]);
+        }
         if let Some(a) = hist.as_array_mut() {
+            pad_history(a, old_layers.len(), base_created);
             a.push(Value::Object(h));
         }
         if let Some(t) = &opts.created {
@@ -437,5 +466,43 @@ mod tests {
         };
         let e = append_layer(&root, &layer(), &opts()).unwrap_err();
         assert!(e.to_string().contains("no runnable image"), "{e}");
+    }
+
+    #[test]
+    fn a_base_without_history_gets_one_entry_per_layer() {
+        for history in [
+            None,
+            Some(json!([])),
+            Some(json!([{"created_by": "x", "empty_layer": true}])),
+        ] {
+            let mut img = image(media::OCI_MANIFEST, "amd64");
+            let mut c = img.config.json("c").unwrap();
+            match &history {
+                Some(h) => c["history"] = h.clone(),
+                None => {
+                    c.as_object_mut().unwrap().remove("history");
+                }
+            }
+            img.config = Doc::new(media::OCI_CONFIG, serde_json::to_vec(&c).unwrap());
+            let m = img.manifest_json().unwrap();
+            let config_desc = json!({"mediaType": media::OCI_CONFIG, "digest": img.config.digest(), "size": img.config.size()});
+            let mut m2 = m.clone();
+            m2["config"] = config_desc;
+            img.manifest = Doc::new(media::OCI_MANIFEST, serde_json::to_vec(&m2).unwrap());
+            let out = append_layer(&Root::Image(img), &layer(), &opts()).unwrap();
+            let c = out.images()[0].config.json("c").unwrap();
+            let h = c["history"].as_array().unwrap();
+            let non_empty = h
+                .iter()
+                .filter(|e| e.get("empty_layer") != Some(&json!(true)))
+                .count();
+            assert_eq!(
+                non_empty,
+                c["rootfs"]["diff_ids"].as_array().unwrap().len(),
+                "{history:?}: {h:?}"
+            );
+            assert_eq!(h[0]["comment"], "base layer without history");
+            assert_eq!(h[0]["created"], "2024-01-01T00:00:00Z");
+        }
     }
 }
