@@ -48,6 +48,20 @@ impl ImageRef {
         }
         RegistryRef::parse(input).map(ImageRef::Registry)
     }
+
+    /// The name to record as `org.opencontainers.image.base.name`: the normalised registry name
+    /// with its tag (`docker.io/library/alpine:3`), whatever spelling the user typed. A local
+    /// base has none: its path is the build machine's business, and the base digest annotation
+    /// already says exactly what was built on.
+    pub fn base_name(&self) -> Option<String> {
+        match self {
+            ImageRef::Registry(r) => Some(match &r.tag {
+                Some(t) => format!("{}/{}:{t}", r.registry, r.repository),
+                None => format!("{}/{}", r.registry, r.repository),
+            }),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for ImageRef {
@@ -428,5 +442,30 @@ mod tests {
             ImageRef::OciArchive { tag: None, .. }
         ));
         assert!(ImageRef::parse("oci:").is_err());
+    }
+
+    #[test]
+    fn base_names_are_normalised_and_never_local_paths() {
+        let name = |s: &str| ImageRef::parse(s).unwrap().base_name();
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            name("alpine:3").as_deref(),
+            Some("docker.io/library/alpine:3")
+        );
+        assert_eq!(
+            name("docker.io/library/alpine:3").as_deref(),
+            Some("docker.io/library/alpine:3")
+        );
+        assert_eq!(
+            name(&format!("alpine:3@{d}")).as_deref(),
+            Some("docker.io/library/alpine:3")
+        );
+        assert_eq!(
+            name(&format!("alpine@{d}")).as_deref(),
+            Some("docker.io/library/alpine")
+        );
+        assert_eq!(name("oci:testdata/engine-base:4.9.3"), None);
+        assert_eq!(name("oci-archive:/tmp/x.tar"), None);
+        assert_eq!(name("docker-archive:x.tar"), None);
     }
 }
