@@ -73,10 +73,15 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct RegistryArgs {
     /// Registry reached over plain HTTP (loopback registries always are).
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST[:PORT]",
+        env = "MOCKIMG_INSECURE_REGISTRY",
+        value_delimiter = ','
+    )]
     pub insecure_registry: Vec<String>,
     /// Retries for transient registry failures (5xx, 429, resets, timeouts).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, env = "MOCKIMG_RETRIES")]
     pub retries: u32,
 }
 
@@ -94,8 +99,11 @@ impl RegistryArgs {
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// Write the image digest to this file.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", env = "MOCKIMG_DIGEST_FILE")]
     pub digest_file: Option<PathBuf>,
+    /// Write one `repo@sha256:…` line per pushed or recorded name to this file (for deploy steps).
+    #[arg(long, value_name = "PATH", env = "MOCKIMG_IMAGE_REFS")]
+    pub image_refs: Option<PathBuf>,
     /// Print one JSON object on stdout (logs go to stderr).
     #[arg(long)]
     pub json: bool,
@@ -110,7 +118,7 @@ pub struct BuildArgs {
     #[arg(default_value = ".")]
     pub config_dir: PathBuf,
     /// Base engine image: registry reference, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH.
-    #[arg(long, value_name = "REF")]
+    #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
     pub base: Option<String>,
     /// Engine flavour when --base is not given.
     #[arg(long, value_parser = ["core", "all", "distroless"])]
@@ -130,8 +138,14 @@ pub struct BuildArgs {
     /// Write (or add to) an OCI image layout directory.
     #[arg(long, value_name = "DIR")]
     pub oci_layout: Option<PathBuf>,
-    /// Only these platforms of a multi-platform base (repeatable), e.g. linux/amd64.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    /// Only these platforms of a multi-platform base (repeatable or comma-separated, e.g.
+    /// linux/amd64,linux/arm64); `all` (the default) keeps every platform.
+    #[arg(
+        long,
+        value_name = "OS/ARCH[/VARIANT]",
+        env = "MOCKIMG_PLATFORM",
+        value_delimiter = ','
+    )]
     pub platform: Vec<String>,
     /// Where the config goes in the image.
     #[arg(long, default_value = DEFAULT_CONFIG_PATH)]

@@ -126,6 +126,24 @@ fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// `--platform` values: empty or `all` means every platform of the base.
+fn platforms(flags: &[String]) -> Result<Vec<Platform>, Error> {
+    let flags: Vec<&str> = flags
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if flags.contains(&"all") {
+        if flags.len() > 1 {
+            return Err(Error::Usage(
+                "--platform all cannot be combined with other platforms".into(),
+            ));
+        }
+        return Ok(Vec::new());
+    }
+    flags.into_iter().map(Platform::parse).collect()
+}
+
 /// Runs one parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = match &cli.command {
@@ -190,11 +208,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         ci_annotations()
     };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
-    let platforms = a
-        .platform
-        .iter()
-        .map(|p| Platform::parse(p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let platforms = platforms(&a.platform)?;
     let cache = if a.no_cache {
         None
     } else {
@@ -315,6 +329,18 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn platform_lists_and_all() {
+        let p = |v: &[&str]| super::platforms(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert!(p(&["all"]).unwrap().is_empty());
+        assert!(p(&[]).unwrap().is_empty());
+        let two = p(&["linux/amd64", " linux/arm64/v8"]).unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[1].to_string(), "linux/arm64/v8");
+        assert!(p(&["all", "linux/amd64"]).is_err());
+        assert!(p(&["linux"]).is_err());
+    }
+
     #[test]
     fn version_names_the_default_engine() {
         assert!(super::args::LONG_VERSION.contains(&format!(

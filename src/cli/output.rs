@@ -31,6 +31,10 @@ pub(crate) fn report(
             crate::sink::atomic::READABLE,
         )?;
     }
+    if let Some(f) = &out.image_refs {
+        let lines: String = o.references.iter().map(|r| format!("{r}\n")).collect();
+        crate::sink::atomic::write(f, lines.as_bytes(), crate::sink::atomic::READABLE)?;
+    }
     if out.json {
         println!("{}", serde_json::to_string(o)?);
     } else {
