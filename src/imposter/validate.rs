@@ -15,7 +15,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// File-name suffixes that make a file an Imposter config file.
 pub const CONFIG_SUFFIXES: [&str; 3] = ["-config.yaml", "-config.yml", "-config.json"];
@@ -212,7 +212,7 @@ pub fn read_imposter_yaml(dir: &Path) -> Result<Option<ImposterYaml>, ValidateEr
         message,
     };
     let value: Value =
-        serde_yaml::from_str(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+        serde_norway::from_str(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
     let map = match untag(&value) {
         Value::Null => return Ok(Some(ImposterYaml::default())),
         Value::Mapping(map) => map,
@@ -753,16 +753,16 @@ fn parse_config(file: &str, text: &str) -> Result<Vec<Value>, String> {
     if file.ends_with(".json") {
         let json: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| format!("invalid JSON: {e} — fix the syntax there"))?;
-        let value = serde_yaml::to_value(&json)
+        let value = serde_norway::to_value(&json)
             .map_err(|e| format!("cannot read the JSON: {e} — simplify the file"))?;
         return Ok(vec![value]);
     }
-    match serde_yaml::from_str::<Value>(text) {
+    match serde_norway::from_str::<Value>(text) {
         Ok(value) => Ok(vec![value]),
         Err(e) if e.to_string().contains("more than one document") => {
             let mut docs = Vec::new();
             for (first_line, chunk) in split_documents(text) {
-                let value = serde_yaml::from_str::<Value>(&chunk).map_err(|e| {
+                let value = serde_norway::from_str::<Value>(&chunk).map_err(|e| {
                     format!(
                         "invalid YAML in the document starting at line {first_line} (line numbers \
                          count from there): {e} — fix the syntax there"
