@@ -1,6 +1,7 @@
 //! The jobs, wired from the pieces: open any source, append the config layer, write to any sink.
 use crate::error::{Error, Result};
-use crate::mutate::layer::{self, LayerOptions, WalkOptions};
+use crate::mutate::layer::{self, LayerOptions};
+use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::blob::{Overlay, Source};
 use crate::oci::image::{self, AppendOptions, LayerInfo, Platform};
 use crate::oci::reference::{ImageRef, RegistryRef};
@@ -184,7 +185,7 @@ fn platforms_of(src: &Source) -> Vec<String> {
 
 /// Builds the layer, appends it to the base, and writes the result to every requested sink.
 pub async fn build(req: &BuildRequest) -> Result<Outcome> {
-    let entries = layer::collect(&req.config_dir, &req.walk)?;
+    let entries = walk::collect(&req.config_dir, &req.walk)?;
     let base_ref = req
         .base
         .clone()

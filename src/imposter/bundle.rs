@@ -11,7 +11,7 @@
 //! zip. Config entries come sorted, every new entry carries the same DOS timestamp, a fixed unix
 //! mode and no extra fields, and files are deflated at a fixed level.
 use crate::error::{Error, Result};
-use crate::mutate::layer::{self, EntryKind, WalkOptions};
+use crate::mutate::walk::{self, EntryKind, WalkOptions};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -218,7 +218,7 @@ enum ConfigKind {
 
 /// Walks the config dir and resolves what each entry becomes, before anything is written.
 fn collect_config(opts: &BundleOptions, out_dir: &Path) -> Result<Vec<ConfigItem>> {
-    let entries = layer::collect(&opts.config_dir, &opts.walk)?;
+    let entries = walk::collect(&opts.config_dir, &opts.walk)?;
     let root = fs::canonicalize(&opts.config_dir)
         .map_err(|e| Error::io("reading config directory", &opts.config_dir, e))?;
     // A previous bundle written into the config dir must not end up inside the next one.
