@@ -241,6 +241,9 @@ pub struct ValidateArgs {
     pub config_dir: PathBuf,
     #[arg(long)]
     pub recursive: bool,
+    /// Check as if built with this --exclude pattern (repeatable); .imposterignore is honoured too.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     #[arg(long)]
     pub json: bool,
 }
@@ -306,53 +309,6 @@ fn source_ref(s: &str) -> Result<ImageRef, Error> {
         });
     }
     ImageRef::parse(s)
-}
-
-/// org.opencontainers.image.* annotations from the CI environment (GitHub Actions, GitLab CI).
-/// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
-/// the same commit still gives the same digest.
-pub fn ci_annotations() -> BTreeMap<String, String> {
-    let mut a = BTreeMap::new();
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut commit_time = None;
-    if var("GITHUB_ACTIONS").is_some() {
-        if let (Some(server), Some(repo)) = (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
-            a.insert(
-                "org.opencontainers.image.source".into(),
-                format!("{server}/{repo}"),
-            );
-        }
-        if let Some(sha) = var("GITHUB_SHA") {
-            a.insert("org.opencontainers.image.revision".into(), sha);
-        }
-        // A push event's payload carries the head commit's timestamp.
-        commit_time = var("GITHUB_EVENT_PATH")
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["head_commit"]["timestamp"].as_str().map(str::to_string));
-    } else if var("GITLAB_CI").is_some() {
-        if let Some(url) = var("CI_PROJECT_URL") {
-            a.insert("org.opencontainers.image.source".into(), url);
-        }
-        if let Some(sha) = var("CI_COMMIT_SHA") {
-            a.insert("org.opencontainers.image.revision".into(), sha);
-        }
-        commit_time = var("CI_COMMIT_TIMESTAMP");
-    }
-    if !a.is_empty() {
-        let created = match build::source_date_epoch() {
-            Ok(Some(t)) => Some(build::rfc3339(t)),
-            _ => commit_time.and_then(|t| {
-                chrono::DateTime::parse_from_rfc3339(&t)
-                    .ok()
-                    .map(|d| build::rfc3339(d.timestamp().max(0) as u64))
-            }),
-        };
-        if let Some(c) = created {
-            a.insert("org.opencontainers.image.created".into(), c);
-        }
-    }
-    a
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -427,9 +383,8 @@ fn validation_error(report: &validate::Report) -> Error {
 }
 
 /// Runs validation and fails on errors; warnings are printed and tolerated.
-fn validate_or_fail(dir: &std::path::Path, recursive: bool) -> anyhow::Result<()> {
-    let report = validate::validate_dir(dir, &ValidateOptions { recursive })
-        .map_err(|e| Error::ConfigDir(e.to_string()))?;
+fn validate_or_fail(dir: &std::path::Path, opts: &ValidateOptions) -> anyhow::Result<()> {
+    let report = validate::validate_dir(dir, opts).map_err(Error::from)?;
     print_findings(&report);
     if !report.is_ok() {
         return Err(validation_error(&report).into());
@@ -439,27 +394,28 @@ fn validate_or_fail(dir: &std::path::Path, recursive: bool) -> anyhow::Result<()
 
 async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let imposter_yaml = validate::read_imposter_yaml(&a.config_dir)
-        .map_err(|e| Error::ConfigDir(e.to_string()))
-        .unwrap_or(None);
-    let recursive = a.recursive
-        || imposter_yaml
-            .as_ref()
-            .and_then(|y| y.recursive)
-            .unwrap_or(false);
+    // A malformed project file is reported by validation (unless --no-validate).
+    let project = crate::imposter::project::read(&a.config_dir).unwrap_or(None);
+    let walk = WalkOptions {
+        excludes: a.exclude.clone(),
+    };
     if !a.no_validate {
-        validate_or_fail(&a.config_dir, recursive)?;
+        let opts = ValidateOptions {
+            recursive: a.recursive,
+            walk: walk.clone(),
+        };
+        validate_or_fail(&a.config_dir, &opts)?;
     }
-    let base = build::resolve_base(
+    let base = crate::imposter::engine::resolve_base(
         a.base.as_deref(),
         a.engine.as_deref(),
         a.engine_version.as_deref(),
-        imposter_yaml.as_ref(),
+        project.as_ref(),
     )?;
     let mut annotations = if a.no_ci_annotations {
         BTreeMap::new()
     } else {
-        ci_annotations()
+        crate::imposter::ci::ci_annotations()
     };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
     let platforms = a
@@ -480,9 +436,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         config_dir: a.config_dir.clone(),
         base: Some(base.clone()),
         platforms,
-        walk: WalkOptions {
-            excludes: a.exclude.clone(),
-        },
+        walk,
         layer: LayerOptions {
             config_path: a.config_path.clone(),
             mtime: build::source_date_epoch()?.unwrap_or(0),
@@ -664,11 +618,13 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
-    let y =
-        validate::read_imposter_yaml(&a.config_dir).map_err(|e| Error::ConfigDir(e.to_string()))?;
-    let recursive = a.recursive || y.and_then(|y| y.recursive).unwrap_or(false);
-    let report = validate::validate_dir(&a.config_dir, &ValidateOptions { recursive })
-        .map_err(|e| Error::ConfigDir(e.to_string()))?;
+    let opts = ValidateOptions {
+        recursive: a.recursive,
+        walk: WalkOptions {
+            excludes: a.exclude,
+        },
+    };
+    let report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
     if a.json {
         let findings: Vec<_> = report
             .findings
@@ -696,8 +652,15 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
 }
 
 fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
+    let walk = WalkOptions {
+        excludes: a.exclude,
+    };
     if !a.no_validate {
-        validate_or_fail(&a.config_dir, a.recursive)?;
+        let opts = ValidateOptions {
+            recursive: a.recursive,
+            walk: walk.clone(),
+        };
+        validate_or_fail(&a.config_dir, &opts)?;
     }
     let engine = match (a.engine_zip, a.engine_archive) {
         (Some(z), _) => crate::imposter::bundle::EngineArchive::JvmZip(z),
@@ -713,9 +676,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         engine,
         output: a.output.clone(),
         force: a.force,
-        walk: WalkOptions {
-            excludes: a.exclude,
-        },
+        walk,
         mtime: build::source_date_epoch()?.unwrap_or(0),
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
@@ -749,7 +710,7 @@ mod tests {
     fn version_names_the_default_engine() {
         assert!(LONG_VERSION.contains(&format!(
             "imposter:{}",
-            crate::build::DEFAULT_ENGINE_VERSION
+            crate::imposter::engine::DEFAULT_ENGINE_VERSION
         )));
     }
 

@@ -78,9 +78,9 @@ pub enum Excluded {
 impl fmt::Display for Excluded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Excluded::Always(name) => write!(f, "'{name}' is never copied into the image"),
-            Excluded::ImposterIgnore(p) => write!(f, "{IMPOSTERIGNORE} line '{p}'"),
-            Excluded::Exclude(p) => write!(f, "--exclude '{p}'"),
+            Excluded::Always(name) => write!(f, "a fixed rule (mockimg never copies '{name}')"),
+            Excluded::ImposterIgnore(p) => write!(f, "{IMPOSTERIGNORE} pattern '{p}'"),
+            Excluded::Exclude(p) => write!(f, "--exclude pattern '{p}'"),
         }
     }
 }
