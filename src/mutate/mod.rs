@@ -1,6 +1,6 @@
 //! The one mutation: walk the config directory, build the deterministic config layer (tar,
 //! gzip) and append it.
 
-pub mod gzip;
+mod gzip;
 pub mod layer;
 pub mod walk;

@@ -6,14 +6,14 @@ use std::fs;
 use std::path::Path;
 
 /// File-name suffixes that make a file an Imposter config file.
-pub const CONFIG_SUFFIXES: [&str; 3] = ["-config.yaml", "-config.yml", "-config.json"];
+pub(super) const CONFIG_SUFFIXES: [&str; 3] = ["-config.yaml", "-config.yml", "-config.json"];
 
 /// Directories whose configs the engine never loads, at any depth (the walk already leaves
 /// `.git` out of the image; `.imposter` holds the Imposter CLI's own files).
 const SKIPPED_DIRS: [&str; 2] = [".git", ".imposter"];
 
 /// True if `name` (a bare file name) is an Imposter config file name.
-pub fn is_config_file_name(name: &str) -> bool {
+pub(super) fn is_config_file_name(name: &str) -> bool {
     CONFIG_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
 }
 

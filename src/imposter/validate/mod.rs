@@ -16,8 +16,6 @@ mod parse;
 mod plugins;
 mod report;
 
-pub use discover::{is_config_file_name, CONFIG_SUFFIXES};
-pub use plugins::{is_known_plugin, KNOWN_PLUGINS};
 pub use report::{Finding, Report, Severity};
 
 use crate::imposter::project::{self, ProjectError, PROJECT_FILE};

@@ -1,7 +1,7 @@
 //! The plugin names Imposter knows, in the short form and the legacy class-name form.
 
 /// Plugin names Imposter ships or documents.
-pub const KNOWN_PLUGINS: [&str; 12] = [
+pub(super) const KNOWN_PLUGINS: [&str; 12] = [
     "rest",
     "openapi",
     "soap",
@@ -21,7 +21,7 @@ pub const KNOWN_PLUGINS: [&str; 12] = [
 const LEGACY_PLUGIN_PREFIX: &str = "io.gatehill.imposter.plugin.";
 
 /// True if `plugin` names a plugin Imposter knows, in short or legacy class-name form.
-pub fn is_known_plugin(plugin: &str) -> bool {
+pub(super) fn is_known_plugin(plugin: &str) -> bool {
     if KNOWN_PLUGINS.contains(&plugin) {
         return true;
     }
