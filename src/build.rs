@@ -1,7 +1,8 @@
 //! The jobs, wired from the pieces: open any source, append the config layer, write to any sink.
 use crate::error::{Error, Result};
 use crate::mutate::append::{self, AppendOptions, LayerInfo};
-use crate::mutate::layer::{self, LayerOptions, WalkOptions};
+use crate::mutate::layer::{self, LayerOptions};
+use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::blob::{Overlay, Source};
 use crate::oci::image::Platform;
 use crate::oci::reference::{ImageRef, RegistryRef};
@@ -12,84 +13,6 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// The engine release used when neither `--base`, `--engine-version` nor `.imposter.yaml` says.
-/// Pinned so that an air-gapped build never looks anything up.
-pub const DEFAULT_ENGINE_VERSION: &str = crate::default_engine_version!();
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
-    #[default]
-    Core,
-    All,
-    Distroless,
-}
-
-impl Engine {
-    pub fn parse(s: &str) -> Option<Engine> {
-        match s {
-            "core" | "docker" | "jvm" | "imposter" => Some(Engine::Core),
-            "all" | "imposter-all" => Some(Engine::All),
-            "distroless" | "imposter-distroless" => Some(Engine::Distroless),
-            _ => None,
-        }
-    }
-    pub fn repository(self) -> &'static str {
-        match self {
-            Engine::Core => "docker.io/outofcoffee/imposter",
-            Engine::All => "docker.io/outofcoffee/imposter-all",
-            Engine::Distroless => "docker.io/outofcoffee/imposter-distroless",
-        }
-    }
-    /// The user the engine image runs as: config must be readable by it (we write 0644/0755
-    /// owned by root, so any uid can read and traverse).
-    pub fn uid(self) -> u32 {
-        match self {
-            Engine::Distroless => 65532,
-            _ => 2048,
-        }
-    }
-}
-
-pub fn engine_base(engine: Engine, version: &str) -> String {
-    format!("{}:{}", engine.repository(), version)
-}
-
-/// The base image: `--base` wins; else `--engine`/`--engine-version`, then `.imposter.yaml`'s
-/// `engine:`/`version:`, then the pinned default. Nothing is looked up online.
-pub fn resolve_base(
-    base: Option<&str>,
-    engine: Option<&str>,
-    version: Option<&str>,
-    imposter_yaml: Option<&crate::imposter::validate::ImposterYaml>,
-) -> Result<ImageRef> {
-    if let Some(b) = base {
-        return ImageRef::parse(b).map_err(|e| Error::Usage(format!("--base: {e}")));
-    }
-    let (engine_name, from_file) = match engine {
-        Some(e) => (Some(e.to_string()), false),
-        None => (imposter_yaml.and_then(|y| y.engine.clone()), true),
-    };
-    let engine = match engine_name.as_deref() {
-        None => Engine::Core,
-        Some(e) => Engine::parse(e).ok_or_else(|| {
-            Error::Usage(format!(
-                "engine {e:?}{} is not one of core, all, distroless",
-                if from_file {
-                    " (from .imposter.yaml)"
-                } else {
-                    ""
-                }
-            ))
-        })?,
-    };
-    let version = version
-        .map(str::to_string)
-        .or_else(|| imposter_yaml.and_then(|y| y.version.clone()))
-        .unwrap_or_else(|| DEFAULT_ENGINE_VERSION.to_string());
-    ImageRef::parse(&engine_base(engine, &version))
-        .map_err(|e| Error::Usage(format!("--engine-version: {e}")))
-}
 
 /// `SOURCE_DATE_EPOCH` as seconds, if set and valid.
 pub fn source_date_epoch() -> Result<Option<u64>> {
@@ -185,7 +108,7 @@ fn platforms_of(src: &Source) -> Vec<String> {
 
 /// Builds the layer, appends it to the base, and writes the result to every requested sink.
 pub async fn build(req: &BuildRequest) -> Result<Outcome> {
-    let entries = layer::collect(&req.config_dir, &req.walk)?;
+    let entries = walk::collect(&req.config_dir, &req.walk)?;
     let base_ref = req
         .base
         .clone()
@@ -374,61 +297,4 @@ pub async fn inspect(r: &ImageRef, opts: &RegistryOptions) -> Result<Inspection>
         media_type: src.root.doc().media_type.clone(),
         images,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::imposter::validate::ImposterYaml;
-
-    fn resolve(
-        base: Option<&str>,
-        engine: Option<&str>,
-        version: Option<&str>,
-        y: Option<&ImposterYaml>,
-    ) -> String {
-        resolve_base(base, engine, version, y).unwrap().to_string()
-    }
-
-    #[test]
-    fn engine_selection_precedence() {
-        assert_eq!(
-            resolve(None, None, None, None),
-            format!("docker.io/outofcoffee/imposter:{DEFAULT_ENGINE_VERSION}")
-        );
-        assert_eq!(
-            resolve(None, Some("distroless"), Some("4.2.0"), None),
-            "docker.io/outofcoffee/imposter-distroless:4.2.0"
-        );
-        let y = ImposterYaml {
-            version: Some("4.1.0".into()),
-            engine: Some("all".into()),
-            recursive: None,
-        };
-        assert_eq!(
-            resolve(None, None, None, Some(&y)),
-            "docker.io/outofcoffee/imposter-all:4.1.0"
-        );
-        // flags beat the file, --base beats everything
-        assert_eq!(
-            resolve(None, Some("core"), None, Some(&y)),
-            "docker.io/outofcoffee/imposter:4.1.0"
-        );
-        assert_eq!(
-            resolve(Some("oci:x:1"), Some("all"), Some("9"), Some(&y)),
-            "oci:x:1"
-        );
-        let bad = ImposterYaml {
-            engine: Some("golang-nope".into()),
-            ..Default::default()
-        };
-        let e = resolve_base(None, None, None, Some(&bad)).unwrap_err();
-        assert!(
-            e.is_usage() && e.to_string().contains(".imposter.yaml"),
-            "{e}"
-        );
-        assert!(resolve_base(None, None, Some("bad:tag"), None).is_err());
-        assert_eq!(Engine::Distroless.uid(), 65532);
-        assert_eq!(Engine::Core.uid(), 2048);
-    }
 }

@@ -237,3 +237,40 @@ fn lambda_bundle_from_the_cli() {
         "{names}"
     );
 }
+
+#[test]
+fn build_and_validate_refuse_a_referenced_file_the_filters_leave_out() {
+    let env = Env::new();
+    let d = tempfile::tempdir().unwrap();
+    copy_tree(&examples("rest"), d.path());
+    let dir = d.path().to_str().unwrap();
+    let out = d.path().join("never.tar");
+    let r = env.run(&[
+        "build",
+        dir,
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--output",
+        out.to_str().unwrap(),
+        "--exclude",
+        "user-*.json",
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for needle in [
+        "hello-config.yaml",
+        "responses/user-1.json",
+        "--exclude pattern 'user-*.json'",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle}: {}", r.stderr);
+    }
+    assert!(!out.exists());
+
+    std::fs::write(d.path().join(".imposterignore"), "responses/\n").unwrap();
+    let r = env.run(&["validate", dir]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(".imposterignore pattern 'responses/'"),
+        "{}",
+        r.stderr
+    );
+}

@@ -116,8 +116,8 @@ fn localise(cmd: &str, public: &Registry, internal: &Registry) -> String {
             Some("distroless") => "imposter-distroless",
             Some(other) => panic!("README uses an engine this test doesn't seed: {other}"),
         };
-        let version =
-            flag_value(&c, "--engine-version").unwrap_or(mockimg::build::DEFAULT_ENGINE_VERSION);
+        let version = flag_value(&c, "--engine-version")
+            .unwrap_or(mockimg::imposter::engine::DEFAULT_ENGINE_VERSION);
         c.push_str(&format!(
             " --base {}/outofcoffee/{repo}:{version}",
             public.addr
@@ -188,7 +188,7 @@ fn every_other_readme_command_runs() {
             &format!(
                 "docker://{}/outofcoffee/{repo}:{}",
                 public.addr,
-                mockimg::build::DEFAULT_ENGINE_VERSION
+                mockimg::imposter::engine::DEFAULT_ENGINE_VERSION
             ),
         ]);
     }
@@ -328,7 +328,7 @@ fn docs_examples_use_real_flags_and_valid_manifests() {
     // No Docker daemon anywhere: no service containers (docker:dind), no docker commands.
     for f in &files[..2] {
         let text = std::fs::read_to_string(f).unwrap();
-        let v: serde_json::Value = serde_yaml::from_str(&text).unwrap();
+        let v: serde_json::Value = serde_norway::from_str(&text).unwrap();
         let mut stack = vec![&v];
         while let Some(x) = stack.pop() {
             match x {
@@ -350,7 +350,7 @@ fn docs_examples_use_real_flags_and_valid_manifests() {
     // The Kubernetes manifest: a Deployment and a Service that selects its pods on the port the
     // engine listens on.
     let text = std::fs::read_to_string(&files[2]).unwrap();
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
+    let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&text)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .collect();
     let kind = |k: &str| {

@@ -257,6 +257,9 @@ pub struct ValidateArgs {
     /// Check config files in subdirectories too (the engine scans recursively).
     #[arg(long)]
     pub recursive: bool,
+    /// Check as if built with this --exclude pattern (repeatable); .imposterignore is honoured too.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Print findings as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

@@ -11,7 +11,8 @@ pub use exit::exit_code;
 use crate::build::{self, BuildRequest};
 use crate::error::Error;
 use crate::imposter::validate::{self, ValidateOptions};
-use crate::mutate::layer::{LayerOptions, WalkOptions};
+use crate::mutate::layer::LayerOptions;
+use crate::mutate::walk::WalkOptions;
 use crate::oci::image::Platform;
 use crate::oci::reference::ImageRef;
 use crate::source::cache::Cache;
@@ -57,53 +58,6 @@ fn source_ref(s: &str) -> Result<ImageRef, Error> {
         });
     }
     ImageRef::parse(s)
-}
-
-/// org.opencontainers.image.* annotations from the CI environment (GitHub Actions, GitLab CI).
-/// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
-/// the same commit still gives the same digest.
-pub fn ci_annotations() -> BTreeMap<String, String> {
-    let mut a = BTreeMap::new();
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let mut commit_time = None;
-    if var("GITHUB_ACTIONS").is_some() {
-        if let (Some(server), Some(repo)) = (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY")) {
-            a.insert(
-                "org.opencontainers.image.source".into(),
-                format!("{server}/{repo}"),
-            );
-        }
-        if let Some(sha) = var("GITHUB_SHA") {
-            a.insert("org.opencontainers.image.revision".into(), sha);
-        }
-        // A push event's payload carries the head commit's timestamp.
-        commit_time = var("GITHUB_EVENT_PATH")
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| v["head_commit"]["timestamp"].as_str().map(str::to_string));
-    } else if var("GITLAB_CI").is_some() {
-        if let Some(url) = var("CI_PROJECT_URL") {
-            a.insert("org.opencontainers.image.source".into(), url);
-        }
-        if let Some(sha) = var("CI_COMMIT_SHA") {
-            a.insert("org.opencontainers.image.revision".into(), sha);
-        }
-        commit_time = var("CI_COMMIT_TIMESTAMP");
-    }
-    if !a.is_empty() {
-        let created = match build::source_date_epoch() {
-            Ok(Some(t)) => Some(build::rfc3339(t)),
-            _ => commit_time.and_then(|t| {
-                chrono::DateTime::parse_from_rfc3339(&t)
-                    .ok()
-                    .map(|d| build::rfc3339(d.timestamp().max(0) as u64))
-            }),
-        };
-        if let Some(c) = created {
-            a.insert("org.opencontainers.image.created".into(), c);
-        }
-    }
-    a
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -173,9 +127,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Runs validation and fails on errors; warnings are printed and tolerated.
-fn validate_or_fail(dir: &std::path::Path, recursive: bool) -> anyhow::Result<()> {
-    let report = validate::validate_dir(dir, &ValidateOptions { recursive })
-        .map_err(|e| Error::ConfigDir(e.to_string()))?;
+fn validate_or_fail(dir: &std::path::Path, opts: &ValidateOptions) -> anyhow::Result<()> {
+    let report = validate::validate_dir(dir, opts).map_err(Error::from)?;
     output::print_findings(&report);
     if !report.is_ok() {
         return Err(output::validation_error(&report).into());
@@ -185,27 +138,28 @@ fn validate_or_fail(dir: &std::path::Path, recursive: bool) -> anyhow::Result<()
 
 async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let imposter_yaml = validate::read_imposter_yaml(&a.config_dir)
-        .map_err(|e| Error::ConfigDir(e.to_string()))
-        .unwrap_or(None);
-    let recursive = a.recursive
-        || imposter_yaml
-            .as_ref()
-            .and_then(|y| y.recursive)
-            .unwrap_or(false);
+    // A malformed project file is reported by validation (unless --no-validate).
+    let project = crate::imposter::project::read(&a.config_dir).unwrap_or(None);
+    let walk = WalkOptions {
+        excludes: a.exclude.clone(),
+    };
     if !a.no_validate {
-        validate_or_fail(&a.config_dir, recursive)?;
+        let opts = ValidateOptions {
+            recursive: a.recursive,
+            walk: walk.clone(),
+        };
+        validate_or_fail(&a.config_dir, &opts)?;
     }
-    let base = build::resolve_base(
+    let base = crate::imposter::engine::resolve_base(
         a.base.as_deref(),
         a.engine.as_deref(),
         a.engine_version.as_deref(),
-        imposter_yaml.as_ref(),
+        project.as_ref(),
     )?;
     let mut annotations = if a.no_ci_annotations {
         BTreeMap::new()
     } else {
-        ci_annotations()
+        crate::imposter::ci::ci_annotations()
     };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
     let platforms = platforms(&a.platform)?;
@@ -222,9 +176,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         config_dir: a.config_dir.clone(),
         base: Some(base.clone()),
         platforms,
-        walk: WalkOptions {
-            excludes: a.exclude.clone(),
-        },
+        walk,
         layer: LayerOptions {
             config_path: a.config_path.clone(),
             mtime: build::source_date_epoch()?.unwrap_or(0),
@@ -288,11 +240,13 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
 }
 
 fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
-    let y =
-        validate::read_imposter_yaml(&a.config_dir).map_err(|e| Error::ConfigDir(e.to_string()))?;
-    let recursive = a.recursive || y.and_then(|y| y.recursive).unwrap_or(false);
-    let report = validate::validate_dir(&a.config_dir, &ValidateOptions { recursive })
-        .map_err(|e| Error::ConfigDir(e.to_string()))?;
+    let opts = ValidateOptions {
+        recursive: a.recursive,
+        walk: WalkOptions {
+            excludes: a.exclude,
+        },
+    };
+    let report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
     output::print_validation(&a.config_dir, &report, a.json)?;
     if !report.is_ok() {
         return Err(output::validation_error(&report).into());
@@ -301,8 +255,15 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
 }
 
 fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
+    let walk = WalkOptions {
+        excludes: a.exclude,
+    };
     if !a.no_validate {
-        validate_or_fail(&a.config_dir, a.recursive)?;
+        let opts = ValidateOptions {
+            recursive: a.recursive,
+            walk: walk.clone(),
+        };
+        validate_or_fail(&a.config_dir, &opts)?;
     }
     let engine = match (a.engine_zip, a.engine_archive) {
         (Some(z), _) => crate::imposter::bundle::EngineArchive::JvmZip(z),
@@ -318,9 +279,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         engine,
         output: a.output.clone(),
         force: a.force,
-        walk: WalkOptions {
-            excludes: a.exclude,
-        },
+        walk,
         mtime: build::source_date_epoch()?.unwrap_or(0),
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
@@ -345,7 +304,7 @@ mod tests {
     fn version_names_the_default_engine() {
         assert!(super::args::LONG_VERSION.contains(&format!(
             "imposter:{}",
-            crate::build::DEFAULT_ENGINE_VERSION
+            crate::imposter::engine::DEFAULT_ENGINE_VERSION
         )));
     }
 }

@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Input bytes per chunk. Fixed: changing it changes every digest.
-pub const CHUNK: usize = 512 << 10;
+const CHUNK: usize = 512 << 10;
 const WINDOW: usize = 32 << 10;
 
 /// A gzip writer with a pinned header (mtime 0, OS 255 "unknown") and parallel deflate.
-pub struct ParallelGz<W: Write> {
+pub(crate) struct ParallelGz<W: Write> {
     inner: W,
     level: u32,
     chunk: Vec<u8>,
@@ -26,7 +26,8 @@ pub struct ParallelGz<W: Write> {
 }
 
 impl<W: Write> ParallelGz<W> {
-    pub fn new(mut inner: W, level: u32) -> io::Result<Self> {
+    /// Writes the gzip header to `inner`; `level` is the deflate level, 1 to 9.
+    pub(crate) fn new(mut inner: W, level: u32) -> io::Result<Self> {
         let xfl = match level {
             9 => 2,
             1 => 4,
@@ -71,7 +72,7 @@ impl<W: Write> ParallelGz<W> {
     }
 
     /// Writes the last block and the trailer; returns the inner writer.
-    pub fn finish(mut self) -> io::Result<W> {
+    pub(crate) fn finish(mut self) -> io::Result<W> {
         self.dispatch(true)?;
         while !self.pending.is_empty() {
             self.drain_one()?;

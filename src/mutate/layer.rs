@@ -1,17 +1,13 @@
-//! The config layer: walk the config directory (sorted, filtered), then tar and gzip it in one
-//! pass with every header field and the gzip header pinned, so the same tree always gives the same
-//! digest.
+//! The config layer: the walked config tree, tarred and gzipped in one pass with every header
+//! field and the gzip header pinned, so the same tree always gives the same digest.
 use crate::error::{Error, Result};
 use crate::mutate::gzip::ParallelGz;
+use crate::mutate::walk::{Entry, EntryKind};
 use crate::oci::digest::HashingWriter;
 use bytes::Bytes;
-use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Where the JVM and Go engines read their config from.
 pub const DEFAULT_CONFIG_PATH: &str = "/opt/imposter/config";
@@ -20,167 +16,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/opt/imposter/config";
 /// layer, level 1 was 3× faster but 66 % larger (BENCHMARKS.md, scenario 5).
 pub const DEFAULT_GZIP_LEVEL: u32 = 6;
 
-/// Names the engine never wants in its config dir: VCS data and the Imposter CLI's own files.
-const ALWAYS_EXCLUDED_ANYWHERE: &[&str] = &[".git"];
-const ALWAYS_EXCLUDED_TOP: &[&str] = &[".imposter.yaml", ".imposter"];
-
-#[derive(Debug, Clone, Default)]
-pub struct WalkOptions {
-    /// Extra gitignore-style patterns (`--exclude`), applied like lines of `.imposterignore`.
-    pub excludes: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
-    Dir,
-    File { size: u64, executable: bool },
-    Symlink { target: PathBuf },
-}
-
-/// One thing in the config tree. `rel` is relative to the config dir root.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub rel: PathBuf,
-    pub source: PathBuf,
-    pub kind: EntryKind,
-}
-
-/// Walks `dir` depth-first, returns every entry sorted by path bytes (so parents come first).
-pub fn collect(dir: &Path, opts: &WalkOptions) -> Result<Vec<Entry>> {
-    let meta = fs::metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::path(
-            dir,
-            "config directory does not exist — pass the directory holding your *-config.yaml files",
-        ),
-        _ => Error::io("reading config directory", dir, e),
-    })?;
-    if !meta.is_dir() {
-        return Err(Error::path(
-            dir,
-            "is a file, not a directory — pass the directory that holds it",
-        ));
-    }
-    let ignore = ignore_rules(dir, opts)?;
-    let mut out = Vec::new();
-    walk(dir, Path::new(""), &ignore, &mut out)?;
-    out.sort_by(|a, b| {
-        a.rel
-            .as_os_str()
-            .as_bytes()
-            .cmp(b.rel.as_os_str().as_bytes())
-    });
-    Ok(out)
-}
-
-fn ignore_rules(dir: &Path, opts: &WalkOptions) -> Result<Gitignore> {
-    let mut b = GitignoreBuilder::new(dir);
-    let file = dir.join(".imposterignore");
-    if file.is_file() {
-        if let Some(e) = b.add(&file) {
-            return Err(Error::path(&file, format!("cannot parse: {e}")));
-        }
-    }
-    for p in &opts.excludes {
-        b.add_line(None, p)
-            .map_err(|e| Error::Usage(format!("--exclude {p:?}: invalid pattern: {e}")))?;
-    }
-    b.build()
-        .map_err(|e| Error::Usage(format!("invalid ignore pattern: {e}")))
-}
-
-fn walk(root: &Path, rel: &Path, ignore: &Gitignore, out: &mut Vec<Entry>) -> Result<()> {
-    let abs = root.join(rel);
-    let rd = fs::read_dir(&abs).map_err(|e| Error::io("reading directory", &abs, e))?;
-    let mut names: Vec<OsString> = Vec::new();
-    for ent in rd {
-        let ent = ent.map_err(|e| Error::io("reading directory", &abs, e))?;
-        names.push(ent.file_name());
-    }
-    for name in names {
-        let child_rel = rel.join(&name);
-        let child = root.join(&child_rel);
-        let top = rel.as_os_str().is_empty();
-        let n = name.to_string_lossy();
-        if ALWAYS_EXCLUDED_ANYWHERE.contains(&n.as_ref())
-            || (top && ALWAYS_EXCLUDED_TOP.contains(&n.as_ref()))
-        {
-            continue;
-        }
-        let meta =
-            fs::symlink_metadata(&child).map_err(|e| Error::io("reading metadata", &child, e))?;
-        let ft = meta.file_type();
-        if ignore.matched(&child, ft.is_dir()).is_ignore() {
-            continue;
-        }
-        let kind = if ft.is_dir() {
-            EntryKind::Dir
-        } else if ft.is_file() {
-            EntryKind::File {
-                size: meta.len(),
-                executable: meta.permissions().mode() & 0o111 != 0,
-            }
-        } else if ft.is_symlink() {
-            let target =
-                fs::read_link(&child).map_err(|e| Error::io("reading symlink", &child, e))?;
-            if !link_stays_inside(&child_rel, &target) {
-                return Err(Error::path(
-                    &child,
-                    format!(
-                        "symlink points outside the config directory (to {}) — copy the file in instead",
-                        target.display()
-                    ),
-                ));
-            }
-            EntryKind::Symlink { target }
-        } else {
-            let what = if ft.is_socket() {
-                "a socket"
-            } else if ft.is_fifo() {
-                "a fifo"
-            } else {
-                "a device"
-            };
-            return Err(Error::path(
-                &child,
-                format!("is {what}, which cannot go into an image — remove it or --exclude it"),
-            ));
-        };
-        let is_dir = kind == EntryKind::Dir;
-        out.push(Entry {
-            rel: child_rel.clone(),
-            source: child,
-            kind,
-        });
-        if is_dir {
-            walk(root, &child_rel, ignore, out)?;
-        }
-    }
-    Ok(())
-}
-
-/// Lexical check: a relative target, resolved from the link's own directory, stays in the tree.
-pub fn link_stays_inside(link_rel: &Path, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut depth: i64 = 0;
-    let parent = link_rel.parent().unwrap_or(Path::new(""));
-    for c in parent.components().chain(target.components()) {
-        match c {
-            Component::Normal(_) => depth += 1,
-            Component::ParentDir => {
-                depth -= 1;
-                if depth < 0 {
-                    return false;
-                }
-            }
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return false,
-        }
-    }
-    true
-}
-
+/// How the layer is laid out and compressed.
 #[derive(Debug, Clone)]
 pub struct LayerOptions {
     /// Absolute path in the image, e.g. `/opt/imposter/config`.
@@ -189,6 +25,7 @@ pub struct LayerOptions {
     pub mtime: u64,
     /// Add an opaque whiteout so the base's content at `config_path` is hidden.
     pub replace: bool,
+    /// gzip level, 1 to 9; part of what pins the digest.
     pub gzip_level: u32,
 }
 
@@ -206,15 +43,18 @@ impl Default for LayerOptions {
 /// The built layer blob, small enough to keep in memory (configs are kilobytes to megabytes).
 #[derive(Debug, Clone)]
 pub struct Layer {
+    /// The gzipped tar.
     pub data: Bytes,
     /// sha256 of the compressed blob.
     pub digest: String,
     /// sha256 of the uncompressed tar, as recorded in the image config's rootfs.
     pub diff_id: String,
+    /// Regular files written (directories and symlinks not counted).
     pub files: usize,
 }
 
 impl Layer {
+    /// Size of the compressed blob in bytes.
     pub fn size(&self) -> u64 {
         self.data.len() as u64
     }
@@ -239,7 +79,7 @@ pub fn config_path_components(p: &str) -> Result<Vec<String>> {
     Ok(parts)
 }
 
-/// Tars and gzips `entries` (from [`collect`]) under `opts.config_path`.
+/// Tars and gzips `entries` (from [`crate::mutate::walk::collect`]) under `opts.config_path`.
 pub fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
     let parts = config_path_components(&opts.config_path)?;
     let io = |e: std::io::Error| Error::io("writing layer", "<memory>", e);
@@ -320,7 +160,9 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &Path, mtime: u64) -> s
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mutate::walk::{collect, WalkOptions};
     use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
 
     fn tree() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
@@ -418,27 +260,6 @@ mod tests {
     }
 
     #[test]
-    fn imposterignore_and_excludes() {
-        let d = tree();
-        fs::write(d.path().join(".imposterignore"), "*.sh\n").unwrap();
-        let e = collect(
-            d.path(),
-            &WalkOptions {
-                excludes: vec!["nested/".into()],
-            },
-        )
-        .unwrap();
-        let rels: Vec<_> = e
-            .iter()
-            .map(|e| e.rel.to_string_lossy().into_owned())
-            .collect();
-        assert!(rels.contains(&".imposterignore".to_string()));
-        assert!(!rels
-            .iter()
-            .any(|r| r.ends_with(".sh") || r.contains("nested")));
-    }
-
-    #[test]
     fn replace_adds_opaque_whiteout_and_custom_path() {
         let d = tree();
         let e = collect(d.path(), &WalkOptions::default()).unwrap();
@@ -455,39 +276,6 @@ mod tests {
         assert_eq!(names[..3], ["srv/", "srv/mocks/", "srv/mocks/.wh..wh..opq"]);
         assert!(config_path_components("relative/x").is_err());
         assert!(config_path_components("/a/../b").is_err());
-    }
-
-    #[test]
-    fn symlinks_inside_kept_outside_rejected() {
-        let d = tree();
-        std::os::unix::fs::symlink("one.json", d.path().join("responses/alias.json")).unwrap();
-        let e = collect(d.path(), &WalkOptions::default()).unwrap();
-        assert!(e
-            .iter()
-            .any(|e| matches!(e.kind, EntryKind::Symlink { .. })));
-        std::os::unix::fs::symlink("../../etc/passwd", d.path().join("responses/x")).unwrap();
-        let err = collect(d.path(), &WalkOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("outside the config directory"), "{err}");
-    }
-
-    #[test]
-    fn fifo_rejected_and_file_as_dir_rejected() {
-        let d = tree();
-        let st = std::process::Command::new("mkfifo")
-            .arg(d.path().join("pipe"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let err = collect(d.path(), &WalkOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("fifo"), "{err}");
-        let err = collect(&d.path().join("run.sh"), &WalkOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not a directory"), "{err}");
     }
 
     #[test]

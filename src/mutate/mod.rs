@@ -1,5 +1,7 @@
-//! The one mutation: build the deterministic config layer (walk, tar, gzip) and append it.
+//! The one mutation: walk the config directory, build the deterministic config layer (tar,
+//! gzip) and append it.
 
 pub mod append;
-pub mod gzip;
+mod gzip;
 pub mod layer;
+pub mod walk;

@@ -1,0 +1,92 @@
+//! Which config files the engine would load, found in the same walk that fills the image, so a
+//! config the filters leave out is not checked as if it were there.
+use super::report::Finding;
+use crate::mutate::walk::{EntryKind, ProblemKind, Walk};
+use std::fs;
+use std::path::Path;
+
+/// File-name suffixes that make a file an Imposter config file.
+pub(super) const CONFIG_SUFFIXES: [&str; 3] = ["-config.yaml", "-config.yml", "-config.json"];
+
+/// Directories whose configs the engine never loads, at any depth (the walk already leaves
+/// `.git` out of the image; `.imposter` holds the Imposter CLI's own files).
+const SKIPPED_DIRS: [&str; 2] = [".git", ".imposter"];
+
+/// True if `name` (a bare file name) is an Imposter config file name.
+pub(super) fn is_config_file_name(name: &str) -> bool {
+    CONFIG_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+}
+
+/// The config files of a walk, relative to the config directory and `/`-separated.
+#[derive(Default)]
+pub(super) struct Discovery {
+    /// At the top level.
+    pub(super) top: Vec<String>,
+    /// In subdirectories, in directory-tree order (the first one is the one a hint names).
+    pub(super) nested: Vec<String>,
+    /// Subdirectories that cannot be listed.
+    pub(super) problems: Vec<Finding>,
+}
+
+/// Sorts the walk's config files into top-level and nested ones. Symlinked directories are
+/// not followed; a symlink named like a config is one unless it points at a directory. A
+/// symlink that leaves the tree is kept so the check can say so.
+pub(super) fn discover(walk: &Walk) -> Discovery {
+    let mut found = Discovery::default();
+    let mut nested = Vec::new();
+    let entries = walk
+        .entries
+        .iter()
+        .map(|e| (&e.rel, &e.source, Some(&e.kind)));
+    let outside_links = walk
+        .problems
+        .iter()
+        .filter(|p| matches!(p.kind, ProblemKind::LinkOutside(_)))
+        .map(|p| (&p.rel, &p.source, None));
+    for (rel, source, kind) in entries.chain(outside_links) {
+        let Some(name) = rel.file_name().map(|n| n.to_string_lossy()) else {
+            continue;
+        };
+        if matches!(kind, Some(EntryKind::Dir)) || !is_config_file_name(&name) {
+            continue;
+        }
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if parent
+            .components()
+            .any(|c| SKIPPED_DIRS.iter().any(|s| c.as_os_str() == *s))
+        {
+            continue;
+        }
+        if !matches!(kind, Some(EntryKind::File { .. }))
+            && fs::metadata(source).is_ok_and(|m| m.is_dir())
+        {
+            continue;
+        }
+        if parent.as_os_str().is_empty() {
+            found.top.push(rel_string(rel));
+        } else {
+            nested.push(rel.clone());
+        }
+    }
+    // Path order compares component by component: the order a depth-first scan meets them.
+    nested.sort();
+    found.nested = nested.iter().map(|p| rel_string(p)).collect();
+    for p in &walk.problems {
+        if let ProblemKind::Unreadable(e) = &p.kind {
+            found.problems.push(Finding::error(
+                &rel_string(&p.rel),
+                "",
+                format!("cannot read this directory: {e} — fix its permissions or remove it"),
+            ));
+        }
+    }
+    found
+}
+
+/// A relative path as the report shows it: `/`-separated.
+pub(super) fn rel_string(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
