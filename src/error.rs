@@ -1,5 +1,6 @@
 //! The library's error type. Every message is meant to be printed as one line that names the
 //! thing that went wrong and, where there is one, the fix.
+use crate::registry::error::Failure;
 use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -40,13 +41,18 @@ pub enum Error {
     #[error("{what}: {message}")]
     Corrupt { what: String, message: String },
 
+    /// A registry request failed; the line names the registry, the operation and the fix.
     #[error("{}: {message}", registry_operation(registry, operation))]
     Registry {
+        /// `HOST[:PORT]`.
         registry: String,
+        /// What was being done, naming the repository, blob or manifest.
         operation: String,
+        /// What went wrong, for people.
         message: String,
-        /// Transient failures (5xx, 429, resets, timeouts) that a retry may cure.
-        retryable: bool,
+        /// What went wrong, as data: error code, HTTP status, I/O kind. Retries are decided
+        /// from this alone ([`Failure::is_transient`]).
+        cause: Failure,
     },
 
     /// A problem with the config directory itself, already worded with its path and fix.
@@ -107,7 +113,7 @@ impl Error {
 
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Registry { retryable, .. } => *retryable,
+            Error::Registry { cause, .. } => cause.is_transient(),
             Error::DigestMismatch { .. } | Error::Corrupt { .. } => true,
             _ => false,
         }

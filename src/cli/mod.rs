@@ -741,7 +741,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::build::LayerSummary;
-    use crate::registry::PushStats;
+    use crate::sink::registry::PushStats;
     use std::time::Duration;
 
     #[test]
