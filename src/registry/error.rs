@@ -3,7 +3,7 @@
 //! A failed request is described by three things: the distribution-spec error code from the
 //! body (`{"errors":[{"code":"BLOB_UNKNOWN",…}]}`), the HTTP status, and, when no answer came,
 //! the I/O kind (reset, timeout, refused, cut short). [`Failure::is_transient`] reads only those.
-//! oci-client reports failures as [`OciDistributionError`]; [`Failure::of`] maps its variants,
+//! oci-client reports failures as [`OciDistributionError`]; `Failure::of` maps its variants,
 //! status codes and error sources, never its message text.
 use super::Registry;
 use crate::error::Error;
@@ -398,6 +398,8 @@ pub(crate) fn outcome(e: &OciDistributionError) -> String {
             format!("error {}", codes.join(","))
         }
         (_, Some(s)) => s.to_string(),
+        // The token server refused us; its status is not kept, and 401 is what it means.
+        _ if cause.is_unauthorized() => "401".into(),
         (OciDistributionError::RequestError(r), None) => {
             format!("no response ({})", root_cause(r))
         }

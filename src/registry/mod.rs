@@ -11,8 +11,8 @@
 //! | `mount.rs` | cross-repository blob mounts | mounting |
 //! | `retry.rs` | the backoff and the retry loop | how long or how often to retry |
 //! | `error.rs` | error codes, status, I/O kind → one transient decision | what to retry |
-pub mod auth;
-pub mod credentials;
+mod auth;
+mod credentials;
 pub mod error;
 mod mount;
 mod pool;
@@ -65,7 +65,7 @@ impl Default for RegistryOptions {
 /// [`Registry::connect`]).
 pub struct Registry {
     /// `HOST[:PORT]` as references name it.
-    pub host: String,
+    pub(crate) host: String,
     pub(crate) client: oci_client::Client,
     pub(crate) auth: RegistryAuth,
     pub(crate) opts: RegistryOptions,

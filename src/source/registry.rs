@@ -1,5 +1,5 @@
 //! Pulling from a registry: the manifest or index and the configs are read at once; layers stay
-//! in the registry until a sink asks for them ([`RegistryBlobs`]).
+//! in the registry until a sink asks for them (`RegistryBlobs`, which restarts a download cut mid-body).
 use crate::error::{Error, Result};
 use crate::oci::blob::{self, BlobSource, ByteStream, Source};
 use crate::oci::digest;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 impl Registry {
     /// Fetches a manifest or index as raw bytes; a digest-pinned reference must match its pin.
-    pub async fn manifest(&self, r: &RegistryRef) -> Result<Doc> {
+    async fn manifest(&self, r: &RegistryRef) -> Result<Doc> {
         let op = format!("fetching manifest {r}");
         let (bytes, _) = self
             .retry(&op, || async {
@@ -115,7 +115,7 @@ async fn image_with_config(
 }
 
 /// Blobs of one repository, fetched on demand.
-pub struct RegistryBlobs {
+struct RegistryBlobs {
     registry: Arc<Registry>,
     repo: RegistryRef,
 }
