@@ -552,6 +552,53 @@ mod tests {
         assert!(!Failure::of(&opaque).is_transient());
     }
 
+    #[tokio::test]
+    async fn a_refused_connection_is_transient() {
+        // Bound then dropped: nothing listens on the port any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        let f = Failure::of(&OciDistributionError::RequestError(e));
+        assert_eq!((f.status, f.io), (None, Some(ErrorKind::ConnectionRefused)));
+        assert!(f.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_failed_our_verification_reads_as_corrupt() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            while tokio::io::AsyncReadExt::read(&mut sock, &mut buf)
+                .await
+                .is_ok_and(|n| n > 0)
+            {}
+        });
+        let bad = std::io::Error::new(ErrorKind::InvalidData, "content mismatch");
+        let body = futures_util::stream::iter(vec![
+            Ok(bytes::Bytes::from_static(b"half")),
+            Err(OciDistributionError::IoError(bad)),
+        ]);
+        let e = reqwest::Client::new()
+            .put(format!("http://{addr}/v2/a/blobs/uploads/x"))
+            .header("Content-Length", "8")
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await
+            .unwrap_err();
+        let f = Failure::of(&OciDistributionError::RequestError(e));
+        assert_eq!(f.io, Some(ErrorKind::InvalidData));
+        assert!(f.is_transient());
+    }
+
     #[test]
     fn oci_client_variants_map_to_data() {
         let unauthorized = OciDistributionError::UnauthorizedError { url: String::new() };
