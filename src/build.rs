@@ -6,8 +6,9 @@ use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::blob::{Overlay, Source};
 use crate::oci::image::Platform;
 use crate::oci::reference::{ImageRef, RegistryRef};
-use crate::registry::{self, PushStats, Registry, RegistryOptions};
+use crate::registry::{Registry, RegistryOptions};
 use crate::sink::archive::{self, ImageName, Store};
+use crate::sink::registry::PushStats;
 use crate::source::cache::Cache;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -206,7 +207,7 @@ pub async fn write_sinks(
         None
     } else {
         let tracked = crate::cli::progress::track(src, crate::cli::progress::Sink::Registry);
-        let s = registry::push(&tracked, push, opts).await?;
+        let s = crate::sink::registry::push(&tracked, push, opts).await?;
         for p in push {
             references.push(format!("{}@{}", p.repo_name(), digest));
         }

@@ -258,7 +258,7 @@ pub(crate) fn print_inspection(i: &Inspection, json: bool) -> anyhow::Result<()>
 mod tests {
     use super::*;
     use crate::build::LayerSummary;
-    use crate::registry::PushStats;
+    use crate::sink::registry::PushStats;
     use std::time::Duration;
 
     fn outcome(push: Option<PushStats>) -> Outcome {

@@ -9,12 +9,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+/// A username and password for one registry. `Debug` hides the password.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
+pub(crate) struct Credentials {
+    pub(crate) username: String,
+    pub(crate) password: String,
     /// Where they came from, safe to print.
-    pub origin: String,
+    pub(crate) origin: String,
 }
 
 impl fmt::Debug for Credentials {
@@ -27,10 +28,14 @@ impl fmt::Debug for Credentials {
     }
 }
 
-pub const ENV_USER: &str = "MOCKIMG_REGISTRY_USERNAME";
-pub const ENV_PASS: &str = "MOCKIMG_REGISTRY_PASSWORD";
+/// Environment variable with the username for every registry; wins over any config file.
+pub(crate) const ENV_USER: &str = "MOCKIMG_REGISTRY_USERNAME";
+/// Environment variable with the password that goes with [`ENV_USER`].
+pub(crate) const ENV_PASS: &str = "MOCKIMG_REGISTRY_PASSWORD";
 
-pub fn lookup(registry: &str) -> Result<Option<Credentials>> {
+/// The credentials for `registry`, from the first place that has some; `None` means anonymous.
+/// A config file that exists but is broken is an error naming it, not a silent anonymous pull.
+pub(crate) fn lookup(registry: &str) -> Result<Option<Credentials>> {
     if let (Ok(u), Ok(p)) = (std::env::var(ENV_USER), std::env::var(ENV_PASS)) {
         return Ok(Some(Credentials {
             username: u,
@@ -84,11 +89,9 @@ fn keys_for(registry: &str) -> Vec<String> {
     k
 }
 
-pub fn from_config(
-    v: &Value,
-    registry: &str,
-    file: &std::path::Path,
-) -> Result<Option<Credentials>> {
+/// The credentials a docker config (`file`, parsed as `v`) holds for `registry`: a credential
+/// helper for it, then inline `auths`, then the default `credsStore`.
+fn from_config(v: &Value, registry: &str, file: &std::path::Path) -> Result<Option<Credentials>> {
     let keys = keys_for(registry);
     if let Some(helpers) = v.get("credHelpers").and_then(Value::as_object) {
         for k in &keys {

@@ -1,3 +1,4 @@
 //! Sources: open a base image from a registry, an OCI layout or an archive.
 
 pub mod cache;
+pub mod registry;
