@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::imposter::validate::{self, ValidateOptions};
 use crate::mutate::layer::{LayerOptions, WalkOptions, DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
 use crate::oci::image::Platform;
-use crate::oci::reference::{ImageRef, RegistryRef};
+use crate::oci::reference::RegistryRef;
 use crate::registry::RegistryOptions;
 use crate::source::cache::Cache;
 use anyhow::Context as _;
@@ -270,43 +270,6 @@ fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error
         .collect()
 }
 
-/// A bare path that exists is taken as an archive tar (`mockimg push mocks.tar REF`): OCI when it
-/// has an index.json, else docker-archive; a directory is an OCI layout.
-fn source_ref(s: &str) -> Result<ImageRef, Error> {
-    let p = std::path::Path::new(s);
-    let looks_like_path =
-        s.ends_with(".tar") || s.starts_with('/') || s.starts_with("./") || p.exists();
-    if !s.contains("://")
-        && looks_like_path
-        && !s.starts_with("oci:")
-        && !s.starts_with("oci-archive:")
-        && !s.starts_with("docker-archive:")
-    {
-        if p.is_dir() {
-            return Ok(ImageRef::OciLayout {
-                dir: p.into(),
-                tag: None,
-            });
-        }
-        if !p.exists() {
-            return Err(Error::path(
-                p,
-                "does not exist — give the archive written by 'mockimg build --output'",
-            ));
-        }
-        // `docker save` output (without an OCI index) is read as the docker-archive it is.
-        let store = crate::sink::archive::Store::open_tar(p)?;
-        if !store.has("index.json") && store.has("manifest.json") {
-            return Ok(ImageRef::DockerArchive { path: p.into() });
-        }
-        return Ok(ImageRef::OciArchive {
-            path: p.into(),
-            tag: None,
-        });
-    }
-    ImageRef::parse(s)
-}
-
 /// org.opencontainers.image.* annotations from the CI environment (GitHub Actions, GitLab CI).
 /// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
 /// the same commit still gives the same digest.
@@ -543,7 +506,11 @@ fn report(
     layout: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     if let Some(f) = &out.digest_file {
-        crate::sink::archive::atomic_write(f, format!("{}\n", o.digest).as_bytes())?;
+        crate::sink::atomic::write(
+            f,
+            format!("{}\n", o.digest).as_bytes(),
+            crate::sink::atomic::READABLE,
+        )?;
     }
     if out.json {
         println!("{}", serde_json::to_string(o)?);
@@ -620,7 +587,7 @@ fn summary(
 
 async fn run_push(a: PushArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let src = source_ref(&a.source)?;
+    let src = crate::source::parse_input(&a.source)?;
     let targets = registry_refs("target", &a.targets)?;
     let o = interruptible(build::push_existing(&src, &targets, &a.registry.options()))
         .await
@@ -629,7 +596,7 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
 }
 
 async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
-    let r = source_ref(&a.reference)?;
+    let r = crate::source::parse_input(&a.reference)?;
     let i = build::inspect(&r, &a.registry.options())
         .await
         .map_err(|e| job_error(e, || format!("inspecting {r}")))?;
