@@ -46,11 +46,6 @@ impl AtomicFile {
         self.tmp.path()
     }
 
-    /// The final destination.
-    pub fn dest(&self) -> &Path {
-        &self.dest
-    }
-
     /// Sets `mode`, syncs the data and renames over the destination.
     pub fn commit(self, mode: u32) -> Result<()> {
         let dest = self.dest.clone();

@@ -11,9 +11,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// The index annotation naming an image by tag (`org.opencontainers.image.ref.name`).
-pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The index annotation containerd and `docker save` name an image by, fully qualified.
-pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Opens an OCI layout (directory or tar) as a source, picking the entry named `tag`, or the only
 /// entry when no tag is given.

@@ -22,7 +22,7 @@ pub enum Store {
 
 impl Store {
     /// A layout directory; it must exist (what is in it is checked by the reader).
-    pub fn open_dir(dir: &Path) -> Result<Store> {
+    pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
         if !dir.is_dir() {
             return Err(Error::path(
                 dir,
@@ -33,7 +33,7 @@ impl Store {
     }
 
     /// A tar, indexed without extracting it (see [`TarIndex::open`]).
-    pub fn open_tar(path: &Path) -> Result<Store> {
+    pub(crate) fn open_tar(path: &Path) -> Result<Store> {
         TarIndex::open(path).map(Store::Tar)
     }
 
@@ -50,7 +50,7 @@ impl Store {
     }
 
     /// Whether the file `name` is there.
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         match self {
             Store::Dir(d) => d.join(name).is_file(),
             Store::Tar(ix) => ix.get(name).is_some(),

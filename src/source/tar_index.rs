@@ -96,7 +96,7 @@ impl TarIndex {
     }
 
     /// The tar file itself.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
