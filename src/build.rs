@@ -6,9 +6,10 @@ use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::blob::{Overlay, Source};
 use crate::oci::image::Platform;
 use crate::oci::reference::{ImageRef, RegistryRef};
-use crate::registry::{Registry, RegistryOptions};
-use crate::sink::archive::{self, ImageName, Store};
+use crate::registry::RegistryOptions;
+use crate::sink::layout::ImageName;
 use crate::sink::registry::PushStats;
+use crate::sink::{archive, layout};
 use crate::source::cache::Cache;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -31,32 +32,6 @@ pub fn rfc3339(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-/// Opens any source. Registry blobs are wrapped in the cache when a file sink will read them.
-pub async fn open_source(
-    r: &ImageRef,
-    opts: &RegistryOptions,
-    cache: Option<&Cache>,
-) -> Result<Source> {
-    let name = r.to_string();
-    let src = match r {
-        ImageRef::Registry(rr) => Registry::connect(&rr.registry, opts)?.pull(rr).await?,
-        ImageRef::OciLayout { dir, tag } => {
-            archive::open_oci(Store::open_dir(dir)?, tag.as_deref(), name)?
-        }
-        ImageRef::OciArchive { path, tag } => {
-            archive::open_oci(Store::open_tar(path)?, tag.as_deref(), name)?
-        }
-        ImageRef::DockerArchive { path } => archive::open_docker_archive(path, name)?,
-    };
-    Ok(match (cache, r) {
-        (Some(c), ImageRef::Registry(_)) => Source {
-            blobs: c.wrap(src.blobs.clone()),
-            ..src
-        },
-        _ => src,
-    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -119,7 +94,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
     // that is dropped (on error or Ctrl-C) just finishes in the background and is discarded.
     let (entries_len, layer_opts) = (entries.len(), req.layer.clone());
     let layer_task = tokio::task::spawn_blocking(move || layer::build(&entries, &layer_opts));
-    let base = open_source(
+    let base = crate::source::open(
         &base_ref,
         &req.registry,
         if file_sink { req.cache.as_ref() } else { None },
@@ -190,7 +165,7 @@ pub async fn write_sinks(
         .map(ImageName::from_registry_ref);
     let to_file = crate::cli::progress::track(src, crate::cli::progress::Sink::File);
     if let Some(path) = output {
-        archive::write_archive(&to_file, path, name.as_ref()).await?;
+        archive::write(&to_file, path, name.as_ref()).await?;
     }
     if let Some(dir) = oci_layout {
         // A layout holds every tag; an archive only one (readers pick its single entry).
@@ -199,7 +174,7 @@ pub async fn write_sinks(
             .chain(tags)
             .map(ImageName::from_registry_ref)
             .collect();
-        archive::write_layout(&to_file, dir, &names).await?;
+        layout::write(&to_file, dir, &names).await?;
     }
     let digest = src.root.digest();
     let mut references = Vec::new();
@@ -228,7 +203,7 @@ pub async fn push_existing(
     targets: &[RegistryRef],
     opts: &RegistryOptions,
 ) -> Result<Outcome> {
-    let src = open_source(source, opts, None).await?;
+    let src = crate::source::open(source, opts, None).await?;
     write_sinks(&src, targets, &[], None, None, opts).await
 }
 
@@ -263,7 +238,7 @@ pub struct InspectedLayer {
 }
 
 pub async fn inspect(r: &ImageRef, opts: &RegistryOptions) -> Result<Inspection> {
-    let src = open_source(r, opts, None).await?;
+    let src = crate::source::open(r, opts, None).await?;
     let mut images = Vec::new();
     for img in src.root.images() {
         let c = img.config.json("image config")?;

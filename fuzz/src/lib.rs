@@ -18,7 +18,9 @@ use mockimg::oci::blob;
 use mockimg::oci::digest::sha256;
 use mockimg::oci::image::{check_manifest, media, Descriptor, Doc, Image, Platform, Root};
 use mockimg::oci::reference::{ImageRef, RegistryRef};
-use mockimg::sink::archive::{self, Store};
+use mockimg::source::store::Store;
+use mockimg::source::tar_index::TarIndex;
+use mockimg::source::{docker_archive, layout};
 use serde_json::Value;
 
 /// Separates the parts of a `manifest` input and the records of a structured `archive` input.
@@ -272,14 +274,11 @@ pub fn archive(data: &[u8]) -> String {
         _ => Some("latest"),
     };
     let mut outcome = Vec::new();
-    match Store::open_tar(&path) {
-        Ok(store) => {
-            let Store::Tar { entries, .. } = &store else {
-                panic!("open_tar returned a directory store")
-            };
-            for (name, (off, size)) in entries {
+    match TarIndex::open(&path) {
+        Ok(index) => {
+            for (name, off, size) in index.entries() {
                 assert!(
-                    off.checked_add(*size).is_some_and(|end| end <= len),
+                    off.checked_add(size).is_some_and(|end| end <= len),
                     "entry {name:?} runs outside the archive"
                 );
                 assert!(
@@ -287,14 +286,14 @@ pub fn archive(data: &[u8]) -> String {
                     "unsafe entry name {name:?} accepted"
                 );
             }
-            match archive::open_oci(store, tag, "fuzz".into()) {
+            match layout::open(Store::Tar(index), tag, "fuzz".into()) {
                 Ok(src) => outcome.push(exercise(&src, len, may_hold_sentinel)),
                 Err(e) => outcome.push(format!("oci error: {e}")),
             }
         }
         Err(e) => outcome.push(format!("tar error: {e}")),
     }
-    match archive::open_docker_archive(&path, "fuzz".into()) {
+    match docker_archive::open(&path, "fuzz".into()) {
         Ok(src) => outcome.push(exercise(&src, len, may_hold_sentinel)),
         Err(e) => outcome.push(format!("docker error: {e}")),
     }

@@ -14,7 +14,6 @@ use crate::imposter::validate::{self, ValidateOptions};
 use crate::mutate::layer::LayerOptions;
 use crate::mutate::walk::WalkOptions;
 use crate::oci::image::Platform;
-use crate::oci::reference::ImageRef;
 use crate::source::cache::Cache;
 use anyhow::Context as _;
 use args::{parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, PushArgs, ValidateArgs};
@@ -22,43 +21,6 @@ use clap::CommandFactory;
 use exit::{interruptible, job_error};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-
-/// A bare path that exists is taken as an archive tar (`mockimg push mocks.tar REF`): OCI when it
-/// has an index.json, else docker-archive; a directory is an OCI layout.
-fn source_ref(s: &str) -> Result<ImageRef, Error> {
-    let p = std::path::Path::new(s);
-    let looks_like_path =
-        s.ends_with(".tar") || s.starts_with('/') || s.starts_with("./") || p.exists();
-    if !s.contains("://")
-        && looks_like_path
-        && !s.starts_with("oci:")
-        && !s.starts_with("oci-archive:")
-        && !s.starts_with("docker-archive:")
-    {
-        if p.is_dir() {
-            return Ok(ImageRef::OciLayout {
-                dir: p.into(),
-                tag: None,
-            });
-        }
-        if !p.exists() {
-            return Err(Error::path(
-                p,
-                "does not exist — give the archive written by 'mockimg build --output'",
-            ));
-        }
-        // `docker save` output (without an OCI index) is read as the docker-archive it is.
-        let store = crate::sink::archive::Store::open_tar(p)?;
-        if !store.has("index.json") && store.has("manifest.json") {
-            return Ok(ImageRef::DockerArchive { path: p.into() });
-        }
-        return Ok(ImageRef::OciArchive {
-            path: p.into(),
-            tag: None,
-        });
-    }
-    ImageRef::parse(s)
-}
 
 fn init_logging(verbose: u8, quiet: bool) {
     // -v: mockimg's own debug lines, one per registry request; -vv: oci-client's internals too.
@@ -215,7 +177,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
 
 async fn run_push(a: PushArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let src = source_ref(&a.source)?;
+    let src = crate::source::parse_input(&a.source)?;
     let targets = registry_refs("target", &a.targets)?;
     let o = interruptible(build::push_existing(&src, &targets, &a.registry.options()))
         .await
@@ -232,7 +194,7 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
 }
 
 async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
-    let r = source_ref(&a.reference)?;
+    let r = crate::source::parse_input(&a.reference)?;
     let i = build::inspect(&r, &a.registry.options())
         .await
         .map_err(|e| job_error(e, || format!("inspecting {r}")))?;

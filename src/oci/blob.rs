@@ -12,10 +12,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+/// A blob's bytes as they arrive; an `InvalidData` error means they failed verification.
 pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
+/// Where an image's blobs are read from: a registry, a local layout or archive, the cache, memory.
 pub trait BlobSource: Send + Sync {
-    /// Opens a blob for reading. Callers verify what they read with [`verified`].
+    /// Opens a blob for reading. The bytes are not checked here: every reader verifies them
+    /// against `desc`, so one check covers every source.
     fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>>;
 
     /// The registry repository the blobs live in, so a push to the same registry can mount them.
@@ -37,16 +40,20 @@ pub trait BlobSource: Send + Sync {
 /// An image (or index) and where its blobs come from.
 #[derive(Clone)]
 pub struct Source {
+    /// The manifest or index, its images and their configs, as raw bytes.
     pub root: Root,
+    /// Where the layers (and anything else `root` points at) are read from.
     pub blobs: Arc<dyn BlobSource>,
     /// How the user named it, for `org.opencontainers.image.base.name`.
     pub name: String,
 }
 
 /// New blobs in memory over the base's blobs.
-pub struct Overlay {
-    pub mem: HashMap<String, Bytes>,
-    pub base: Arc<dyn BlobSource>,
+pub(crate) struct Overlay {
+    /// Digest → bytes of the blobs this build made (the config layer, new configs).
+    pub(crate) mem: HashMap<String, Bytes>,
+    /// The base image's blobs, for everything else.
+    pub(crate) base: Arc<dyn BlobSource>,
 }
 
 impl BlobSource for Overlay {
@@ -79,7 +86,11 @@ impl BlobSource for Overlay {
 /// corrupted or truncated blob never reaches a sink as if it were good. The check is made when the
 /// last byte arrives, and a bad last chunk is replaced by the error: an HTTP body with a known
 /// length is complete after that chunk and would never poll for an error that came after it.
-pub fn verified(inner: ByteStream, desc: &Descriptor, what: impl Into<String>) -> ByteStream {
+pub(crate) fn verified(
+    inner: ByteStream,
+    desc: &Descriptor,
+    what: impl Into<String>,
+) -> ByteStream {
     VerifyingStream {
         inner,
         hasher: Some(Hasher::new()),
@@ -191,7 +202,7 @@ pub async fn read_all(src: &dyn BlobSource, desc: &Descriptor, what: &str) -> Re
 }
 
 /// A verification failure surfaces as InvalidData; report it as the corruption it is (retryable).
-pub fn io_to_error(what: &str, e: std::io::Error) -> Error {
+pub(crate) fn io_to_error(what: &str, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::InvalidData {
         Error::Corrupt {
             what: what.to_string(),

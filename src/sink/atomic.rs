@@ -2,6 +2,8 @@
 //! mode, fsync, rename. A failure or Ctrl-C before the rename leaves nothing at the destination
 //! (the temp file is removed when dropped), and a reader never sees half a file.
 use crate::error::{Error, Result};
+use crate::oci::blob::{self, ByteStream};
+use futures_util::StreamExt;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -10,6 +12,9 @@ use std::path::{Path, PathBuf};
 /// Mode for what mockimg hands to other users and tools (archives, layouts, bundles): temp files
 /// start 0600, and a CI runner or container engine reading the result is often another user.
 pub const READABLE: u32 = 0o644;
+
+/// Mode for what only this user's later runs read (the blob cache).
+pub const PRIVATE: u32 = 0o600;
 
 /// A file being written; it appears at its destination only on [`AtomicFile::commit`].
 pub struct AtomicFile {
@@ -39,11 +44,6 @@ impl AtomicFile {
     /// Where the bytes are going now (for error messages about the write itself).
     pub fn temp_path(&self) -> &Path {
         self.tmp.path()
-    }
-
-    /// The final destination.
-    pub fn dest(&self) -> &Path {
-        &self.dest
     }
 
     /// Sets `mode`, syncs the data and renames over the destination.
@@ -93,6 +93,30 @@ pub fn write(dest: &Path, data: &[u8], mode: u32) -> Result<()> {
     f.commit(mode)
 }
 
+/// Streams `s` to `dest` atomically with [`READABLE`]. A stream error (a blob that failed
+/// verification included) leaves nothing at `dest` and comes back as the [`Error`] it means.
+pub async fn write_stream(dest: &Path, mut s: ByteStream) -> Result<()> {
+    let mut f = AtomicFile::create(dest)?;
+    let tmp = f.temp_path().to_path_buf();
+    let file = f
+        .file()
+        .try_clone()
+        .map_err(|e| Error::io("creating temp file", &tmp, e))?;
+    let mut w = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+    while let Some(chunk) = s.next().await {
+        let chunk =
+            chunk.map_err(|e| blob::io_to_error(&format!("writing {}", dest.display()), e))?;
+        tokio::io::AsyncWriteExt::write_all(&mut w, &chunk)
+            .await
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut w)
+        .await
+        .map_err(|e| Error::io("writing", &tmp, e))?;
+    drop(w);
+    f.commit(READABLE)
+}
+
 /// `dest`'s directory; a bare file name lives in the current directory (`Path::parent` gives an
 /// empty path for it, which is not a directory one can create a temp file in).
 pub fn parent_of(dest: &Path) -> &Path {
@@ -139,6 +163,23 @@ mod tests {
         let e = f.commit_noclobber(READABLE).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(std::fs::read(&dest).unwrap(), b"old");
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_leaves_nothing_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("blob");
+        let ok = futures_util::stream::iter(vec![Ok(bytes::Bytes::from_static(b"ab"))]).boxed();
+        write_stream(&dest, ok).await.unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"ab");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, READABLE);
+        let bad = d.path().join("bad");
+        let err = io::Error::new(io::ErrorKind::InvalidData, "content mismatch");
+        let s = futures_util::stream::iter(vec![Ok(bytes::Bytes::from_static(b"x")), Err(err)]);
+        let e = write_stream(&bad, s.boxed()).await.unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]

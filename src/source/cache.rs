@@ -6,6 +6,7 @@ use crate::oci::blob::{BlobSource, ByteStream};
 use crate::oci::digest::Hasher;
 use crate::oci::image::Descriptor;
 use crate::oci::reference::RegistryRef;
+use crate::sink::atomic::{AtomicFile, PRIVATE};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{Stream, StreamExt};
@@ -15,9 +16,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+/// A blob cache directory (see the module docs).
 #[derive(Debug, Clone)]
 pub struct Cache {
-    pub dir: PathBuf,
+    dir: PathBuf,
 }
 
 impl Cache {
@@ -43,13 +45,16 @@ impl Cache {
         })
     }
 
-    pub fn path(&self, digest: &str) -> Option<PathBuf> {
+    /// Where the blob `digest` is (or would be) cached; `None` for a digest mockimg cannot hash.
+    fn path(&self, digest: &str) -> Option<PathBuf> {
         crate::oci::digest::blob_path(digest)
             .ok()
             .map(|p| self.dir.join(p))
     }
 
-    pub fn has(&self, d: &Descriptor) -> bool {
+    /// Whether a copy of the blob of the right size is cached (its bytes are checked by the
+    /// sink that reads it).
+    fn has(&self, d: &Descriptor) -> bool {
         self.path(&d.digest)
             .and_then(|p| std::fs::metadata(p).ok())
             .is_some_and(|m| m.len() == d.size)
@@ -64,7 +69,7 @@ impl Cache {
     }
 }
 
-pub struct CachedBlobs {
+struct CachedBlobs {
     cache: Cache,
     inner: Arc<dyn BlobSource>,
 }
@@ -98,10 +103,16 @@ impl BlobSource for CachedBlobs {
                 return Ok(s);
             }
             let inner = self.inner.open(desc).await?;
-            let parent = path.parent().expect("blob paths have a parent");
+            let parent = crate::sink::atomic::parent_of(&path);
             // The cache is an optimisation: if it cannot be written, stream without it.
             let tmp = std::fs::create_dir_all(parent)
-                .and_then(|_| tempfile::NamedTempFile::new_in(parent));
+                .map_err(|e| e.to_string())
+                .and_then(|_| {
+                    AtomicFile::create(&path).map_err(|e| match e {
+                        crate::error::Error::Io { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    })
+                });
             let tmp = match tmp {
                 Ok(t) => Some(t),
                 Err(e) => {
@@ -117,7 +128,6 @@ impl BlobSource for CachedBlobs {
                 inner,
                 tmp,
                 hasher: Hasher::new(),
-                dest: path,
                 digest: desc.digest.clone(),
                 size: desc.size,
             }
@@ -147,9 +157,8 @@ impl BlobSource for CachedBlobs {
 /// match, the temp file is renamed into the cache. Anything else drops (deletes) it.
 struct Tee {
     inner: ByteStream,
-    tmp: Option<tempfile::NamedTempFile>,
+    tmp: Option<AtomicFile>,
     hasher: Hasher,
-    dest: PathBuf,
     digest: String,
     size: u64,
 }
@@ -173,7 +182,7 @@ impl Stream for Tee {
                 if let Some(t) = this.tmp.take() {
                     let h = std::mem::take(&mut this.hasher);
                     if h.len() == this.size && h.finish() == this.digest {
-                        if let Err(e) = t.persist(&this.dest) {
+                        if let Err(e) = t.commit(PRIVATE) {
                             tracing::debug!("could not add {} to the cache: {}", this.digest, e);
                         }
                     }
@@ -202,7 +211,7 @@ mod tests {
         fn open<'a>(&'a self, _d: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
             self.opens.fetch_add(1, Ordering::SeqCst);
             let b = self.data.clone();
-            Box::pin(async move { Ok(crate::sink::archive::bytes_stream(b)) })
+            Box::pin(async move { Ok(futures_util::stream::once(async move { Ok(b) }).boxed()) })
         }
     }
 

@@ -1,0 +1,132 @@
+//! Where the files of a local image live: a directory (OCI layout) or a tar (oci-archive,
+//! docker-archive). Readers ask for files by their name inside the layout and never care which.
+use crate::error::{Error, Result};
+use crate::oci::blob::{BlobSource, ByteStream};
+use crate::oci::digest;
+use crate::oci::image::Descriptor;
+use crate::source::tar_index::TarIndex;
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::io::SeekFrom;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncSeekExt;
+
+/// The files of a local image.
+pub enum Store {
+    /// An OCI image layout directory.
+    Dir(PathBuf),
+    /// A tar, read in place through its index.
+    Tar(TarIndex),
+}
+
+impl Store {
+    /// A layout directory; it must exist (what is in it is checked by the reader).
+    pub(crate) fn open_dir(dir: &Path) -> Result<Store> {
+        if !dir.is_dir() {
+            return Err(Error::path(
+                dir,
+                "is not a directory — expected an OCI image layout",
+            ));
+        }
+        Ok(Store::Dir(dir.to_path_buf()))
+    }
+
+    /// A tar, indexed without extracting it (see [`TarIndex::open`]).
+    pub(crate) fn open_tar(path: &Path) -> Result<Store> {
+        TarIndex::open(path).map(Store::Tar)
+    }
+
+    /// The directory or tar, as error messages name it.
+    pub(crate) fn describe(&self) -> String {
+        self.root().display().to_string()
+    }
+
+    fn root(&self) -> &Path {
+        match self {
+            Store::Dir(d) => d,
+            Store::Tar(ix) => ix.path(),
+        }
+    }
+
+    /// Whether the file `name` is there.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        match self {
+            Store::Dir(d) => d.join(name).is_file(),
+            Store::Tar(ix) => ix.get(name).is_some(),
+        }
+    }
+
+    /// Reads a small file whole.
+    pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let missing = || Error::path(self.root(), format!("lacks {name}"));
+        match self {
+            Store::Dir(d) => std::fs::read(d.join(name)).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => missing(),
+                _ => Error::io("reading", d.join(name), e),
+            }),
+            Store::Tar(ix) => ix.read(name),
+        }
+    }
+
+    /// Streams the file `name` without loading it.
+    async fn stream(&self, name: &str) -> Result<ByteStream> {
+        let (path, off, size) = match self {
+            Store::Dir(d) => {
+                let p = d.join(name);
+                let size = std::fs::metadata(&p)
+                    .map_err(|e| Error::io("opening blob", &p, e))?
+                    .len();
+                (p, 0, size)
+            }
+            Store::Tar(ix) => {
+                let (off, size) = ix
+                    .get(name)
+                    .ok_or_else(|| Error::path(ix.path(), format!("lacks {name}")))?;
+                (ix.path().to_path_buf(), off, size)
+            }
+        };
+        let mut f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Error::io("opening blob", &path, e))?;
+        f.seek(SeekFrom::Start(off))
+            .await
+            .map_err(|e| Error::io("reading blob", &path, e))?;
+        let r = tokio::io::AsyncReadExt::take(f, size);
+        Ok(tokio_util::io::ReaderStream::with_capacity(r, 256 << 10).boxed())
+    }
+}
+
+/// A descriptor's digest as the file that holds its blob in a layout; a digest mockimg cannot
+/// hash (sha512, …) is refused here by name rather than reported missing or corrupt later.
+pub(crate) fn blob_path(digest: &str) -> Result<String> {
+    digest::blob_path(digest).map_err(|e| Error::invalid("descriptor", e))
+}
+
+/// Blobs of a local layout or archive.
+pub(crate) struct LocalBlobs {
+    pub(crate) store: Store,
+    /// Where a digest lives when not at `blobs/sha256/<hex>` (a docker-archive's own names).
+    pub(crate) paths: HashMap<String, String>,
+}
+
+impl BlobSource for LocalBlobs {
+    fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
+        Box::pin(async move {
+            let name = match self.paths.get(&desc.digest) {
+                Some(p) => p.clone(),
+                None => blob_path(&desc.digest)?,
+            };
+            if !self.store.has(&name) {
+                return Err(Error::path(
+                    self.store.root(),
+                    format!(
+                        "lacks blob {} — the image is incomplete; export it again",
+                        desc.digest
+                    ),
+                ));
+            }
+            self.store.stream(&name).await
+        })
+    }
+}
