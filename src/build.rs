@@ -28,44 +28,70 @@ pub fn source_date_epoch() -> Result<Option<u64>> {
     }
 }
 
+/// `secs` since the epoch as RFC 3339 in UTC, to the second (what image configs use).
 pub fn rfc3339(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// Everything one `mockimg build` needs, already validated by the CLI.
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
+    /// The Imposter config directory to bundle.
     pub config_dir: PathBuf,
+    /// The base image; `None` only in tests that build a layer alone.
     pub base: Option<ImageRef>,
+    /// Platforms to keep from a multi-platform base; empty keeps all.
     pub platforms: Vec<Platform>,
+    /// Which files of `config_dir` go into the layer.
     pub walk: WalkOptions,
+    /// Where and how the layer is written (path in the image, mtime, gzip level).
     pub layer: LayerOptions,
+    /// Image config labels to add.
     pub labels: BTreeMap<String, String>,
+    /// Manifest annotations to add (OCI bases).
     pub annotations: BTreeMap<String, String>,
+    /// References to push to; every one gets the same digest.
     pub push: Vec<RegistryRef>,
+    /// Names recorded in file outputs without pushing.
     pub tags: Vec<RegistryRef>,
+    /// Archive tar to write (OCI layout + docker-archive).
     pub output: Option<PathBuf>,
+    /// OCI layout directory to write or add to.
     pub oci_layout: Option<PathBuf>,
+    /// How to reach registries.
     pub registry: RegistryOptions,
+    /// Blob cache for registry bases written to files.
     pub cache: Option<Cache>,
 }
 
+/// The config layer as `--json` reports it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerSummary {
+    /// Digest of the compressed layer blob.
     pub digest: String,
+    /// Digest of the uncompressed tar (the config's `diff_id`).
     pub diff_id: String,
+    /// Compressed size in bytes.
     pub size: u64,
+    /// Regular files in the layer.
     pub files: usize,
 }
 
+/// What a build or push produced: the `--json` object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
+    /// Digest of the image (the index for a multi-platform image).
     pub digest: String,
+    /// Every pushed or recorded name as `repo@digest`.
     pub references: Vec<String>,
+    /// The platforms of the result, `os/arch[/variant]`.
     pub platforms: Vec<String>,
+    /// The new layer; absent for a push of an existing image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer: Option<LayerSummary>,
+    /// Blob counts of the registry push, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushStats>,
 }
@@ -210,33 +236,53 @@ pub async fn push_existing(
 /// What `mockimg inspect` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inspection {
+    /// The reference as given.
     pub reference: String,
+    /// Digest of the top-level manifest or index.
     pub digest: String,
+    /// Media type of the top-level document.
     pub media_type: String,
+    /// One entry per image (platform).
     pub images: Vec<InspectedImage>,
 }
 
+/// One image of an inspection.
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectedImage {
+    /// `os/arch[/variant]`, or `unknown`.
     pub platform: String,
+    /// Digest of the image manifest.
     pub digest: String,
+    /// Media type of the image manifest.
     pub media_type: String,
+    /// The layers, base first.
     pub layers: Vec<InspectedLayer>,
+    /// Config `Entrypoint` (null when absent).
     pub entrypoint: serde_json::Value,
+    /// Config `Cmd`.
     pub cmd: serde_json::Value,
+    /// Config `Env`.
     pub env: serde_json::Value,
+    /// Config `User`.
     pub user: serde_json::Value,
+    /// Config `WorkingDir`.
     pub working_dir: serde_json::Value,
+    /// Config `created`.
     pub created: serde_json::Value,
 }
 
+/// One layer of an inspected image.
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectedLayer {
+    /// Layer digest.
     pub digest: String,
+    /// Compressed size in bytes.
     pub size: u64,
+    /// Layer media type.
     pub media_type: String,
 }
 
+/// Opens any image reference and summarises it for `mockimg inspect`.
 pub async fn inspect(r: &ImageRef, opts: &RegistryOptions) -> Result<Inspection> {
     let src = crate::source::open(r, opts, None).await?;
     let mut images = Vec::new();

@@ -5,6 +5,9 @@
 //! append) → [`sink`] (push, layout, archive), with [`registry`] as the client both ends use,
 //! [`imposter`] for what the engine expects, [`build`] wiring a job, and [`cli`] at the edge.
 
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
 /// The pinned default engine release, as a literal so `--version` can `concat!` it.
 #[macro_export]
 macro_rules! default_engine_version {

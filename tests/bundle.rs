@@ -1,7 +1,7 @@
 //! Lambda bundles checked with readers that share no code with ours: Info-ZIP `unzip` and
 //! Python's `zipfile`. Engine archives are made with Python too.
 use mockimg::imposter::bundle::{bundle, BundleOptions, BundleSummary, EngineArchive};
-use mockimg::mutate::walk::WalkOptions;
+use mockimg::mutate::WalkOptions;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -26,7 +26,7 @@ fn version_names_the_default_engine() {
             format!(
                 "mockimg {} (default engine: outofcoffee/imposter:{})",
                 env!("CARGO_PKG_VERSION"),
-                mockimg::imposter::engine::DEFAULT_ENGINE_VERSION
+                mockimg::imposter::DEFAULT_ENGINE_VERSION
             ),
             "{flag}"
         );

@@ -4,7 +4,7 @@
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
 
-use mockimg::oci::reference::{ImageRef, RegistryRef};
+use mockimg::oci::{ImageRef, RegistryRef};
 use std::path::Path;
 
 fn input(target: &str, name: &str) -> Vec<u8> {

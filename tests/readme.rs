@@ -116,8 +116,8 @@ fn localise(cmd: &str, public: &Registry, internal: &Registry) -> String {
             Some("distroless") => "imposter-distroless",
             Some(other) => panic!("README uses an engine this test doesn't seed: {other}"),
         };
-        let version = flag_value(&c, "--engine-version")
-            .unwrap_or(mockimg::imposter::engine::DEFAULT_ENGINE_VERSION);
+        let version =
+            flag_value(&c, "--engine-version").unwrap_or(mockimg::imposter::DEFAULT_ENGINE_VERSION);
         c.push_str(&format!(
             " --base {}/outofcoffee/{repo}:{version}",
             public.addr
@@ -188,7 +188,7 @@ fn every_other_readme_command_runs() {
             &format!(
                 "docker://{}/outofcoffee/{repo}:{}",
                 public.addr,
-                mockimg::imposter::engine::DEFAULT_ENGINE_VERSION
+                mockimg::imposter::DEFAULT_ENGINE_VERSION
             ),
         ]);
     }

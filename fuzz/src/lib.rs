@@ -13,14 +13,11 @@
 //!   name, including `../x` and `/x`). `(MODE >> 1) & 3` picks the tag to open. In DATA,
 //!   `@@N@@` becomes the digest and `@#N@` the size of the earlier record N; a NAME of `@` becomes
 //!   `blobs/sha256/<hex of DATA>`.
-use mockimg::mutate::append::{append_layer, AppendOptions, LayerInfo};
-use mockimg::oci::blob;
-use mockimg::oci::digest::sha256;
-use mockimg::oci::image::{check_manifest, media, Descriptor, Doc, Image, Platform, Root};
-use mockimg::oci::reference::{ImageRef, RegistryRef};
-use mockimg::source::store::Store;
-use mockimg::source::tar_index::TarIndex;
-use mockimg::source::{docker_archive, layout};
+use mockimg::mutate::{append_layer, AppendOptions, LayerInfo};
+use mockimg::oci::{self as blob, media, sha256};
+use mockimg::oci::{check_manifest, Descriptor, Doc, Image, ImageRef, Platform, RegistryRef, Root};
+use mockimg::registry::RegistryOptions;
+use mockimg::source::TarIndex;
 use serde_json::Value;
 
 /// Separates the parts of a `manifest` input and the records of a structured `archive` input.
@@ -286,14 +283,27 @@ pub fn archive(data: &[u8]) -> String {
                     "unsafe entry name {name:?} accepted"
                 );
             }
-            match layout::open(Store::Tar(index), tag, "fuzz".into()) {
+            let oci = ImageRef::OciArchive {
+                path: path.clone(),
+                tag: tag.map(str::to_string),
+            };
+            match runtime().block_on(mockimg::source::open(
+                &oci,
+                &RegistryOptions::default(),
+                None,
+            )) {
                 Ok(src) => outcome.push(exercise(&src, len, may_hold_sentinel)),
                 Err(e) => outcome.push(format!("oci error: {e}")),
             }
         }
         Err(e) => outcome.push(format!("tar error: {e}")),
     }
-    match docker_archive::open(&path, "fuzz".into()) {
+    let docker = ImageRef::DockerArchive { path: path.clone() };
+    match runtime().block_on(mockimg::source::open(
+        &docker,
+        &RegistryOptions::default(),
+        None,
+    )) {
         Ok(src) => outcome.push(exercise(&src, len, may_hold_sentinel)),
         Err(e) => outcome.push(format!("docker error: {e}")),
     }
@@ -301,6 +311,17 @@ pub fn archive(data: &[u8]) -> String {
     outcome
         .join("; ")
         .replace(&dir.path().display().to_string(), "TMP")
+}
+
+/// One runtime per process: building one per input would dominate the run time.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    })
 }
 
 /// Reads everything a sink would read from an opened source.
@@ -322,13 +343,7 @@ fn exercise(src: &blob::Source, len: u64, may_hold_sentinel: bool) -> String {
     let Ok(blobs) = root.blobs() else {
         return "opened; blobs unlisted".into();
     };
-    // One runtime per process: building one per input would dominate the run time.
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    let rt = RT.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-    });
+    let rt = runtime();
     let mut read = 0;
     for d in &blobs {
         if let Ok(b) = rt.block_on(blob::read_all(src.blobs.as_ref(), d, "fuzz blob")) {

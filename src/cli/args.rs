@@ -23,14 +23,17 @@ pub(crate) const LONG_VERSION: &str = concat!(
     about = "Bundle Imposter mock configuration into a ready-to-run container image, without Docker",
     after_help = "Examples:\n  mockimg build config/ --push registry.example.com/team/mocks:1.4\n  mockimg build config/ --base oci:engine-layout --output mocks.tar\n  mockimg push mocks.tar registry.internal/team/mocks:1.4\n  mockimg inspect registry.example.com/team/mocks:1.4\n  mockimg validate config/"
 )]
+/// The whole command line.
 pub struct Cli {
     /// Debug logs: -v one line per registry request (method, URL, status), -vv oci-client's too; RUST_LOG works as well.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The subcommand to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 #[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {

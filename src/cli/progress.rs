@@ -25,6 +25,7 @@ pub enum Mode {
     Bars,
     /// One info log line per finished blob, and one every `LINE_INTERVAL` (10 s) for slow ones.
     Lines,
+    /// Nothing but the final summary and errors (`--quiet`, or no stderr at all).
     Off,
 }
 
@@ -50,7 +51,9 @@ impl Mode {
 /// Where the tracked bytes go, which decides the verb shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sink {
+    /// Pushed to a registry.
     Registry,
+    /// Written to a file (archive, layout).
     File,
 }
 
@@ -77,6 +80,7 @@ pub fn install(mode: Mode) {
     });
 }
 
+/// The reporting mode installed for this process.
 pub fn mode() -> Mode {
     REPORTER.get().map_or(Mode::Off, |r| r.mode)
 }

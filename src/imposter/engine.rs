@@ -44,7 +44,7 @@ impl Engine {
 
 /// The base image: `--base` wins; else `--engine`/`--engine-version`, then the project file's
 /// `engine:`/`version:`, then the pinned default.
-pub fn resolve_base(
+pub(crate) fn resolve_base(
     base: Option<&str>,
     engine: Option<&str>,
     version: Option<&str>,

@@ -2,8 +2,10 @@
 //! annotations.
 
 pub mod bundle;
-pub mod ci;
-pub mod engine;
-pub mod project;
+pub(crate) mod ci;
+pub(crate) mod engine;
+pub(crate) mod project;
 pub mod validate;
+
+pub use engine::{Engine, DEFAULT_ENGINE_VERSION};
 mod yaml;

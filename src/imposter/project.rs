@@ -9,11 +9,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// Name of the project file the Imposter CLI reads from the config directory.
-pub const PROJECT_FILE: &str = ".imposter.yaml";
+pub(crate) const PROJECT_FILE: &str = ".imposter.yaml";
 
 /// The settings mockimg uses from the project file.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct ProjectFile {
+pub(crate) struct ProjectFile {
     /// Engine version, e.g. `4.9.3`.
     pub version: Option<String>,
     /// Engine type, e.g. `docker`, `jvm`, `golang`.
@@ -45,7 +45,7 @@ pub enum ProjectError {
 }
 
 /// Reads the project file from `dir`. `Ok(None)` when there is none.
-pub fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
+pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
     let path = dir.join(PROJECT_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -123,7 +123,7 @@ pub fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
 
 /// Whether configs in subdirectories are loaded (the engine's `IMPOSTER_CONFIG_SCAN_RECURSIVE`):
 /// the `--recursive` flag, or the project file's `recursive:`/`scanRecursive:`.
-pub fn scan_recursive(flag: bool, project: Option<&ProjectFile>) -> bool {
+pub(crate) fn scan_recursive(flag: bool, project: Option<&ProjectFile>) -> bool {
     flag || project.and_then(|p| p.recursive) == Some(true)
 }
 

@@ -11,21 +11,28 @@ use std::collections::BTreeMap;
 /// Everything the append mutation needs besides the layer itself.
 #[derive(Debug, Clone, Default)]
 pub struct AppendOptions {
+    /// Where the config directory goes in the image (the history entry names it).
     pub config_path: String,
     /// RFC 3339 timestamp for `created` and the history entry; `None` keeps the base's value.
     pub created: Option<String>,
+    /// Image config labels to add or replace.
     pub labels: BTreeMap<String, String>,
+    /// Annotations for OCI manifests and the index.
     pub annotations: BTreeMap<String, String>,
     /// `org.opencontainers.image.base.name` for OCI manifests.
     pub base_name: Option<String>,
+    /// Platforms to keep; empty keeps every platform of the base.
     pub platforms: Vec<Platform>,
 }
 
 /// The new layer as the mutation sees it.
 #[derive(Debug, Clone)]
 pub struct LayerInfo {
+    /// Digest of the compressed layer blob.
     pub digest: String,
+    /// Digest of the uncompressed tar, appended to `rootfs.diff_ids`.
     pub diff_id: String,
+    /// Compressed size in bytes.
     pub size: u64,
 }
 

@@ -10,11 +10,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where the JVM and Go engines read their config from.
-pub const DEFAULT_CONFIG_PATH: &str = "/opt/imposter/config";
+pub(crate) const DEFAULT_CONFIG_PATH: &str = "/opt/imposter/config";
 
 /// gzip level 6: on the bench's 100 MB JSON fixture, level 9 took 1.2× the time for a larger
 /// layer, level 1 was 3× faster but 66 % larger (BENCHMARKS.md, scenario 5).
-pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+pub(crate) const DEFAULT_GZIP_LEVEL: u32 = 6;
 
 /// How the layer is laid out and compressed.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ impl Layer {
 }
 
 /// Checks `--config-path`: absolute, normalised, no `..`; returns its components.
-pub fn config_path_components(p: &str) -> Result<Vec<String>> {
+pub(crate) fn config_path_components(p: &str) -> Result<Vec<String>> {
     let bad = || {
         Error::Usage(format!(
             "--config-path {p:?}: must be an absolute path like /opt/imposter/config"
@@ -80,7 +80,7 @@ pub fn config_path_components(p: &str) -> Result<Vec<String>> {
 }
 
 /// Tars and gzips `entries` (from [`crate::mutate::walk::collect`]) under `opts.config_path`.
-pub fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
+pub(crate) fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
     let parts = config_path_components(&opts.config_path)?;
     let io = |e: std::io::Error| Error::io("writing layer", "<memory>", e);
     let gz = ParallelGz::new(HashingWriter::new(Vec::new()), opts.gzip_level).map_err(io)?;

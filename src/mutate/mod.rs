@@ -1,7 +1,11 @@
 //! The one mutation: walk the config directory, build the deterministic config layer (tar,
 //! gzip) and append it.
 
-pub mod append;
+pub(crate) mod append;
 mod gzip;
-pub mod layer;
-pub mod walk;
+pub(crate) mod layer;
+pub(crate) mod walk;
+
+pub use append::{append_layer, AppendOptions, LayerInfo};
+pub use layer::{Layer, LayerOptions};
+pub use walk::WalkOptions;

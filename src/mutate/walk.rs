@@ -20,7 +20,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// The file in the config directory whose lines (gitignore syntax) leave paths out.
-pub const IMPOSTERIGNORE: &str = ".imposterignore";
+pub(crate) const IMPOSTERIGNORE: &str = ".imposterignore";
 
 /// VCS data never belongs in an image, at any depth.
 const ALWAYS_EXCLUDED_ANYWHERE: &[&str] = &[".git"];
@@ -36,7 +36,7 @@ pub struct WalkOptions {
 
 /// What a walked path is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     /// A directory (walked into).
     Dir,
     /// A regular file.
@@ -55,7 +55,7 @@ pub enum EntryKind {
 
 /// One thing in the config tree.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Path relative to the config directory.
     pub rel: PathBuf,
     /// Path on disk.
@@ -66,7 +66,7 @@ pub struct Entry {
 
 /// Why the walk left a path out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Excluded {
+pub(crate) enum Excluded {
     /// A name mockimg never copies (`.git`, the Imposter CLI's `.imposter.yaml`).
     Always(&'static str),
     /// A line of `.imposterignore`.
@@ -87,7 +87,7 @@ impl fmt::Display for Excluded {
 
 /// An entry that cannot go into an image.
 #[derive(Debug)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// Path relative to the config directory.
     pub rel: PathBuf,
     /// Path on disk.
@@ -98,7 +98,7 @@ pub struct Problem {
 
 /// What is wrong with a [`Problem`] entry.
 #[derive(Debug)]
-pub enum ProblemKind {
+pub(crate) enum ProblemKind {
     /// A directory that cannot be listed.
     Unreadable(io::Error),
     /// A symlink whose target text leaves the config directory.
@@ -109,7 +109,7 @@ pub enum ProblemKind {
 
 impl Problem {
     /// The error a build reports for this entry.
-    pub fn into_error(self) -> Error {
+    pub(crate) fn into_error(self) -> Error {
         match self.kind {
             ProblemKind::Unreadable(e) => Error::io("reading directory", self.source, e),
             ProblemKind::LinkOutside(target) => Error::path(
@@ -129,7 +129,7 @@ impl Problem {
 
 /// The result of [`walk`]. Everything is sorted by path bytes, so parents come first.
 #[derive(Debug, Default)]
-pub struct Walk {
+pub(crate) struct Walk {
     /// What goes into the image.
     pub entries: Vec<Entry>,
     /// What a filter left out; an excluded directory is listed, its content is not walked.
@@ -141,7 +141,7 @@ pub struct Walk {
 impl Walk {
     /// Why `rel` (relative to the config directory) is not in the image, if a filter left it
     /// or one of its parent directories out: the excluded path and the reason.
-    pub fn exclusion(&self, rel: &Path) -> Option<(&Path, &Excluded)> {
+    pub(crate) fn exclusion(&self, rel: &Path) -> Option<(&Path, &Excluded)> {
         rel.ancestors()
             .filter(|a| !a.as_os_str().is_empty())
             .find_map(|a| {
@@ -206,7 +206,7 @@ impl Filters {
 
 /// Walks `dir` and sorts what it finds; only a missing or unusable root, or an unreadable
 /// entry, is an error. See [`collect`] for the strict form.
-pub fn walk(dir: &Path, opts: &WalkOptions) -> Result<Walk> {
+pub(crate) fn walk(dir: &Path, opts: &WalkOptions) -> Result<Walk> {
     let meta = fs::metadata(dir).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::path(
             dir,
@@ -233,7 +233,7 @@ pub fn walk(dir: &Path, opts: &WalkOptions) -> Result<Walk> {
 
 /// Walks `dir` for a writer: every entry that goes in, sorted by path bytes (parents first), or
 /// the first entry that cannot go into an image as an error.
-pub fn collect(dir: &Path, opts: &WalkOptions) -> Result<Vec<Entry>> {
+pub(crate) fn collect(dir: &Path, opts: &WalkOptions) -> Result<Vec<Entry>> {
     let w = walk(dir, opts)?;
     match w.problems.into_iter().next() {
         Some(p) => Err(p.into_error()),
@@ -331,7 +331,7 @@ fn visit(
 
 /// Resolves `.` and `..` without touching the file system. `None` when a `..` would climb above
 /// the start of a relative path (or above `/`), or for a Windows prefix.
-pub fn normalize(path: &Path) -> Option<PathBuf> {
+pub(crate) fn normalize(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     let mut depth = 0usize;
     for c in path.components() {
@@ -353,7 +353,7 @@ pub fn normalize(path: &Path) -> Option<PathBuf> {
 }
 
 /// True when a relative `target`, resolved from the link's own directory, stays in the tree.
-pub fn link_stays_inside(link_rel: &Path, target: &Path) -> bool {
+pub(crate) fn link_stays_inside(link_rel: &Path, target: &Path) -> bool {
     let parent = link_rel.parent().unwrap_or(Path::new(""));
     !target.is_absolute() && !parent.is_absolute() && normalize(&parent.join(target)).is_some()
 }

@@ -7,14 +7,20 @@ use serde_json::{json, Map, Value};
 /// A content descriptor; fields we don't model are kept in `extra` and written back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Descriptor {
+    /// The blob's media type.
     pub media_type: String,
+    /// `sha256:<hex>`.
     pub digest: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Set on index entries.
     pub platform: Option<Platform>,
+    /// The whole JSON object as read, so fields mockimg does not model are written back.
     pub extra: Map<String, Value>,
 }
 
 impl Descriptor {
+    /// Parses a descriptor object; `what` names it in errors.
     pub fn from_json(v: &Value, what: &str) -> Result<Self> {
         let obj = v
             .as_object()
@@ -53,10 +59,12 @@ impl Descriptor {
         Value::Object(m)
     }
 
+    /// The value of an annotation, if present.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.extra.get("annotations")?.get(key)?.as_str()
     }
 
+    /// Whether an index entry describes the base's build (a buildx attestation), not a runnable image.
     pub fn is_attestation(&self) -> bool {
         self.annotation("vnd.docker.reference.type") == Some("attestation-manifest")
             || self.platform.as_ref().is_some_and(Platform::is_unknown)

@@ -8,13 +8,13 @@ pub fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Whether `digest` is a well-formed sha256 digest, the only algorithm mockimg hashes with.
-pub fn is_valid(digest: &str) -> bool {
+pub(crate) fn is_valid(digest: &str) -> bool {
     check(digest).is_ok()
 }
 
 /// Checks a digest read from input. A well-formed digest of another algorithm (sha512, blake3)
 /// is refused by name rather than treated as corrupt, since every later check would hash sha256.
-pub fn check(digest: &str) -> Result<(), String> {
+pub(crate) fn check(digest: &str) -> Result<(), String> {
     let Some((algo, hex)) = digest.split_once(':') else {
         return Err(format!(
             "invalid digest {digest:?}: expected sha256:<64 hex digits>"
@@ -37,7 +37,7 @@ pub fn check(digest: &str) -> Result<(), String> {
 
 /// Where a blob lives in an OCI layout, relative to its root: `blobs/sha256/<hex>`. The one
 /// mapping every layout, archive and cache uses; the digest is checked so it cannot escape.
-pub fn blob_path(digest: &str) -> Result<String, String> {
+pub(crate) fn blob_path(digest: &str) -> Result<String, String> {
     check(digest)?;
     let (alg, hex) = digest.split_once(':').unwrap_or_default();
     Ok(format!("blobs/{alg}/{hex}"))
@@ -45,38 +45,38 @@ pub fn blob_path(digest: &str) -> Result<String, String> {
 
 /// Incremental sha256 + byte count.
 #[derive(Default, Clone)]
-pub struct Hasher {
+pub(crate) struct Hasher {
     inner: Sha256,
     len: u64,
 }
 
 impl Hasher {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
-    pub fn update(&mut self, data: &[u8]) {
+    pub(crate) fn update(&mut self, data: &[u8]) {
         self.inner.update(data);
         self.len += data.len() as u64;
     }
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.len
     }
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len == 0
     }
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         format!("sha256:{}", hex::encode(self.inner.finalize()))
     }
 }
 
 /// A writer that hashes everything written through it.
-pub struct HashingWriter<W> {
+pub(crate) struct HashingWriter<W> {
     pub inner: W,
     pub hasher: Hasher,
 }
 
 impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         Self {
             inner,
             hasher: Hasher::new(),

@@ -2,10 +2,10 @@
 //! manifest is a different manifest), parsed into `serde_json::Value` only to read or edit them,
 //! so unknown fields survive. Blobs are not here: they sit behind a [`crate::oci::blob::BlobSource`].
 use crate::error::{Error, Result};
-pub use crate::oci::descriptor::Descriptor;
+pub(crate) use crate::oci::descriptor::Descriptor;
 use crate::oci::digest;
-pub use crate::oci::media;
-pub use crate::oci::platform::Platform;
+pub(crate) use crate::oci::media;
+pub(crate) use crate::oci::platform::Platform;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -13,7 +13,9 @@ use std::fmt;
 /// A serialised JSON document (manifest, index or config) with its media type.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Doc {
+    /// The document's media type, as declared where it was found.
     pub media_type: String,
+    /// The exact bytes; digests are computed over these.
     pub bytes: Bytes,
 }
 
@@ -24,18 +26,22 @@ impl fmt::Debug for Doc {
 }
 
 impl Doc {
+    /// A document from its media type and bytes.
     pub fn new(media_type: impl Into<String>, bytes: impl Into<Bytes>) -> Self {
         Doc {
             media_type: media_type.into(),
             bytes: bytes.into(),
         }
     }
+    /// `sha256:` digest of the bytes.
     pub fn digest(&self) -> String {
         digest::sha256(&self.bytes)
     }
+    /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }
+    /// The bytes parsed as a JSON object; `what` names the document in errors.
     pub fn json(&self, what: &str) -> Result<Value> {
         let v: Value = serde_json::from_slice(&self.bytes)
             .map_err(|e| Error::invalid(what, format!("not valid JSON: {e}")))?;
@@ -44,6 +50,7 @@ impl Doc {
         }
         Ok(v)
     }
+    /// A descriptor pointing at this document.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor {
             media_type: self.media_type.clone(),
@@ -58,21 +65,26 @@ impl Doc {
 /// One image: its manifest and config documents, and the platform the index gave it.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The image manifest.
     pub manifest: Doc,
+    /// The image config.
     pub config: Doc,
     /// The descriptor that pointed at this manifest in its index (platform, annotations).
     pub index_entry: Option<Descriptor>,
 }
 
 impl Image {
+    /// The manifest parsed as JSON.
     pub fn manifest_json(&self) -> Result<Value> {
         self.manifest.json("image manifest")
     }
 
+    /// The layer descriptors, base first.
     pub fn layers(&self) -> Result<Vec<Descriptor>> {
         layers_of(&self.manifest_json()?)
     }
 
+    /// The descriptor of the config blob.
     pub fn config_descriptor(&self) -> Result<Descriptor> {
         let m = self.manifest_json()?;
         Descriptor::from_json(
@@ -99,7 +111,7 @@ impl Image {
     }
 }
 
-pub fn layers_of(manifest: &Value) -> Result<Vec<Descriptor>> {
+pub(crate) fn layers_of(manifest: &Value) -> Result<Vec<Descriptor>> {
     let arr = manifest
         .get("layers")
         .and_then(Value::as_array)
@@ -114,11 +126,19 @@ pub fn layers_of(manifest: &Value) -> Result<Vec<Descriptor>> {
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)] // a handful of Roots per run; boxing buys nothing
 pub enum Root {
+    /// A single-platform image.
     Image(Image),
-    Index { index: Doc, images: Vec<Image> },
+    /// An index (or Docker manifest list) and the images it lists that are runnable.
+    Index {
+        /// The index document as read.
+        index: Doc,
+        /// Its runnable images, in index order (attestations left out).
+        images: Vec<Image>,
+    },
 }
 
 impl Root {
+    /// Every image: one for a single image, the runnable ones of an index.
     pub fn images(&self) -> &[Image] {
         match self {
             Root::Image(i) => std::slice::from_ref(i),
@@ -126,6 +146,7 @@ impl Root {
         }
     }
 
+    /// The top-level document (manifest or index).
     pub fn doc(&self) -> &Doc {
         match self {
             Root::Image(i) => &i.manifest,
@@ -133,6 +154,7 @@ impl Root {
         }
     }
 
+    /// Digest of the top-level document: the image's digest.
     pub fn digest(&self) -> String {
         self.doc().digest()
     }

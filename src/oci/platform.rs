@@ -6,12 +6,16 @@ use std::fmt;
 /// `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Platform {
+    /// `linux`, `windows`, …
     pub os: String,
+    /// `amd64`, `arm64`, … (OCI spelling).
     pub architecture: String,
+    /// `v8`, `v7`, … when the architecture has variants.
     pub variant: Option<String>,
 }
 
 impl Platform {
+    /// Parses `OS/ARCH[/VARIANT]`; a malformed value is a usage error naming `--platform`.
     pub fn parse(s: &str) -> Result<Self> {
         let parts: Vec<&str> = s.split('/').collect();
         let ok = |x: &&str| !x.is_empty();
@@ -32,6 +36,7 @@ impl Platform {
         }
     }
 
+    /// The platform object of an index entry or an image config.
     pub fn from_json(v: &Value) -> Option<Self> {
         Some(Platform {
             os: v.get("os")?.as_str()?.to_string(),
@@ -67,6 +72,7 @@ impl Platform {
             }
     }
 
+    /// Whether this is buildx's `unknown/unknown` platform of attestation entries.
     pub fn is_unknown(&self) -> bool {
         self.os == "unknown" || self.architecture == "unknown"
     }

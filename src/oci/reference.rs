@@ -5,27 +5,49 @@ use crate::oci::digest;
 use std::fmt;
 use std::path::PathBuf;
 
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 
 /// A reference to an image in a registry, normalised as docker does it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RegistryRef {
+    /// Registry host (and port), normalised: `docker.io` for Docker Hub.
     pub registry: String,
+    /// Repository path, with `library/` for official Docker Hub images.
     pub repository: String,
+    /// Tag, if given (or defaulted).
     pub tag: Option<String>,
+    /// Digest pin, if given.
     pub digest: Option<String>,
 }
 
 /// Any place an image can be read from or written to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageRef {
+    /// An image in a registry.
     Registry(RegistryRef),
-    OciLayout { dir: PathBuf, tag: Option<String> },
-    OciArchive { path: PathBuf, tag: Option<String> },
-    DockerArchive { path: PathBuf },
+    /// `oci:DIR[:TAG]`, an OCI image layout directory.
+    OciLayout {
+        /// The layout's root directory.
+        dir: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick; `None` when the layout has one image.
+        tag: Option<String>,
+    },
+    /// `oci-archive:PATH[:TAG]`, an OCI layout in a tar.
+    OciArchive {
+        /// The tar file.
+        path: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to pick; `None` when the archive has one image.
+        tag: Option<String>,
+    },
+    /// `docker-archive:PATH`, what `docker save` writes.
+    DockerArchive {
+        /// The tar file.
+        path: PathBuf,
+    },
 }
 
 impl ImageRef {
+    /// Parses a user-typed reference: `oci:`, `oci-archive:`, `docker-archive:`, `docker://` or a registry reference.
     pub fn parse(input: &str) -> Result<Self> {
         if let Some(rest) = input.strip_prefix("oci:") {
             let (dir, tag) = split_path_tag(input, rest)?;
@@ -115,7 +137,7 @@ fn bad(input: &str, reason: &str) -> Error {
     }
 }
 
-pub fn is_valid_tag(tag: &str) -> bool {
+pub(crate) fn is_valid_tag(tag: &str) -> bool {
     let b = tag.as_bytes();
     !b.is_empty()
         && b.len() <= 128
@@ -189,6 +211,7 @@ fn looks_like_registry(first: &str) -> bool {
 }
 
 impl RegistryRef {
+    /// Parses a registry reference the way Docker does (`alpine` is `docker.io/library/alpine:latest`).
     pub fn parse(input: &str) -> Result<Self> {
         if input.is_empty() {
             return Err(bad(input, "empty reference"));
@@ -304,10 +327,12 @@ impl RegistryRef {
             .unwrap_or("latest")
     }
 
+    /// Whether both name the same registry (a mount is possible only then).
     pub fn same_registry(&self, other: &RegistryRef) -> bool {
         self.registry == other.registry
     }
 
+    /// The reference in oci-client's type.
     pub fn to_oci(&self) -> oci_client::Reference {
         match (&self.digest, &self.tag) {
             (Some(d), _) => oci_client::Reference::with_digest(
@@ -324,14 +349,14 @@ impl RegistryRef {
     }
 }
 
-pub fn host_of(registry: &str) -> &str {
+pub(crate) fn host_of(registry: &str) -> &str {
     if let Some(rest) = registry.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
     registry.split(':').next().unwrap_or(registry)
 }
 
-pub fn is_loopback_host(host: &str) -> bool {
+pub(crate) fn is_loopback_host(host: &str) -> bool {
     host == "localhost"
         || host == "::1"
         || host

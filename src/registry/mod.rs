@@ -1,5 +1,5 @@
 //! The registry client: oci-client with what it lacks wrapped around it. The pull side lives in
-//! [`crate::source::registry`], the push side in [`crate::sink::registry`]; this folder holds
+//! `crate::source::registry`, the push side in `crate::sink::registry`; this folder holds
 //! what both use, one job per file:
 //!
 //! | file | holds | a new quirk goes here when it is about… |

@@ -18,7 +18,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// Writes the image to the archive `path`, named `name` if given, and returns its size. A
 /// failure (or interrupt) leaves nothing at `path`.
-pub async fn write(src: &Source, path: &Path, name: Option<&ImageName>) -> Result<u64> {
+pub(crate) async fn write(src: &Source, path: &Path, name: Option<&ImageName>) -> Result<u64> {
     let parent = atomic::parent_of(path);
     if !parent.is_dir() {
         return Err(Error::path(

@@ -65,7 +65,7 @@ pub(crate) fn root_descriptor(root: &Root, name: Option<&ImageName>) -> Value {
 /// Adds the image to an OCI layout directory (created if needed), once per name in `names`
 /// (untagged when there are none). Blobs already present are kept as they are; new ones are
 /// verified on the way to disk.
-pub async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
+pub(crate) async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
     // A layout this call creates is removed again if the image cannot be written in full; an
     // existing one only ever gains verified blobs, and its index changes last.
     let existed = dir.exists();

@@ -2,8 +2,11 @@
 //!
 //! File sinks write through [`atomic`] and copy blobs through one verified, refetching copy.
 
-pub mod archive;
+pub(crate) mod archive;
 pub mod atomic;
-pub mod layout;
+pub(crate) mod layout;
 mod refetch;
-pub mod registry;
+pub(crate) mod registry;
+
+pub use layout::ImageName;
+pub use registry::PushStats;

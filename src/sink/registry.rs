@@ -37,7 +37,7 @@ impl PushStats {
 /// Pushes `src` to every target. Blobs and digest-addressed manifests go to each repository
 /// first; tags are written only after every repository has everything, so a failure part-way
 /// never moves a tag.
-pub async fn push(
+pub(crate) async fn push(
     src: &Source,
     targets: &[RegistryRef],
     opts: &RegistryOptions,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Opens a `docker save` tar; layer digests are computed from the files (or taken from the
 /// config's diff_ids for uncompressed layers). An archive holding several images needs
 /// `:NAME:TAG` after the path to pick one.
-pub fn open(path: &Path, name: String) -> Result<Source> {
+pub(crate) fn open(path: &Path, name: String) -> Result<Source> {
     let (path, wanted) = split_reference(path);
     let path = path.as_path();
     let index = TarIndex::open(path)?;

@@ -17,7 +17,7 @@ pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// Opens an OCI layout (directory or tar) as a source, picking the entry named `tag`, or the only
 /// entry when no tag is given.
-pub fn open(store: Store, tag: Option<&str>, name: String) -> Result<Source> {
+pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Source> {
     let what = format!("OCI layout {}", store.describe());
     if !store.has("index.json") {
         let hint = if store.has("manifest.json") {

@@ -1,21 +1,23 @@
 //! Sources: open a base image from a registry, an OCI layout or an archive.
 //!
-//! [`open`] is the one entry point; each local format has its reader ([`layout`] for `oci:` and
-//! `oci-archive:`, [`docker_archive`]), over the files a [`store::Store`] holds ([`tar_index`]
-//! for tars). Registry pulls go through `crate::registry`; [`cache`] keeps their blobs.
+//! `open` is the one entry point; each local format has its reader (`layout` for `oci:` and
+//! `oci-archive:`, `docker_archive`), over the files a `store::Store` holds (`tar_index`
+//! for tars). Registry pulls go through `crate::registry`; `cache` keeps their blobs.
 
-pub mod cache;
-pub mod docker_archive;
-pub mod layout;
-pub mod registry;
-pub mod store;
-pub mod tar_index;
+pub(crate) mod cache;
+pub(crate) mod docker_archive;
+pub(crate) mod layout;
+pub(crate) mod registry;
+pub(crate) mod store;
+pub(crate) mod tar_index;
+
+pub use cache::Cache;
+pub use tar_index::TarIndex;
 
 use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::reference::ImageRef;
 use crate::registry::{Registry, RegistryOptions};
-use cache::Cache;
 use std::path::Path;
 
 /// Opens any image reference. Registry blobs are read through `cache` when one is given (file

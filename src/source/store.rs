@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncSeekExt;
 
 /// The files of a local image.
-pub enum Store {
+pub(crate) enum Store {
     /// An OCI image layout directory.
     Dir(PathBuf),
     /// A tar, read in place through its index.
