@@ -422,7 +422,7 @@ fn unauthorized_push_reads_as_one_line_with_the_fix() {
     assert_eq!(
         error_lines(&run),
         vec![format!(
-            "error: pushing to {0}/team/mocks: 401 unauthorized — run 'docker login {0}' or set MOCKIMG_REGISTRY_USERNAME/MOCKIMG_REGISTRY_PASSWORD",
+            "error: pushing to {0}/team/mocks: 401 unauthorized — run 'mockimg login {0}' (or 'docker login {0}') or set MOCKIMG_REGISTRY_USERNAME/MOCKIMG_REGISTRY_PASSWORD for a push target",
             reg.addr
         )],
         "{}",
@@ -430,8 +430,10 @@ fn unauthorized_push_reads_as_one_line_with_the_fix() {
     );
     assert!(run.stdout.is_empty());
 
-    // Wrong credentials: the same shape, saying they were refused.
+    // Wrong credentials: the same shape, saying they were refused. Environment credentials go
+    // to push targets only, or to the host MOCKIMG_REGISTRY names (as here, for a pull).
     let wrong = Env::new()
+        .set("MOCKIMG_REGISTRY", &reg.addr)
         .set("MOCKIMG_REGISTRY_USERNAME", "ci")
         .set("MOCKIMG_REGISTRY_PASSWORD", "wrong-password");
     let run = wrong.run(&["inspect", &reg.reference("team/mocks:1.4")]);

@@ -62,6 +62,14 @@ pub enum Command {
         after_help = "Examples:\n  mockimg bundle config/ --target awslambda --engine-zip imposter-awslambda.zip -o bundle.zip\n  mockimg bundle config/ --target awslambda --engine-archive imposter-go_linux_arm64.tar.gz -o bundle.zip --force"
     )]
     Bundle(BundleArgs),
+    /// Check registry credentials and store them where builds and pushes find them.
+    #[command(
+        after_help = "Examples:\n  echo \"$GITHUB_TOKEN\" | mockimg login ghcr.io -u \"$GITHUB_ACTOR\" --password-stdin\n  mockimg login registry.internal:5000 -u ci --password-stdin < token.txt\n\nCredentials go to $REGISTRY_AUTH_FILE, else $DOCKER_CONFIG/config.json, else ~/.docker/config.json (mode 0600)."
+    )]
+    Login(LoginArgs),
+    /// Remove the stored credentials for a registry.
+    #[command(after_help = "Examples:\n  mockimg logout ghcr.io")]
+    Logout(LogoutArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  mockimg completions bash > /etc/bash_completion.d/mockimg"
@@ -250,6 +258,26 @@ pub struct BundleArgs {
     /// Print what was written as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Registry host, e.g. ghcr.io or registry.internal:5000.
+    pub host: String,
+    /// Username.
+    #[arg(short, long)]
+    pub username: String,
+    /// Read the password (or token) from standard input, so it stays out of the process list.
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    /// Registry host whose stored credentials to remove.
+    pub host: String,
 }
 
 #[derive(Args, Debug)]

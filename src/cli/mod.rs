@@ -14,9 +14,13 @@ use crate::imposter::validate::{self, ValidateOptions};
 use crate::mutate::layer::LayerOptions;
 use crate::mutate::walk::WalkOptions;
 use crate::oci::image::Platform;
+use crate::registry::RegistryOptions;
 use crate::source::cache::Cache;
 use anyhow::Context as _;
-use args::{parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, PushArgs, ValidateArgs};
+use args::{
+    parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, LoginArgs, LogoutArgs, PushArgs,
+    ValidateArgs,
+};
 use clap::CommandFactory;
 use exit::{interruptible, job_error};
 use std::collections::BTreeMap;
@@ -60,6 +64,57 @@ fn platforms(flags: &[String]) -> Result<Vec<Platform>, Error> {
     flags.into_iter().map(Platform::parse).collect()
 }
 
+/// The registries of `--push` references: the only ones environment credentials go to.
+fn push_hosts(push: &[String]) -> Vec<String> {
+    push.iter()
+        .filter_map(|p| crate::oci::RegistryRef::parse(p).ok())
+        .map(|r| r.registry)
+        .collect()
+}
+
+/// A registry host as users type it (`https://ghcr.io/` works as `ghcr.io`).
+fn login_host(host: &str) -> Result<String, Error> {
+    let h = host
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    if h.is_empty() || h.contains('/') || h.contains('@') {
+        return Err(Error::Usage(format!(
+            "login: {host:?} is not a registry host — give HOST[:PORT], e.g. ghcr.io"
+        )));
+    }
+    Ok(h.to_string())
+}
+
+async fn run_login(a: LoginArgs) -> anyhow::Result<()> {
+    let host = login_host(&a.host)?;
+    let mut password = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
+        .context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    let file = crate::registry::login(&host, &a.username, password, &a.registry.options())
+        .await
+        .map_err(|e| job_error(e, || format!("logging in to {host}")))?;
+    eprintln!(
+        "logged in to {host} as {}; credentials stored in {}",
+        a.username,
+        file.display()
+    );
+    Ok(())
+}
+
+fn run_logout(a: LogoutArgs) -> anyhow::Result<()> {
+    let host = login_host(&a.host)?;
+    let (file, removed) = crate::registry::logout(&host)?;
+    if removed {
+        eprintln!("removed the credentials for {host} from {}", file.display());
+    } else {
+        eprintln!("no credentials for {host} in {}", file.display());
+    }
+    Ok(())
+}
+
 /// Runs one parsed command line to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = match &cli.command {
@@ -74,6 +129,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => run_inspect(args).await,
         Command::Validate(args) => run_validate(args),
         Command::Bundle(args) => run_bundle(args),
+        Command::Login(args) => run_login(args).await,
+        Command::Logout(args) => run_logout(args),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -151,7 +208,10 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         tags: registry_refs("tag", &a.tag)?,
         output: a.output.clone(),
         oci_layout: a.oci_layout.clone(),
-        registry: a.registry.options(),
+        registry: RegistryOptions {
+            push_hosts: push_hosts(&a.push),
+            ..a.registry.options()
+        },
         cache,
     };
     if !a.out.quiet && req.push.is_empty() && req.output.is_none() && req.oci_layout.is_none() {
@@ -179,7 +239,11 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let src = crate::source::parse_input(&a.source)?;
     let targets = registry_refs("target", &a.targets)?;
-    let o = interruptible(build::push_existing(&src, &targets, &a.registry.options()))
+    let opts = RegistryOptions {
+        push_hosts: targets.iter().map(|t| t.registry.clone()).collect(),
+        ..a.registry.options()
+    };
+    let o = interruptible(build::push_existing(&src, &targets, &opts))
         .await
         .map_err(|e| job_error(e, || format!("pushing {src}")))?;
     output::report(

@@ -70,16 +70,16 @@ impl Registry {
 
 /// A parsed `WWW-Authenticate` header: `Bearer realm="…",service="…",scope="…"`.
 #[derive(Debug, PartialEq, Eq)]
-struct Challenge {
+pub(super) struct Challenge {
     /// `Bearer`, `Basic`, … as sent.
-    scheme: String,
+    pub(super) scheme: String,
     /// Parameters in order, keys lowercased, values unquoted.
     params: Vec<(String, String)>,
 }
 
 impl Challenge {
     /// `None` for a header that is not a challenge (a key without `=`, an unclosed quote).
-    fn parse(h: &str) -> Option<Self> {
+    pub(super) fn parse(h: &str) -> Option<Self> {
         let h = h.trim();
         let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
         let mut params = Vec::new();
@@ -106,7 +106,7 @@ impl Challenge {
         })
     }
 
-    fn param(&self, key: &str) -> Option<&str> {
+    pub(super) fn param(&self, key: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(k, _)| k == key)

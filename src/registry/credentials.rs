@@ -1,6 +1,10 @@
-//! Registry credentials: `MOCKIMG_REGISTRY_USERNAME`/`_PASSWORD`, then the first of
-//! `REGISTRY_AUTH_FILE`, `$DOCKER_CONFIG/config.json`, `~/.docker/config.json` that knows the
-//! registry (inline `auths`, `credHelpers`, `credsStore`). Secrets never reach a log or an error.
+//! Registry credentials, scoped to their registry as Docker and crane scope them:
+//! `MOCKIMG_REGISTRY_USERNAME`/`_PASSWORD` apply only to the push targets (or to the one host
+//! named by `MOCKIMG_REGISTRY`), so a CI job's token never reaches the base image's registry; then
+//! the first of `REGISTRY_AUTH_FILE`, Podman's `auth.json` (`$XDG_RUNTIME_DIR/containers/`,
+//! `~/.config/containers/`), `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` that knows
+//! the registry (inline `auths` with `auth`, `username`/`password` or `identitytoken`,
+//! `credHelpers`, `credsStore`). Secrets never reach a log or an error.
 use crate::error::{Error, Result};
 use base64::Engine as _;
 use serde_json::Value;
@@ -28,20 +32,59 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Environment variable with the username for every registry; wins over any config file.
+/// Environment variable with the username for the push targets; wins over any config file there.
 pub(crate) const ENV_USER: &str = "MOCKIMG_REGISTRY_USERNAME";
 /// Environment variable with the password that goes with [`ENV_USER`].
 pub(crate) const ENV_PASS: &str = "MOCKIMG_REGISTRY_PASSWORD";
+/// Environment variable naming the one registry the environment credentials are for.
+pub(crate) const ENV_HOST: &str = "MOCKIMG_REGISTRY";
+
+/// Whether the environment credentials belong to `registry`: the host `MOCKIMG_REGISTRY` names,
+/// else any push target. A pull-only registry (the base's) never gets them: Docker Hub's token
+/// server would otherwise receive the CI job's token for another registry, and refuse it.
+fn env_applies(registry: &str, push_hosts: &[String]) -> bool {
+    env_applies_to(
+        std::env::var(ENV_HOST).ok().as_deref(),
+        registry,
+        push_hosts,
+    )
+}
+
+fn env_applies_to(named: Option<&str>, registry: &str, push_hosts: &[String]) -> bool {
+    match named.filter(|h| !h.is_empty()) {
+        Some(h) => same_host(h, registry),
+        None => push_hosts.iter().any(|h| same_host(h, registry)),
+    }
+}
+
+/// Host names as users write them: `https://ghcr.io/`, `index.docker.io` and `docker.io` agree.
+fn same_host(a: &str, b: &str) -> bool {
+    let norm = |h: &str| {
+        let h = h
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        let h = h.split('/').next().unwrap_or(h);
+        match h {
+            "index.docker.io" | "registry-1.docker.io" => crate::oci::reference::DOCKER_HUB,
+            other => other,
+        }
+        .to_ascii_lowercase()
+    };
+    norm(a) == norm(b)
+}
 
 /// The credentials for `registry`, from the first place that has some; `None` means anonymous.
-/// A config file that exists but is broken is an error naming it, not a silent anonymous pull.
-pub(crate) fn lookup(registry: &str) -> Result<Option<Credentials>> {
+/// `push_hosts` are the registries this run pushes to (see [`ENV_USER`]). A config file that
+/// exists but is broken is an error naming it, not a silent anonymous pull.
+pub(crate) fn lookup(registry: &str, push_hosts: &[String]) -> Result<Option<Credentials>> {
     if let (Ok(u), Ok(p)) = (std::env::var(ENV_USER), std::env::var(ENV_PASS)) {
-        return Ok(Some(Credentials {
-            username: u,
-            password: p,
-            origin: format!("{ENV_USER}/{ENV_PASS}"),
-        }));
+        if env_applies(registry, push_hosts) {
+            return Ok(Some(Credentials {
+                username: u,
+                password: p,
+                origin: format!("{ENV_USER}/{ENV_PASS}"),
+            }));
+        }
     }
     for file in config_files() {
         let Ok(text) = std::fs::read_to_string(&file) else {
@@ -61,16 +104,37 @@ pub(crate) fn lookup(registry: &str) -> Result<Option<Credentials>> {
 }
 
 fn config_files() -> Vec<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
     let mut v = Vec::new();
-    if let Some(f) = std::env::var_os("REGISTRY_AUTH_FILE") {
+    if let Some(f) = var("REGISTRY_AUTH_FILE") {
         v.push(PathBuf::from(f));
     }
-    if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
-        v.push(PathBuf::from(d).join("config.json"));
-    } else if let Some(h) = std::env::var_os("HOME") {
-        v.push(PathBuf::from(h).join(".docker/config.json"));
+    // Podman's and skopeo's defaults, so `podman login` works as `docker login` does.
+    if let Some(d) = var("XDG_RUNTIME_DIR") {
+        v.push(PathBuf::from(d).join("containers/auth.json"));
     }
+    if let Some(h) = var("HOME") {
+        v.push(PathBuf::from(h).join(".config/containers/auth.json"));
+    }
+    v.extend(docker_config_file());
     v
+}
+
+/// The file `mockimg login` writes: `REGISTRY_AUTH_FILE` when set, else Docker's config.
+pub(crate) fn login_file() -> Result<PathBuf> {
+    if let Some(f) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(f));
+    }
+    docker_config_file().ok_or_else(|| {
+        Error::Usage("no HOME, DOCKER_CONFIG or REGISTRY_AUTH_FILE to store credentials in".into())
+    })
+}
+
+fn docker_config_file() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
 }
 
 /// The keys a registry may be stored under; Docker Hub has its historical name.
@@ -103,19 +167,33 @@ fn from_config(v: &Value, registry: &str, file: &std::path::Path) -> Result<Opti
     if let Some(auths) = v.get("auths").and_then(Value::as_object) {
         for k in &keys {
             let Some(entry) = auths.get(k) else { continue };
+            // `docker login` to Azure Container Registry stores a refresh token; ACR's token
+            // endpoint takes it as the password of the all-zero user.
+            if let Some(t) = entry.get("identitytoken").and_then(Value::as_str) {
+                let user = entry
+                    .get("username")
+                    .and_then(Value::as_str)
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or("00000000-0000-0000-0000-000000000000");
+                return Ok(Some(Credentials {
+                    username: user.into(),
+                    password: t.into(),
+                    origin: file.display().to_string(),
+                }));
+            }
             if let Some(a) = entry.get("auth").and_then(Value::as_str) {
                 let decoded = base64::engine::general_purpose::STANDARD
                     .decode(a.trim())
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
                     .ok_or_else(|| {
-                        Error::path(file, format!("auths[{k:?}].auth is not base64 of user:password — run 'docker login {registry}' again"))
+                        Error::path(file, format!("auths[{k:?}].auth is not base64 of user:password — run 'mockimg login {registry}' again"))
                     })?;
                 let (u, p) = decoded.split_once(':').ok_or_else(|| {
                     Error::path(
                         file,
                         format!(
-                            "auths[{k:?}].auth lacks a ':' — run 'docker login {registry}' again"
+                            "auths[{k:?}].auth lacks a ':' — run 'mockimg login {registry}' again"
                         ),
                     )
                 })?;
@@ -190,6 +268,33 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn environment_credentials_stay_with_the_push_targets() {
+        let push = vec!["ghcr.io".to_string()];
+        assert!(env_applies_to(None, "ghcr.io", &push));
+        assert!(!env_applies_to(None, "docker.io", &push));
+        assert!(!env_applies_to(None, "docker.io", &[]));
+        // MOCKIMG_REGISTRY names the one host, whatever is pushed.
+        assert!(env_applies_to(Some("https://ghcr.io/"), "ghcr.io", &[]));
+        assert!(!env_applies_to(
+            Some("ghcr.io"),
+            "registry.example",
+            &["registry.example".into()]
+        ));
+        assert!(env_applies_to(Some("index.docker.io"), "docker.io", &[]));
+        assert!(env_applies_to(Some(""), "ghcr.io", &push));
+    }
+
+    #[test]
+    fn identity_tokens_are_used_as_the_password_of_the_token_user() {
+        let v = json!({"auths": {"myacr.azurecr.io": {"auth": "MDAwMDAwMDAtMDAwMC0wMDAwLTAwMDAtMDAwMDAwMDAwMDAwOg==", "identitytoken": "refresh-abc"}}});
+        let c = from_config(&v, "myacr.azurecr.io", std::path::Path::new("auth.json"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.username, "00000000-0000-0000-0000-000000000000");
+        assert_eq!(c.password, "refresh-abc");
+    }
+
+    #[test]
     fn inline_auths_and_hub_alias() {
         let auth = base64::engine::general_purpose::STANDARD.encode("bob:s3cret");
         let v = json!({"auths": {"https://index.docker.io/v1/": {"auth": auth}, "127.0.0.1:5000": {"username": "u", "password": "p"}}});
@@ -209,7 +314,7 @@ mod tests {
     fn bad_auth_field_is_a_clear_error() {
         let v = json!({"auths": {"r.example": {"auth": "!!notbase64"}}});
         let e = from_config(&v, "r.example", std::path::Path::new("c.json")).unwrap_err();
-        assert!(e.to_string().contains("docker login r.example"), "{e}");
+        assert!(e.to_string().contains("mockimg login r.example"), "{e}");
     }
 
     #[test]

@@ -336,9 +336,9 @@ impl Registry {
         let access = cause.is_unauthorized() || cause.status == Some(403);
         let message = if cause.is_unauthorized() {
             if self.has_credentials {
-                format!("401 unauthorized — the stored credentials were refused; run 'docker login {host}' again or fix {user}/{pass}")
+                format!("401 unauthorized — the stored credentials were refused; run 'mockimg login {host}' (or 'docker login {host}') again or fix {user}/{pass}")
             } else {
-                format!("401 unauthorized — run 'docker login {host}' or set {user}/{pass}")
+                format!("401 unauthorized — run 'mockimg login {host}' (or 'docker login {host}') or set {user}/{pass} for a push target")
             }
         } else if cause.status == Some(403) {
             format!("403 denied — the credentials for {host} lack permission for this repository")

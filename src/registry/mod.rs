@@ -7,6 +7,7 @@
 //! | `mod.rs` | [`Registry`], [`RegistryOptions`], request logging | a new knob |
 //! | `pool.rs` | one client per host, plain HTTP or TLS | connecting, TLS, timeouts |
 //! | `credentials.rs` | where credentials come from | docker config, helpers, env vars |
+//! | `login.rs` | `mockimg login` / `logout`: check, store, erase | the credentials file |
 //! | `auth.rs` | challenges, tokens, scopes | a token server |
 //! | `mount.rs` | cross-repository blob mounts | mounting |
 //! | `retry.rs` | the backoff and the retry loop | how long or how often to retry |
@@ -14,6 +15,9 @@
 mod auth;
 mod credentials;
 pub mod error;
+mod login;
+
+pub use login::{login, logout};
 mod mount;
 mod pool;
 pub(crate) mod retry;
@@ -37,6 +41,9 @@ pub struct RegistryOptions {
     pub idle_timeout: Duration,
     /// Base of the exponential backoff.
     pub backoff: Duration,
+    /// Registries this run pushes to: the only ones `MOCKIMG_REGISTRY_USERNAME`/`_PASSWORD`
+    /// are sent to (unless `MOCKIMG_REGISTRY` names one).
+    pub push_hosts: Vec<String>,
 }
 
 impl Default for RegistryOptions {
@@ -57,6 +64,7 @@ impl Default for RegistryOptions {
             connect_timeout: ms("MOCKIMG_CONNECT_TIMEOUT_MS", 10_000),
             idle_timeout: ms("MOCKIMG_IDLE_TIMEOUT_MS", 60_000),
             backoff: ms("MOCKIMG_RETRY_BASE_MS", 400),
+            push_hosts: Vec::new(),
         }
     }
 }

@@ -42,7 +42,7 @@ impl Registry {
             platform_resolver: None,
             ..Default::default()
         };
-        let creds = credentials::lookup(host)?;
+        let creds = credentials::lookup(host, &opts.push_hosts)?;
         let auth = match &creds {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,

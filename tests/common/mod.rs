@@ -237,6 +237,8 @@ impl Env {
             "MOCKIMG_REGISTRY_USERNAME",
             "MOCKIMG_REGISTRY_PASSWORD",
             "XDG_CACHE_HOME",
+            "XDG_RUNTIME_DIR",
+            "MOCKIMG_REGISTRY",
             "GITHUB_ACTIONS",
             "GITLAB_CI",
         ] {
