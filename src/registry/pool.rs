@@ -61,14 +61,18 @@ impl Registry {
                 if scheme == "https" && self.trust.has_client_certificate() {
                     // oci-client 0.18 has no setting for a client certificate, so it could
                     // not do the handshake that our own client does.
-                    return Err(Error::Usage(format!(
-                        "client certificates (mTLS) are not supported yet for {}: oci-client cannot present {}",
-                        self.host,
-                        self.trust
-                            .client_certificate()
-                            .map(|p| p.display().to_string())
-                            .unwrap_or_default()
-                    )));
+                    return Err(Error::Registry {
+                        registry: self.host.clone(),
+                        operation: "connecting".into(),
+                        message: format!(
+                            "client certificates (mTLS) are not supported yet: cannot present {}",
+                            self.trust
+                                .client_certificate()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_default()
+                        ),
+                        cause: Default::default(),
+                    });
                 }
                 let mut config = ClientConfig {
                     protocol: if scheme == "http" {
