@@ -83,7 +83,7 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct RegistryArgs {
-    /// Registry reached over plain HTTP (loopback registries always are).
+    /// Registry whose TLS certificate is not checked (plain HTTP if it does not speak TLS).
     #[arg(
         long = "insecure-registry",
         value_name = "HOST[:PORT]",
@@ -91,6 +91,10 @@ pub struct RegistryArgs {
         value_delimiter = ','
     )]
     pub insecure_registry: Vec<String>,
+    /// CA certificates (*.crt) and a client pair (*.cert + *.key) for registries, in place of
+    /// /etc/containers/certs.d/HOST[:PORT] and /etc/docker/certs.d/HOST[:PORT].
+    #[arg(long, value_name = "DIR", env = "MOCKIMG_CERT_DIR")]
+    pub cert_dir: Option<PathBuf>,
     /// Retries for transient registry failures (5xx, 429, resets, timeouts).
     #[arg(long, default_value_t = 4, env = "MOCKIMG_RETRIES")]
     pub retries: u32,
@@ -101,6 +105,7 @@ impl RegistryArgs {
     pub fn options(&self) -> RegistryOptions {
         RegistryOptions {
             insecure: self.insecure_registry.clone(),
+            cert_dir: self.cert_dir.clone(),
             retries: self.retries,
             ..Default::default()
         }

@@ -13,7 +13,7 @@ impl Registry {
             RegistryOperation::Pull => format!("authenticating to pull {}", r.repo_name()),
         };
         self.retry(&what, || async {
-            let res = self.client.auth(&r.to_oci(), &self.auth, op).await;
+            let res = self.oci().await?.auth(&r.to_oci(), &self.auth, op).await;
             self.log_http("GET", "/v2/", &res, "200");
             res.map(|_| ()).map_err(|e| self.error(&what, e))
         })

@@ -5,6 +5,7 @@
 //! the I/O kind (reset, timeout, refused, cut short). [`Failure::is_transient`] reads only those.
 //! oci-client reports failures as [`OciDistributionError`]; `Failure::of` maps its variants,
 //! status codes and error sources, never its message text.
+use super::tls::{self, TlsFailure};
 use super::Registry;
 use crate::error::Error;
 use oci_client::errors::{OciDistributionError, OciErrorCode};
@@ -154,6 +155,9 @@ pub struct Failure {
     pub status: Option<u16>,
     /// How the transport failed, when it did (no answer, or a body cut short or corrupted).
     pub io: Option<ErrorKind>,
+    /// The TLS handshake failed: a certificate was refused, one way or the other. Final.
+    /// Boxed: it is rare, and every `Result` in the crate carries this struct's size.
+    pub tls: Option<Box<TlsFailure>>,
 }
 
 impl Failure {
@@ -161,6 +165,10 @@ impl Failure {
     /// failure that a new connection may not meet (reset, timeout, refused, cut short) or a copy
     /// that arrived corrupted. 400/401/403/404 and refusals of what we sent are final.
     pub fn is_transient(&self) -> bool {
+        // Trust does not change between attempts.
+        if self.tls.is_some() {
+            return false;
+        }
         if let Some(t) = self.code.as_ref().and_then(ErrorCode::transient) {
             return t;
         }
@@ -194,12 +202,13 @@ impl Failure {
             E::ServerError { code, message, .. } => Failure {
                 code: body_codes(message).into_iter().next(),
                 status: Some(*code),
-                io: None,
+                ..Self::default()
             },
             E::RequestError(r) => Failure {
                 status: r.status().map(|s| s.as_u16()),
                 io: transport_kind(r),
                 code: None,
+                tls: tls::classify(r).map(Box::new),
             },
             E::IoError(io) => Failure {
                 io: transport_kind(io).or(Some(io.kind())),
@@ -334,7 +343,9 @@ impl Registry {
         let host = &self.host;
         let (user, pass) = (super::credentials::ENV_USER, super::credentials::ENV_PASS);
         let access = cause.is_unauthorized() || cause.status == Some(403);
-        let message = if cause.is_unauthorized() {
+        let message = if let Some(t) = &cause.tls {
+            self.trust().message(t)
+        } else if cause.is_unauthorized() {
             if self.has_credentials {
                 format!("401 unauthorized — the stored credentials were refused; run 'mockimg login {host}' (or 'docker login {host}') again or fix {user}/{pass}")
             } else {
@@ -447,7 +458,7 @@ mod tests {
         Failure {
             code: Some(ErrorCode::parse(code)),
             status,
-            io: None,
+            ..Failure::default()
         }
     }
 

@@ -113,9 +113,8 @@ impl Registry {
                 "{status} — the registry refused username {username:?} with this password; check both (a token may need the right scopes)"
             ),
             cause: Failure {
-                code: None,
                 status: Some(status),
-                io: None,
+                ..Default::default()
             },
         }
         };
@@ -127,9 +126,8 @@ impl Registry {
                 super::error::root_cause(&e)
             ),
             cause: Failure {
-                code: None,
-                status: None,
                 io: super::error::transport_kind(&e),
+                ..Default::default()
             },
         };
         let http = self.http().ok_or_else(|| {

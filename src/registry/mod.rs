@@ -5,7 +5,8 @@
 //! | file | holds | a new quirk goes here when it is about… |
 //! | --- | --- | --- |
 //! | `mod.rs` | [`Registry`], [`RegistryOptions`], request logging | a new knob |
-//! | `pool.rs` | one client per host, plain HTTP or TLS | connecting, TLS, timeouts |
+//! | `pool.rs` | one client per host, plain HTTP or TLS | connecting, timeouts, the scheme |
+//! | `tls/` | trust: CAs, client certificates, TLS failures | certificates |
 //! | `credentials.rs` | where credentials come from | docker config, helpers, env vars |
 //! | `login.rs` | `mockimg login` / `logout`: check, store, erase | the credentials file |
 //! | `auth.rs` | challenges, tokens, scopes | a token server |
@@ -21,6 +22,7 @@ pub use login::{login, logout};
 mod mount;
 mod pool;
 pub(crate) mod retry;
+pub mod tls;
 
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
@@ -29,8 +31,12 @@ use std::time::Duration;
 /// How registries are reached and how hard to try.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
-    /// `--insecure-registry HOST[:PORT]`: plain HTTP for these.
+    /// `--insecure-registry HOST[:PORT]`: TLS without verification for these, or plain HTTP
+    /// when they do not speak TLS.
     pub insecure: Vec<String>,
+    /// `--cert-dir DIR`: CA certificates and a client pair for every registry, in place of the
+    /// `certs.d` directories.
+    pub cert_dir: Option<std::path::PathBuf>,
     /// Attempts after the first, for transient failures.
     pub retries: u32,
     /// Blobs copied at once.
@@ -59,6 +65,7 @@ impl Default for RegistryOptions {
         };
         Self {
             insecure: Vec::new(),
+            cert_dir: None,
             retries: 4,
             concurrency: 4,
             connect_timeout: ms("MOCKIMG_CONNECT_TIMEOUT_MS", 10_000),
@@ -69,12 +76,21 @@ impl Default for RegistryOptions {
     }
 }
 
+/// oci-client set up for one host, and the scheme it speaks.
+pub(crate) struct Transport {
+    client: oci_client::Client,
+    scheme: &'static str,
+}
+
 /// A connection to one registry host, shared by every pull and push to it (see
 /// [`Registry::connect`]).
 pub struct Registry {
     /// `HOST[:PORT]` as references name it.
     pub(crate) host: String,
-    pub(crate) client: oci_client::Client,
+    /// oci-client and the scheme, settled on first use (see `pool.rs`).
+    transport: tokio::sync::OnceCell<Transport>,
+    /// Certificates for this host, shared by every client made for it.
+    trust: tls::Trust,
     pub(crate) auth: RegistryAuth,
     pub(crate) opts: RegistryOptions,
     /// Whether a 401 means "log in" or "your login was refused".
@@ -82,7 +98,6 @@ pub struct Registry {
     /// Our own HTTP client for what oci-client cannot do (mounts, their tokens), made on first
     /// use.
     http: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
-    scheme: &'static str,
     creds: Option<credentials::Credentials>,
     /// `Authorization` values for mounts, per target|source repository pair.
     mount_tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
@@ -102,6 +117,6 @@ impl Registry {
             Ok(_) => ok_status.to_string(),
             Err(e) => error::outcome(e),
         };
-        tracing::debug!(target: "mockimg::http", "{method} {}://{}{path} {status}", self.scheme, self.host);
+        tracing::debug!(target: "mockimg::http", "{method} {}://{}{path} {status}", self.scheme(), self.host);
     }
 }

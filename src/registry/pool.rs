@@ -1,6 +1,12 @@
-//! One client per registry host, kept for the whole process.
-use super::{credentials, Registry, RegistryOptions};
-use crate::error::Result;
+//! One client per registry host, kept for the whole process, and the scheme it speaks.
+//!
+//! HTTPS always, with two exceptions that are tried over HTTPS first all the same: a registry
+//! named by `--insecure-registry` (certificates not checked) and a loopback registry (checked).
+//! Either is reached over plain HTTP only when its port answers a TLS handshake with something
+//! that is not TLS — never after a TLS failure, which is reported instead. That costs a plain
+//! HTTP registry one handshake attempt per process: the answer is kept per host.
+use super::{credentials, tls, Registry, RegistryOptions, Transport};
+use crate::error::{Error, Result};
 use crate::oci::reference::{host_of, is_loopback_host};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
@@ -23,55 +29,118 @@ impl Registry {
     }
 
     fn connect_new(host: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
-        let plain = is_loopback_host(host_of(host))
-            || opts
-                .insecure
-                .iter()
-                .any(|i| i == host || i == host_of(host));
-        let config = ClientConfig {
-            protocol: if plain {
-                ClientProtocol::Http
-            } else {
-                ClientProtocol::Https
-            },
-            // One streamed PUT per blob: no chunk-size minimums to trip over (ECR wants 5 MiB).
-            use_monolithic_push: true,
-            connect_timeout: Some(opts.connect_timeout),
-            read_timeout: Some(opts.idle_timeout),
-            accept_invalid_certificates: !plain && opts.insecure.iter().any(|i| i == host),
-            platform_resolver: None,
-            ..Default::default()
-        };
+        let trust = tls::Trust::for_host(host, opts.cert_dir.as_deref(), !is_insecure(host, opts))?;
         let creds = credentials::lookup(host, &opts.push_hosts)?;
         let auth = match &creds {
             Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
             None => RegistryAuth::Anonymous,
         };
-        tracing::debug!(registry = host, plain_http = plain, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
+        tracing::debug!(registry = host, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
         Ok(Arc::new(Registry {
             host: host.to_string(),
-            client: oci_client::Client::new(config),
+            transport: Default::default(),
+            trust,
             auth,
             opts: opts.clone(),
             has_credentials: creds.is_some(),
             http: OnceLock::new(),
-            scheme: if plain { "http" } else { "https" },
             creds,
             mount_tokens: Default::default(),
         }))
     }
 
-    /// The client for our own requests (mounts, token fetches), made on first use; `None` when
-    /// it cannot be made, and the caller falls back to what oci-client does.
+    /// oci-client for this host, made on first use once the scheme is known.
+    pub(crate) async fn oci(&self) -> Result<&oci_client::Client> {
+        Ok(&self.transport().await?.client)
+    }
+
+    async fn transport(&self) -> Result<&Transport> {
+        self.transport
+            .get_or_try_init(|| async {
+                let scheme = self.scheme_to_use().await;
+                if scheme == "https" && self.trust.has_client_certificate() {
+                    // oci-client 0.18 has no setting for a client certificate, so it could
+                    // not do the handshake that our own client does.
+                    return Err(Error::Registry {
+                        registry: self.host.clone(),
+                        operation: "connecting".into(),
+                        message: format!(
+                            "client certificates (mTLS) are not supported yet: cannot present {}",
+                            self.trust
+                                .client_certificate()
+                                .map(|p| p.display().to_string())
+                                .unwrap_or_default()
+                        ),
+                        cause: Default::default(),
+                    });
+                }
+                let mut config = ClientConfig {
+                    protocol: if scheme == "http" {
+                        ClientProtocol::Http
+                    } else {
+                        ClientProtocol::Https
+                    },
+                    // One streamed PUT per blob: no chunk-size minimums to trip over (ECR
+                    // wants 5 MiB).
+                    use_monolithic_push: true,
+                    connect_timeout: Some(self.opts.connect_timeout),
+                    read_timeout: Some(self.opts.idle_timeout),
+                    platform_resolver: None,
+                    ..Default::default()
+                };
+                self.trust.apply_to_oci(&mut config);
+                let client = oci_client::Client::try_from(config).map_err(|e| Error::Registry {
+                    registry: self.host.clone(),
+                    operation: "setting up the HTTP client".into(),
+                    message: super::error::root_cause(&e),
+                    cause: Default::default(),
+                })?;
+                Ok(Transport { client, scheme })
+            })
+            .await
+    }
+
+    /// `https`, or `http` for an insecure or loopback registry that does not speak TLS.
+    async fn scheme_to_use(&self) -> &'static str {
+        let host = self.host.as_str();
+        if !is_loopback_host(host_of(host)) && !is_insecure(host, &self.opts) {
+            return "https";
+        }
+        static SCHEMES: OnceLock<Mutex<HashMap<String, &'static str>>> = OnceLock::new();
+        let known = SCHEMES.get_or_init(Default::default);
+        if let Some(s) = known.lock().expect("not poisoned").get(host) {
+            return s;
+        }
+        match probe(host, &self.opts).await {
+            Some(s) => {
+                tracing::debug!(
+                    registry = host,
+                    scheme = s,
+                    "scheme settled by a TLS handshake"
+                );
+                known
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(host.to_string(), s);
+                s
+            }
+            // Nothing answered: nothing to learn, and the request itself will say so. Loopback
+            // stays on its old default (plain HTTP), anything else on HTTPS.
+            None if is_loopback_host(host_of(host)) => "http",
+            None => "https",
+        }
+    }
+
+    /// The client for our own requests (mounts, token fetches), made on first use with the same
+    /// trust as oci-client's; `None` when it cannot be made, and the caller does without.
     pub(super) fn http(&self) -> Option<&reqwest::Client> {
-        let insecure_tls =
-            self.scheme == "https" && self.opts.insecure.iter().any(|i| i == &self.host);
         let made = self.http.get_or_init(|| {
-            reqwest::Client::builder()
+            self.trust
+                .client_builder()
+                .map_err(|e| e.to_string())?
                 .connect_timeout(self.opts.connect_timeout)
                 .read_timeout(self.opts.idle_timeout)
                 .redirect(reqwest::redirect::Policy::none())
-                .danger_accept_invalid_certs(insecure_tls)
                 .build()
                 .map_err(|e| e.to_string())
         });
@@ -84,8 +153,54 @@ impl Registry {
         }
     }
 
+    /// The scheme settled for this host; `https` until it is.
+    pub(crate) fn scheme(&self) -> &'static str {
+        self.transport.get().map_or("https", |t| t.scheme)
+    }
+
     /// `scheme://host`, for URLs we build ourselves.
     pub(super) fn base_url(&self) -> String {
-        format!("{}://{}", self.scheme, self.host)
+        format!("{}://{}", self.scheme(), self.host)
+    }
+
+    /// The trust this host's clients were built with.
+    pub(crate) fn trust(&self) -> &tls::Trust {
+        &self.trust
+    }
+}
+
+fn is_insecure(host: &str, opts: &RegistryOptions) -> bool {
+    opts.insecure
+        .iter()
+        .any(|i| i == host || i == host_of(host))
+}
+
+/// One TLS handshake, certificates unchecked (this asks whether the port speaks TLS, not
+/// whether to trust it): `https` when it does, `http` when the answer is not TLS, `None` when
+/// nothing answered.
+async fn probe(host: &str, opts: &RegistryOptions) -> Option<&'static str> {
+    let client = reqwest::Client::builder()
+        .tls_danger_accept_invalid_certs(true)
+        .connect_timeout(opts.connect_timeout)
+        // A port that takes the connection and never answers must not stall a process for
+        // longer than a silent registry would anyway.
+        .timeout(opts.connect_timeout.min(opts.idle_timeout))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .ok()?;
+    match client.get(format!("https://{host}/v2/")).send().await {
+        Ok(_) => Some("https"),
+        Err(e) if tls::is_not_tls(&e) => Some("http"),
+        Err(e) if e.is_timeout() || tls::nothing_answered(&e) => {
+            tracing::debug!(
+                registry = host,
+                "TLS handshake attempt failed: {}",
+                super::error::root_cause(&e)
+            );
+            None
+        }
+        // It answered in TLS, then refused us (a client certificate it wanted, say): a TLS
+        // registry, and the real request will say why.
+        Err(_) => Some("https"),
     }
 }

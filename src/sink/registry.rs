@@ -131,7 +131,11 @@ impl Registry {
     async fn blob_exists(&self, target: &RegistryRef, digest: &str) -> Result<bool> {
         let op = format!("checking blob {digest} in {}", target.repo_name());
         self.retry(&op, || async {
-            let res = self.client.blob_exists(&target.to_oci(), digest).await;
+            let res = self
+                .oci()
+                .await?
+                .blob_exists(&target.to_oci(), digest)
+                .await;
             let path = format!("/v2/{}/blobs/{digest}", target.repository);
             let ok = if matches!(res, Ok(false)) {
                 "404"
@@ -160,7 +164,8 @@ impl Registry {
             let body = blob::verified(body, desc, format!("blob {}", desc.digest))
                 .map_err(OciDistributionError::IoError);
             let res = self
-                .client
+                .oci()
+                .await?
                 .push_blob_stream(&target.to_oci(), body, &desc.digest, Some(desc.size))
                 .await;
             let path = format!("/v2/{}/blobs/uploads/", target.repository);
@@ -194,7 +199,8 @@ impl Registry {
             .map_err(|_| Error::invalid("manifest", "media type is not a valid header"))?;
         self.retry(&op, || async {
             let res = self
-                .client
+                .oci()
+                .await?
                 .push_manifest_raw(&target.to_oci(), doc.bytes.clone(), ct.clone())
                 .await;
             let path = format!(

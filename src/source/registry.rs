@@ -19,7 +19,8 @@ impl Registry {
         let (bytes, _) = self
             .retry(&op, || async {
                 let res = self
-                    .client
+                    .oci()
+                    .await?
                     .pull_manifest_raw(&r.to_oci(), &self.auth, media::ACCEPTED)
                     .await;
                 let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
@@ -79,7 +80,8 @@ impl Registry {
     ) -> Result<ByteStream> {
         self.retry(op, || async {
             let res = self
-                .client
+                .oci()
+                .await?
                 .pull_blob_stream(&repo.to_oci(), desc.digest.as_str())
                 .await;
             let path = format!("/v2/{}/blobs/{}", repo.repository, desc.digest);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 pub mod fixtures;
 pub mod proxy;
+pub mod tls;
 pub mod token;
 
 use std::io::{Read, Write};
@@ -51,12 +52,46 @@ impl Registry {
         Self::start_cfg(auth, None)
     }
 
+    /// Over HTTPS with `server` as its certificate; with `client_ca`, it requires client
+    /// certificates signed by that CA (mTLS).
+    pub fn start_tls(server: &tls::Pair, client_ca: Option<&tls::TestCa>) -> Registry {
+        let files = tempfile::tempdir().unwrap();
+        let (cert, key) = (
+            files.path().join("server.crt"),
+            files.path().join("server.key"),
+        );
+        std::fs::write(&cert, &server.cert).unwrap();
+        std::fs::write(&key, &server.key).unwrap();
+        let mut yaml = format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            cert.display(),
+            key.display()
+        );
+        if let Some(ca) = client_ca {
+            let p = files.path().join("client-ca.crt");
+            std::fs::write(&p, ca.pem()).unwrap();
+            yaml.push_str(&format!("    clientcas:\n      - {}\n", p.display()));
+        }
+        let reg = Self::start_full(None, None, &yaml);
+        std::fs::rename(files.keep(), reg.dir.path().join("tls")).ok();
+        reg
+    }
+
     fn start_cfg(auth: Option<(&str, &str)>, ts: Option<&token::TokenServer>) -> Registry {
+        Self::start_full(auth, ts, "")
+    }
+
+    /// `http_extra` is YAML appended under `http:` (indented two spaces).
+    fn start_full(
+        auth: Option<(&str, &str)>,
+        ts: Option<&token::TokenServer>,
+        http_extra: &str,
+    ) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}",
             dir.path().join("data").display()
         );
         if let Some((u, p)) = auth {

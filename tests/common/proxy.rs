@@ -212,6 +212,12 @@ fn read_head(s: &mut TcpStream) -> std::io::Result<Option<(String, Vec<u8>)>> {
             return Ok(None);
         }
         buf.extend_from_slice(&chunk[..n]);
+        // A TLS handshake (mockimg asks whether a loopback port speaks TLS): answer as a plain
+        // HTTP server does, at once, instead of waiting for a head that never comes.
+        if buf[0] == 0x16 {
+            s.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")?;
+            return Ok(None);
+        }
     }
 }
 
