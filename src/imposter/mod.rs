@@ -4,6 +4,7 @@
 pub mod bundle;
 pub mod ci;
 pub mod engine;
+pub mod ignore;
 pub mod project;
 pub mod validate;
 mod yaml;

@@ -4,4 +4,5 @@
 pub mod append;
 mod gzip;
 pub mod layer;
+pub mod runconfig;
 pub mod walk;
