@@ -234,7 +234,12 @@ fn offline_hint(e: Error, base: &ImageRef) -> Error {
             ImageRef::Registry(r),
         ) if cause.status.is_none() && cause.code.is_none() && cause.io.is_some() => {
             let full = base.base_name().unwrap_or_else(|| r.repo_name());
-            let file = r.repository.rsplit('/').next().unwrap_or("base").to_string()
+            let file = r
+                .repository
+                .rsplit('/')
+                .next()
+                .unwrap_or("base")
+                .to_string()
                 + "-"
                 + r.tag.as_deref().unwrap_or("latest")
                 + ".tar";

@@ -10,15 +10,15 @@ pub use exit::exit_code;
 
 use crate::build::{self, BuildRequest};
 use crate::error::Error;
+use crate::imposter::engine::{self, EngineFlags};
+use crate::imposter::project::{self, SCAN_RECURSIVE_ENV};
+use crate::imposter::validate::Report;
 use crate::imposter::validate::{self, ValidateOptions};
 use crate::mutate::layer::LayerOptions;
 use crate::mutate::walk::WalkOptions;
 use crate::oci::image::Platform;
 use crate::source::cache::Cache;
 use anyhow::Context as _;
-use crate::imposter::engine::{self, EngineFlags};
-use crate::imposter::project::{self, SCAN_RECURSIVE_ENV};
-use crate::imposter::validate::Report;
 use args::{
     parse_env, parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, PushArgs, ValidateArgs,
 };

@@ -271,13 +271,15 @@ pub fn choose(flags: &EngineFlags, project: Option<&ProjectFile>) -> Result<Engi
             }
             ImageRef::DockerArchive { .. } => ("", None),
         };
-        let flavour = parsed.map(|p| p.0).unwrap_or(if repo.ends_with("imposter-all") {
-            Flavour::All
-        } else if repo.ends_with("imposter-distroless") {
-            Flavour::Distroless
-        } else {
-            Flavour::Core
-        });
+        let flavour = parsed
+            .map(|p| p.0)
+            .unwrap_or(if repo.ends_with("imposter-all") {
+                Flavour::All
+            } else if repo.ends_with("imposter-distroless") {
+                Flavour::Distroless
+            } else {
+                Flavour::Core
+            });
         let generation = tag
             .and_then(generation_of_version)
             .or(parsed.and_then(|p| p.1))

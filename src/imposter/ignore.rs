@@ -39,9 +39,10 @@ impl IgnoreRules {
                     .collect(),
                 true,
             ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                (DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect(), false)
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => (
+                DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect(),
+                false,
+            ),
             Err(e) => return Err(e),
         };
         Ok(IgnoreRules {
@@ -124,6 +125,9 @@ mod tests {
             assert_eq!(go.skips(dir).is_some(), go_skips, "go {dir}");
         }
         let globby = rules(Some("*.bak\nlegacy/v1\nold\n"), Generation::Jvm);
-        assert_eq!(globby.patterns_the_jvm_engine_ignores(), ["*.bak", "legacy/v1"]);
+        assert_eq!(
+            globby.patterns_the_jvm_engine_ignores(),
+            ["*.bak", "legacy/v1"]
+        );
     }
 }

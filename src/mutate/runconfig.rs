@@ -58,7 +58,12 @@ fn env_list(config: &Map<String, Value>) -> Vec<String> {
         .get("config")
         .and_then(|c| c.get("Env"))
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -167,7 +172,10 @@ mod tests {
             ("A".to_string(), "x=y".to_string()),
         ]);
         apply(&mut c, ENGINE_CONFIG_DIR, &env).unwrap();
-        assert_eq!(env_of(&c), ["PATH=/bin", "IMPOSTER_LOG_LEVEL=DEBUG", "A=x=y"]);
+        assert_eq!(
+            env_of(&c),
+            ["PATH=/bin", "IMPOSTER_LOG_LEVEL=DEBUG", "A=x=y"]
+        );
         let mut bare = config(json!({}));
         apply(&mut bare, ENGINE_CONFIG_DIR, &env).unwrap();
         assert_eq!(env_of(&bare), ["A=x=y", "IMPOSTER_LOG_LEVEL=DEBUG"]);
@@ -182,7 +190,10 @@ mod tests {
         assert_eq!(Value::Object(c), base);
         let mut none = config(json!({"config": {"Cmd": ["imposter"]}}));
         apply(&mut none, ENGINE_CONFIG_DIR, &BTreeMap::new()).unwrap();
-        assert_eq!(Value::Object(none), json!({"config": {"Cmd": ["imposter"]}}));
+        assert_eq!(
+            Value::Object(none),
+            json!({"config": {"Cmd": ["imposter"]}})
+        );
     }
 
     #[test]
@@ -195,7 +206,12 @@ mod tests {
         assert_eq!(env_of(&c), ["IMPOSTER_CONFIG_DIR=/mocks"]);
         assert_eq!(
             c["config"]["Cmd"],
-            json!(["--configDir=/mocks", "--configDir", "/mocks", "--plugin=rest"])
+            json!([
+                "--configDir=/mocks",
+                "--configDir",
+                "/mocks",
+                "--plugin=rest"
+            ])
         );
         assert_eq!(
             c["config"]["Entrypoint"][2],
@@ -218,7 +234,9 @@ mod tests {
     #[test]
     fn a_dangling_config_dir_argument_is_a_clear_error() {
         let mut c = config(json!({"config": {"Cmd": ["imposter", "--configDir"]}}));
-        let e = apply(&mut c, "/mocks", &BTreeMap::new()).unwrap_err().to_string();
+        let e = apply(&mut c, "/mocks", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--configDir") && e.contains("/mocks"), "{e}");
     }
 }

@@ -369,7 +369,9 @@ mod tests {
         assert!(r.contains(&".imposterignore".to_string()));
         assert!(r.contains(&"run.sh".to_string()), "{r:?}");
         assert!(r.contains(&"responses/one.json".to_string()), "{r:?}");
-        assert!(!r.iter().any(|r| r.contains("nested") || r.contains("imposter-project")));
+        assert!(!r
+            .iter()
+            .any(|r| r.contains("nested") || r.contains("imposter-project")));
         // A file below an excluded directory names the directory and the pattern.
         assert_eq!(
             w.exclusion(Path::new("responses/nested/two.json")),

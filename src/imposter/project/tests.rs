@@ -24,7 +24,11 @@ fn project_file_is_parsed() {
     assert_eq!(p.env["FLAG"], "true");
     assert!(!p.is_deprecated_name());
 
-    write(tmp.path(), PROJECT_FILE, "version: 4.2\nscanRecursive: true\n");
+    write(
+        tmp.path(),
+        PROJECT_FILE,
+        "version: 4.2\nscanRecursive: true\n",
+    );
     let parsed = read(tmp.path()).unwrap().unwrap();
     assert_eq!(parsed.version.as_deref(), Some("4.2"));
     assert_eq!(parsed.recursive, Some(true));

@@ -213,7 +213,10 @@ pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> 
         out.push(Finding::warning(
             p.file_name,
             "",
-            format!("'{}' is a deprecated name — rename it to {PROJECT_FILE}", p.file_name),
+            format!(
+                "'{}' is a deprecated name — rename it to {PROJECT_FILE}",
+                p.file_name
+            ),
         ));
     }
     for (i, plugin) in p.plugins.iter().enumerate() {
@@ -239,3 +242,5 @@ pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> 
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_engine;

@@ -45,10 +45,9 @@ pub(super) fn short_name(plugin: &str) -> Option<&'static str> {
         return None;
     }
     let package = package.to_ascii_lowercase();
-    KNOWN_PLUGINS
-        .iter()
-        .copied()
-        .find(|known| known.replace('-', "") == package || known.split('-').next() == Some(&package))
+    KNOWN_PLUGINS.iter().copied().find(|known| {
+        known.replace('-', "") == package || known.split('-').next() == Some(&package)
+    })
 }
 
 /// When `engine` lacks `plugin` (a short name): the message, naming an engine that has it
@@ -82,7 +81,10 @@ mod tests {
             assert_eq!(short_name(name), Some(name));
         }
         for (legacy, short) in [
-            ("io.gatehill.imposter.plugin.openapi.OpenApiPluginImpl", "openapi"),
+            (
+                "io.gatehill.imposter.plugin.openapi.OpenApiPluginImpl",
+                "openapi",
+            ),
             ("io.gatehill.imposter.plugin.rest.RestPluginImpl", "rest"),
             ("io.gatehill.imposter.plugin.soap.SoapPluginImpl", "soap"),
             ("io.gatehill.imposter.plugin.hbase.HBasePluginImpl", "hbase"),
@@ -90,7 +92,10 @@ mod tests {
             assert_eq!(short_name(legacy), Some(short), "{legacy}");
         }
         assert_eq!(short_name("store-redis"), Some("store-redis"));
-        assert_eq!(short_name("io.gatehill.imposter.plugin.nope.NopePluginImpl"), None);
+        assert_eq!(
+            short_name("io.gatehill.imposter.plugin.nope.NopePluginImpl"),
+            None
+        );
         assert_eq!(short_name("io.gatehill.imposter.plugin.rest"), None);
         assert_eq!(short_name("REST"), None);
         assert_eq!(short_name(""), None);
@@ -104,12 +109,18 @@ mod tests {
         let go = crate::imposter::engine::facts(Flavour::Core, Generation::Go).unwrap();
         assert_eq!(missing_from(core, "rest"), None);
         let m = missing_from(core, "hbase").unwrap();
-        assert!(m.starts_with("plugin 'hbase' is not in the core (JVM) image"), "{m}");
+        assert!(
+            m.starts_with("plugin 'hbase' is not in the core (JVM) image"),
+            "{m}"
+        );
         assert!(m.contains("use --engine docker-all"), "{m}");
         let m = missing_from(core, "websocket").unwrap();
         assert!(m.contains("use --engine golang"), "{m}");
         let m = missing_from(go, "grpc").unwrap();
-        assert!(m.contains("--engine docker-all --engine-version 5.21.3"), "{m}");
+        assert!(
+            m.contains("--engine docker-all --engine-version 5.21.3"),
+            "{m}"
+        );
         let m = missing_from(go, "fake-data").unwrap();
         assert!(m.contains("all (Go)"), "same generation first: {m}");
     }
