@@ -52,6 +52,8 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// Manifest annotations to add (OCI bases).
     pub annotations: BTreeMap<String, String>,
+    /// Variables set in the image's `Env` (project file `env:`, `--env`, recursion).
+    pub env: BTreeMap<String, String>,
     /// References to push to; every one gets the same digest.
     pub push: Vec<RegistryRef>,
     /// Names recorded in file outputs without pushing.
@@ -79,6 +81,15 @@ pub struct LayerSummary {
     pub files: usize,
 }
 
+/// The base image as it was resolved, so a build on a moving tag says what it was built on.
+#[derive(Debug, Clone, Serialize)]
+pub struct BaseSummary {
+    /// The reference as asked for.
+    pub reference: String,
+    /// The digest it resolved to (the index digest for a multi-platform base).
+    pub digest: String,
+}
+
 /// What a build or push produced: the `--json` object.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -94,6 +105,9 @@ pub struct Outcome {
     /// Blob counts of the registry push, when there was one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<PushStats>,
+    /// The base as resolved (reference and digest), for builds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseSummary>,
 }
 
 fn platforms_of(src: &Source) -> Vec<String> {
@@ -125,13 +139,18 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         &req.registry,
         if file_sink { req.cache.as_ref() } else { None },
     )
-    .await?;
+    .await
+    .map_err(|e| offline_hint(e, &base_ref))?;
+    if crate::imposter::engine::is_moving_tag(&base_ref) {
+        tracing::info!("base {base_ref} resolved to {}", base.root.digest());
+    }
     let layer = layer_task
         .await
         .map_err(|e| Error::invalid("layer", e.to_string()))??;
     tracing::debug!(entries = entries_len, size = layer.size(), digest = %layer.digest, "built config layer");
     let opts = AppendOptions {
         config_path: req.layer.config_path.clone(),
+        env: req.env.clone(),
         created: source_date_epoch()?.map(rfc3339),
         labels: req.labels.clone(),
         annotations: req.annotations.clone(),
@@ -166,6 +185,10 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         &req.registry,
     )
     .await?;
+    outcome.base = Some(BaseSummary {
+        reference: base_ref.to_string(),
+        digest: base.root.digest(),
+    });
     outcome.layer = Some(LayerSummary {
         digest: layer.digest,
         diff_id: layer.diff_id,
@@ -220,7 +243,46 @@ pub async fn write_sinks(
         platforms: platforms_of(src),
         layer: None,
         push: stats,
+        base: None,
     })
+}
+
+/// A base that cannot be reached (no answer at all, e.g. offline or a name that does not
+/// resolve) is named in full, with how to build without the network.
+fn offline_hint(e: Error, base: &ImageRef) -> Error {
+    match (e, base) {
+        (
+            Error::Registry {
+                registry,
+                message,
+                cause,
+                ..
+            },
+            ImageRef::Registry(r),
+        ) if cause.status.is_none() && cause.code.is_none() && cause.io.is_some() => {
+            let full = base.base_name().unwrap_or_else(|| r.repo_name());
+            let file = r
+                .repository
+                .rsplit('/')
+                .next()
+                .unwrap_or("base")
+                .to_string()
+                + "-"
+                + r.tag.as_deref().unwrap_or("latest")
+                + ".tar";
+            Error::Registry {
+                operation: format!("pulling base image {full}"),
+                message: format!(
+                    "{message} — to build offline, pass --base oci-archive:{file} (made where \
+                     the registry is reachable, e.g. 'skopeo copy --all docker://{full} \
+                     oci-archive:{file}')"
+                ),
+                registry,
+                cause,
+            }
+        }
+        (e, _) => e,
+    }
 }
 
 /// `mockimg push SOURCE REF...`: any source to registries, unchanged.

@@ -393,3 +393,71 @@ fn archive_over_an_oci_index_base_loads_and_runs_in_docker() {
 fn archive_over_a_docker_schema2_base_loads_and_runs_in_docker() {
     load_run(true);
 }
+
+/// Issue 12: `--env`, recursion and `--config-path` reach the running engine. The base stands
+/// in for the JVM engine: its Cmd carries `--configDir=/opt/imposter/config`, and it prints that
+/// argument, its environment and the files under `$IMPOSTER_CONFIG_DIR`.
+#[test]
+fn env_recursion_and_config_path_reach_the_running_container() {
+    let mut base = fixtures::busybox_base(true);
+    base.cmd = vec![
+        "/bin/busybox",
+        "sh",
+        "-c",
+        "echo ARG=$0; /bin/busybox env; /bin/busybox find \"$IMPOSTER_CONFIG_DIR\" -type f",
+        "--configDir=/opt/imposter/config",
+    ];
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("base");
+    fixtures::write_layout(&layout, &base, "1");
+    let config = work.path().join("config");
+    std::fs::create_dir_all(config.join("users")).unwrap();
+    std::fs::write(config.join("root-config.yaml"), "plugin: rest\n").unwrap();
+    std::fs::write(
+        config.join("users/users-config.yaml"),
+        "plugin: rest\nresponse:\n  file: users.json\n",
+    )
+    .unwrap();
+    std::fs::write(config.join("users/users.json"), "[]").unwrap();
+
+    let unique = work
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_lowercase()
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let mut daemon = Daemon::new(&format!("fidelity-{unique}"));
+    let tag = format!("team/mocks:fidelity-{unique}");
+    let archive = work.path().join("x.tar");
+    Env::new()
+        .run(&[
+            "build",
+            config.to_str().unwrap(),
+            "--base",
+            &format!("oci:{}:1", layout.display()),
+            "--output",
+            archive.to_str().unwrap(),
+            "--tag",
+            &tag,
+            "--recursive",
+            "--env",
+            "IMPOSTER_LOG_LEVEL=DEBUG",
+            "--config-path",
+            "/mocks",
+        ])
+        .ok();
+    daemon.load(&archive, &tag);
+    let out = docker(&["run", "--rm", "--platform", "linux/amd64", &tag]);
+    for want in [
+        "ARG=--configDir=/mocks",
+        "IMPOSTER_LOG_LEVEL=DEBUG",
+        "IMPOSTER_CONFIG_SCAN_RECURSIVE=true",
+        "IMPOSTER_CONFIG_DIR=/mocks",
+        "/mocks/root-config.yaml",
+        "/mocks/users/users-config.yaml",
+        "/mocks/users/users.json",
+    ] {
+        assert!(out.lines().any(|l| l == want), "{want} missing:\n{out}");
+    }
+}

@@ -124,6 +124,7 @@ fn ignore_rules_and_symlinks_shape_the_layer() {
     std::fs::create_dir_all(p.join(".git")).unwrap();
     std::fs::write(p.join(".git/HEAD"), "ref: main").unwrap();
     std::fs::write(p.join(".imposter.yaml"), "version: 4.9.3\nengine: core\n").unwrap();
+    std::fs::write(p.join("imposter-project.yml"), "engine: docker\n").unwrap();
     std::fs::write(p.join(".env"), "IMPOSTER_LOG_LEVEL=DEBUG\n").unwrap();
     std::fs::write(p.join(".imposterignore"), "*.bak\n").unwrap();
     std::fs::write(p.join("old.bak"), "x").unwrap();
@@ -154,13 +155,18 @@ fn ignore_rules_and_symlinks_shape_the_layer() {
             .iter()
             .any(|x| x == &format!("opt/imposter/config/{n}"))
     };
+    // .imposterignore only stops the engine's config discovery: it leaves files in.
     assert!(
-        has(".env") && has(".imposterignore") && has("alias.json") && has("responses/pets.json"),
+        has(".env")
+            && has(".imposterignore")
+            && has("old.bak")
+            && has("alias.json")
+            && has("responses/pets.json"),
         "{names:#?}"
     );
     assert!(
         !has(".imposter.yaml")
-            && !has("old.bak")
+            && !has("imposter-project.yml")
             && !has("drafts/")
             && !names.iter().any(|n| n.contains(".git")),
         "{names:#?}"
@@ -239,7 +245,7 @@ fn lambda_bundle_from_the_cli() {
 }
 
 #[test]
-fn build_and_validate_refuse_a_referenced_file_the_filters_leave_out() {
+fn build_and_validate_refuse_a_referenced_file_exclude_leaves_out_but_not_imposterignore() {
     let env = Env::new();
     let d = tempfile::tempdir().unwrap();
     copy_tree(&examples("rest"), d.path());
@@ -265,12 +271,22 @@ fn build_and_validate_refuse_a_referenced_file_the_filters_leave_out() {
     }
     assert!(!out.exists());
 
-    std::fs::write(d.path().join(".imposterignore"), "responses/\n").unwrap();
+    // .imposterignore is not a filter: a referenced file under an ignored directory ships.
+    std::fs::write(d.path().join(".imposterignore"), "responses\n").unwrap();
     let r = env.run(&["validate", dir]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    env.run(&[
+        "build",
+        dir,
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--output",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    let names = layer_entries(&out);
     assert!(
-        r.stderr.contains(".imposterignore pattern 'responses/'"),
-        "{}",
-        r.stderr
+        names.contains(&"opt/imposter/config/responses/user-1.json".to_string()),
+        "{names:#?}"
     );
 }

@@ -136,12 +136,21 @@ pub struct BuildArgs {
     /// Base engine image: registry reference, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH.
     #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
     pub base: Option<String>,
-    /// Engine flavour when --base is not given.
-    #[arg(long, value_parser = ["core", "all", "distroless"])]
+    /// Engine image when --base is not given (with --base: which engine the base holds). The
+    /// Imposter CLI's names (docker, docker-all, docker-distroless, jvm, native, golang) and
+    /// mockimg's (core, all, distroless, go); golang/native/go are the Go engine 5.x.
+    #[arg(long, value_parser = crate::imposter::engine::ENGINE_NAMES)]
     pub engine: Option<String>,
-    /// Engine version when --base is not given (never looked up online).
+    /// Engine version when --base is not given (never looked up online; 5.x is the Go engine).
     #[arg(long, value_name = "VERSION")]
     pub engine_version: Option<String>,
+    /// Environment variable in the image (repeatable; over the project file's `env:` and the
+    /// base's value).
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Treat warnings (validation, moving base tags, deprecated names) as errors.
+    #[arg(long)]
+    pub strict: bool,
     /// Push to this reference (repeatable; every tag gets the same digest).
     #[arg(long, value_name = "REF")]
     pub push: Vec<String>,
@@ -169,7 +178,8 @@ pub struct BuildArgs {
     /// Hide whatever the base has at --config-path (opaque whiteout).
     #[arg(long)]
     pub replace: bool,
-    /// Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too.
+    /// Leave out of the image paths matching this gitignore-style pattern (repeatable).
+    /// .imposterignore only stops the engine's config discovery; it leaves files in.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
     /// Image config label (repeatable).
@@ -181,7 +191,8 @@ pub struct BuildArgs {
     /// Skip config validation.
     #[arg(long)]
     pub no_validate: bool,
-    /// Validate config files in subdirectories too (the engine scans recursively).
+    /// Load config files in subdirectories too: validates them and sets
+    /// IMPOSTER_CONFIG_SCAN_RECURSIVE=true in the image.
     #[arg(long)]
     pub recursive: bool,
     /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
@@ -251,7 +262,7 @@ pub struct BundleArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
-    /// Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too.
+    /// Leave out of the zip paths matching this gitignore-style pattern (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
     /// Skip config validation.
@@ -263,6 +274,12 @@ pub struct BundleArgs {
     /// Print what was written as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Don't print warnings.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Args, Debug)]
@@ -293,12 +310,30 @@ pub struct ValidateArgs {
     /// Check config files in subdirectories too (the engine scans recursively).
     #[arg(long)]
     pub recursive: bool,
-    /// Check as if built with this --exclude pattern (repeatable); .imposterignore is honoured too.
+    /// Check as if built with this --exclude pattern (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Check against this base image's engine (as build's --base).
+    #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
+    pub base: Option<String>,
+    /// Check against this engine (as build's --engine).
+    #[arg(long, value_parser = crate::imposter::engine::ENGINE_NAMES)]
+    pub engine: Option<String>,
+    /// Check against this engine version (as build's --engine-version).
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
+    /// Environment variable the image will have (as build's --env).
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
     /// Print findings as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Don't print warnings.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Treat warnings as errors (for CI).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// `K=V` items of a repeatable flag, as a sorted map.
@@ -310,6 +345,18 @@ pub(crate) fn parse_kv(flag: &str, items: &[String]) -> Result<BTreeMap<String, 
             _ => Err(Error::Usage(format!("--{flag} {s:?}: expected KEY=VALUE"))),
         })
         .collect()
+}
+
+/// `--env K=V` items: the name must be a variable name.
+pub(crate) fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>, Error> {
+    let env = parse_kv("env", items)?;
+    match env
+        .keys()
+        .find(|k| !crate::imposter::project::valid_env_name(k))
+    {
+        Some(k) => Err(Error::Usage(format!("--env {k:?}: not a variable name"))),
+        None => Ok(env),
+    }
 }
 
 pub(crate) fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error> {

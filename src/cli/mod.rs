@@ -10,6 +10,9 @@ pub use exit::exit_code;
 
 use crate::build::{self, BuildRequest};
 use crate::error::Error;
+use crate::imposter::engine::{self, EngineFlags};
+use crate::imposter::project::{self, SCAN_RECURSIVE_ENV};
+use crate::imposter::validate::Report;
 use crate::imposter::validate::{self, ValidateOptions};
 use crate::mutate::layer::LayerOptions;
 use crate::mutate::walk::WalkOptions;
@@ -18,8 +21,8 @@ use crate::registry::RegistryOptions;
 use crate::source::cache::Cache;
 use anyhow::Context as _;
 use args::{
-    parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, LoginArgs, LogoutArgs, PushArgs,
-    ValidateArgs,
+    parse_env, parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, LoginArgs, LogoutArgs,
+    PushArgs, ValidateArgs,
 };
 use clap::CommandFactory;
 use exit::{interruptible, job_error};
@@ -120,6 +123,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = match &cli.command {
         Command::Build(b) => b.out.quiet,
         Command::Push(p) => p.out.quiet,
+        Command::Validate(v) => v.quiet,
+        Command::Bundle(b) => b.quiet,
         _ => false,
     };
     init_logging(cli.verbose, quiet);
@@ -145,12 +150,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     r
 }
 
-/// Runs validation and fails on errors; warnings are printed and tolerated.
-fn validate_or_fail(dir: &std::path::Path, opts: &ValidateOptions) -> anyhow::Result<()> {
-    let report = validate::validate_dir(dir, opts).map_err(Error::from)?;
-    output::print_findings(&report);
+/// Applies `--strict` and `--quiet` to a report, prints it, and fails on errors.
+fn settle(report: &mut Report, quiet: bool, strict: bool) -> anyhow::Result<()> {
+    if strict {
+        report.make_warnings_errors();
+    }
+    output::print_findings(report, quiet);
     if !report.is_ok() {
-        return Err(output::validation_error(&report).into());
+        return Err(output::validation_error(report).into());
     }
     Ok(())
 }
@@ -158,23 +165,38 @@ fn validate_or_fail(dir: &std::path::Path, opts: &ValidateOptions) -> anyhow::Re
 async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // A malformed project file is reported by validation (unless --no-validate).
-    let project = crate::imposter::project::read(&a.config_dir).unwrap_or(None);
+    let project = project::read(&a.config_dir).unwrap_or(None);
     let walk = WalkOptions {
         excludes: a.exclude.clone(),
     };
-    if !a.no_validate {
+    let flags = EngineFlags {
+        base: a.base.clone(),
+        engine: a.engine.clone(),
+        version: a.engine_version.clone(),
+    };
+    let env_flags = parse_env(&a.env)?;
+    let choice = engine::choose(&flags, project.as_ref())?;
+    let mut report = if a.no_validate {
+        Report {
+            findings: validate::engine_findings(&choice, project.as_ref()),
+            ..Report::default()
+        }
+    } else {
         let opts = ValidateOptions {
             recursive: a.recursive,
             walk: walk.clone(),
+            engine: flags,
+            env: env_flags.clone(),
         };
-        validate_or_fail(&a.config_dir, &opts)?;
+        validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?
+    };
+    settle(&mut report, a.out.quiet, a.strict)?;
+    let base = choice.base.clone();
+    let mut env = project::merged_env(project.as_ref(), &env_flags);
+    if project::scan_recursive(a.recursive, project.as_ref(), &env) {
+        // The engine only loads subdirectory configs when told to.
+        env.insert(SCAN_RECURSIVE_ENV.to_string(), "true".to_string());
     }
-    let base = crate::imposter::engine::resolve_base(
-        a.base.as_deref(),
-        a.engine.as_deref(),
-        a.engine_version.as_deref(),
-        project.as_ref(),
-    )?;
     let mut annotations = if a.no_ci_annotations {
         BTreeMap::new()
     } else {
@@ -204,6 +226,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         },
         labels: parse_kv("label", &a.label)?,
         annotations,
+        env,
         push: registry_refs("push", &a.push)?,
         tags: registry_refs("tag", &a.tag)?,
         output: a.output.clone(),
@@ -271,9 +294,18 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
         walk: WalkOptions {
             excludes: a.exclude,
         },
+        engine: EngineFlags {
+            base: a.base,
+            engine: a.engine,
+            version: a.engine_version,
+        },
+        env: parse_env(&a.env)?,
     };
-    let report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
-    output::print_validation(&a.config_dir, &report, a.json)?;
+    let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
+    if a.strict {
+        report.make_warnings_errors();
+    }
+    output::print_validation(&a.config_dir, &report, a.json, a.quiet)?;
     if !report.is_ok() {
         return Err(output::validation_error(&report).into());
     }
@@ -285,11 +317,19 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         excludes: a.exclude,
     };
     if !a.no_validate {
+        // The engine archive says which engine runs the config.
+        let engine = a.engine_archive.as_ref().map(|_| "golang".to_string());
         let opts = ValidateOptions {
             recursive: a.recursive,
             walk: walk.clone(),
+            engine: EngineFlags {
+                engine,
+                ..EngineFlags::default()
+            },
+            env: BTreeMap::new(),
         };
-        validate_or_fail(&a.config_dir, &opts)?;
+        let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
+        settle(&mut report, a.quiet, a.strict)?;
     }
     let engine = match (a.engine_zip, a.engine_archive) {
         (Some(z), _) => crate::imposter::bundle::EngineArchive::JvmZip(z),

@@ -110,12 +110,16 @@ pub(crate) fn summary(
     parts.join(", ")
 }
 
-/// Prints warnings, and errors when there are several; a lone error is told by the final
-/// `error:` line instead, so a simple mistake reads as one line.
-pub(crate) fn print_findings(report: &Report) {
+/// Prints warnings and notes (unless `quiet`), and errors when there are several; a lone error
+/// is told by the final `error:` line instead, so a simple mistake reads as one line.
+pub(crate) fn print_findings(report: &Report, quiet: bool) {
     let lone_error = report.errors() == 1;
     for f in &report.findings {
-        if !(lone_error && f.severity == validate::Severity::Error) {
+        let shown = match f.severity {
+            validate::Severity::Error => !lone_error,
+            validate::Severity::Warning | validate::Severity::Note => !quiet,
+        };
+        if shown {
             eprintln!("{f}");
         }
     }
@@ -153,16 +157,21 @@ struct ValidationJson<'a> {
 
 /// Prints a validation report as `validate` does: JSON on stdout, or findings and a count line
 /// on stderr.
-pub(crate) fn print_validation(dir: &Path, report: &Report, json: bool) -> anyhow::Result<()> {
+pub(crate) fn print_validation(
+    dir: &Path,
+    report: &Report,
+    json: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
     if json {
         let findings = report
             .findings
             .iter()
             .map(|f| FindingJson {
-                severity: if f.severity == validate::Severity::Error {
-                    "error"
-                } else {
-                    "warning"
+                severity: match f.severity {
+                    validate::Severity::Error => "error",
+                    validate::Severity::Warning => "warning",
+                    validate::Severity::Note => "note",
                 },
                 file: &f.file,
                 key: &f.key,
@@ -176,7 +185,10 @@ pub(crate) fn print_validation(dir: &Path, report: &Report, json: bool) -> anyho
         };
         println!("{}", serde_json::to_string(&v)?);
     } else {
-        print_findings(report);
+        print_findings(report, quiet);
+        if quiet {
+            return Ok(());
+        }
         eprintln!(
             "{}: {} config file(s), {} error(s), {} warning(s)",
             dir.display(),
@@ -273,6 +285,7 @@ mod tests {
                 files: 3,
             }),
             push,
+            base: None,
         }
     }
 

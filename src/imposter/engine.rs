@@ -1,133 +1,358 @@
-//! Which engine image a build starts from: the engine flavours, their repositories, and the
-//! pinned default version. Nothing here looks anything up online, so an air-gapped build
-//! behaves like any other.
-use super::project::{ProjectFile, PROJECT_FILE};
+//! Which engine image a build starts from, and what that engine is like: one table of engine
+//! facts (repository, generation, user, config dir, built-in plugins) that build, validate and
+//! bundle all read. Nothing here looks anything up online, so an air-gapped build behaves like
+//! any other.
+use super::project::ProjectFile;
 use crate::error::{Error, Result};
 use crate::oci::reference::ImageRef;
 
-/// The engine release used when neither `--base`, `--engine-version` nor the project file says.
+/// The JVM engine release used when neither `--base`, `--engine-version` nor the project file
+/// says.
 pub const DEFAULT_ENGINE_VERSION: &str = crate::default_engine_version!();
 
-/// The engine image flavours (`--engine`).
+/// The Go engine release used for `--engine golang` (or `go`, `native`) without a version.
+pub(crate) const DEFAULT_GO_ENGINE_VERSION: &str = "5.21.3";
+
+/// Where the engine images read their config unless told otherwise.
+pub(crate) const ENGINE_CONFIG_DIR: &str = "/opt/imposter/config";
+
+/// The two engine implementations, which share image names but not plugins or layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Generation {
+    /// The JVM engine, releases 4.x and earlier.
+    Jvm,
+    /// The Go engine, releases 5.x.
+    Go,
+}
+
+/// The image flavour: which repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Engine {
-    /// `outofcoffee/imposter`: openapi, rest and soap plugins.
+pub enum Flavour {
+    /// `outofcoffee/imposter`.
     #[default]
     Core,
-    /// `outofcoffee/imposter-all`: every plugin.
+    /// `outofcoffee/imposter-all`.
     All,
-    /// `outofcoffee/imposter-distroless`: the core engine on a distroless base.
+    /// `outofcoffee/imposter-distroless` (JVM only).
     Distroless,
 }
 
-impl Engine {
-    /// The flavour for a `--engine` value or a project file's `engine:` (the Imposter CLI's
-    /// names `docker` and `jvm` mean the core image).
-    pub fn parse(s: &str) -> Option<Engine> {
-        match s {
-            "core" | "docker" | "jvm" | "imposter" => Some(Engine::Core),
-            "all" | "imposter-all" => Some(Engine::All),
-            "distroless" | "imposter-distroless" => Some(Engine::Distroless),
-            _ => None,
+/// What one engine image is like.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EngineFacts {
+    /// Short name used in messages, e.g. `core (JVM)`.
+    pub label: &'static str,
+    /// The Imposter CLI's name for it, suggested in hints.
+    pub cli_name: &'static str,
+    /// Which repository.
+    pub flavour: Flavour,
+    /// Which implementation.
+    pub generation: Generation,
+    /// The image repository.
+    pub repository: &'static str,
+    /// The user the image runs as.
+    pub user: &'static str,
+    /// Where the image reads config by default.
+    pub config_dir: &'static str,
+    /// Plugins in the image, by their short names.
+    pub plugins: &'static [&'static str],
+}
+
+impl EngineFacts {
+    /// Whether `plugin` (a short name) is in this image.
+    pub fn has_plugin(&self, plugin: &str) -> bool {
+        self.plugins.contains(&plugin)
+    }
+
+    /// The release used when no version is given.
+    pub fn pinned_version(&self) -> &'static str {
+        match self.generation {
+            Generation::Jvm => DEFAULT_ENGINE_VERSION,
+            Generation::Go => DEFAULT_GO_ENGINE_VERSION,
         }
     }
 
-    /// The image repository this flavour is published to.
-    pub fn repository(self) -> &'static str {
-        match self {
-            Engine::Core => "docker.io/outofcoffee/imposter",
-            Engine::All => "docker.io/outofcoffee/imposter-all",
-            Engine::Distroless => "docker.io/outofcoffee/imposter-distroless",
+    /// The flags that select this engine, for hints: `--engine docker-all`, plus the version
+    /// when the name alone would pick the other generation.
+    pub fn flags(&self) -> String {
+        match (self.generation, self.cli_name) {
+            (Generation::Go, "golang") | (Generation::Jvm, _) => {
+                format!("--engine {}", self.cli_name)
+            }
+            (Generation::Go, name) => {
+                format!("--engine {name} --engine-version {DEFAULT_GO_ENGINE_VERSION}")
+            }
         }
     }
 }
 
-/// The base image: `--base` wins; else `--engine`/`--engine-version`, then the project file's
-/// `engine:`/`version:`, then the pinned default.
+const JVM_CORE_PLUGINS: &[&str] = &["openapi", "rest", "soap"];
+const JVM_ALL_PLUGINS: &[&str] = &[
+    "openapi",
+    "rest",
+    "soap",
+    "hbase",
+    "sfdc",
+    "wiremock",
+    "fake-data",
+    "store-dynamodb",
+    "store-redis",
+    "js-graal",
+    "js-nashorn",
+];
+const GO_CORE_PLUGINS: &[&str] = &["openapi", "rest", "soap", "websocket"];
+/// The `-all` image carries the Go engine's external plugins too.
+const GO_ALL_PLUGINS: &[&str] = &[
+    "openapi",
+    "rest",
+    "soap",
+    "websocket",
+    "grpc",
+    "oidc-server",
+    "swaggerui",
+    "wsdlweb",
+    "fake-data",
+];
+
+/// Every engine image mockimg knows, the first row being the default.
+pub const ENGINES: [EngineFacts; 5] = [
+    EngineFacts {
+        label: "core (JVM)",
+        cli_name: "docker",
+        flavour: Flavour::Core,
+        generation: Generation::Jvm,
+        repository: "docker.io/outofcoffee/imposter",
+        user: "2048",
+        config_dir: ENGINE_CONFIG_DIR,
+        plugins: JVM_CORE_PLUGINS,
+    },
+    EngineFacts {
+        label: "all (JVM)",
+        cli_name: "docker-all",
+        flavour: Flavour::All,
+        generation: Generation::Jvm,
+        repository: "docker.io/outofcoffee/imposter-all",
+        user: "2048",
+        config_dir: ENGINE_CONFIG_DIR,
+        plugins: JVM_ALL_PLUGINS,
+    },
+    EngineFacts {
+        label: "distroless (JVM)",
+        cli_name: "docker-distroless",
+        flavour: Flavour::Distroless,
+        generation: Generation::Jvm,
+        repository: "docker.io/outofcoffee/imposter-distroless",
+        user: "65532",
+        config_dir: ENGINE_CONFIG_DIR,
+        plugins: JVM_CORE_PLUGINS,
+    },
+    EngineFacts {
+        label: "core (Go)",
+        cli_name: "golang",
+        flavour: Flavour::Core,
+        generation: Generation::Go,
+        repository: "docker.io/outofcoffee/imposter",
+        user: "0",
+        config_dir: ENGINE_CONFIG_DIR,
+        plugins: GO_CORE_PLUGINS,
+    },
+    EngineFacts {
+        label: "all (Go)",
+        cli_name: "docker-all",
+        flavour: Flavour::All,
+        generation: Generation::Go,
+        repository: "docker.io/outofcoffee/imposter-all",
+        user: "0",
+        config_dir: ENGINE_CONFIG_DIR,
+        plugins: GO_ALL_PLUGINS,
+    },
+];
+
+/// Engine names accepted by `--engine` and the project file's `engine:`: the Imposter CLI's
+/// and mockimg's own.
+pub(crate) const ENGINE_NAMES: [&str; 11] = [
+    "docker",
+    "docker-all",
+    "docker-distroless",
+    "jvm",
+    "unpacked",
+    "native",
+    "golang",
+    "core",
+    "all",
+    "distroless",
+    "go",
+];
+
+/// The flavour an engine name picks, and the generation when the name fixes it.
+fn parse_name(name: &str) -> Option<(Flavour, Option<Generation>)> {
+    Some(match name {
+        "docker" | "core" | "imposter" => (Flavour::Core, None),
+        // The CLI runs these outside containers; the image that runs the same engine is core.
+        "jvm" | "unpacked" => (Flavour::Core, Some(Generation::Jvm)),
+        "docker-all" | "all" | "imposter-all" => (Flavour::All, None),
+        "docker-distroless" | "distroless" | "imposter-distroless" => {
+            (Flavour::Distroless, Some(Generation::Jvm))
+        }
+        "golang" | "native" | "go" => (Flavour::Core, Some(Generation::Go)),
+        _ => return None,
+    })
+}
+
+/// The generation a release belongs to: 5.x and later is Go. `None` for `latest` and other
+/// tags that are not versions.
+pub(crate) fn generation_of_version(version: &str) -> Option<Generation> {
+    let major: u32 = version
+        .trim_start_matches('v')
+        .split(['.', '-'])
+        .next()?
+        .parse()
+        .ok()?;
+    Some(if major >= 5 {
+        Generation::Go
+    } else {
+        Generation::Jvm
+    })
+}
+
+/// The facts row for a flavour and generation.
+pub(crate) fn facts(flavour: Flavour, generation: Generation) -> Option<&'static EngineFacts> {
+    ENGINES
+        .iter()
+        .find(|f| f.flavour == flavour && f.generation == generation)
+}
+
+/// The engine flags as given on the command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EngineFlags {
+    /// `--base`.
+    pub base: Option<String>,
+    /// `--engine`.
+    pub engine: Option<String>,
+    /// `--engine-version`.
+    pub version: Option<String>,
+}
+
+/// The engine a build runs on: its facts and the base image reference.
+#[derive(Debug, Clone)]
+pub struct EngineChoice {
+    /// What the engine is like.
+    pub facts: &'static EngineFacts,
+    /// The base image.
+    pub base: ImageRef,
+    /// The tag moves (`latest`, or none): the build is neither reproducible nor air-gap-safe.
+    pub floating: bool,
+}
+
+/// Picks the engine and base: flags beat the project file, which beats the pinned default;
+/// `--base` names the image outright, and the engine name (or the base's repository and tag)
+/// then only says what engine it holds.
+pub(crate) fn choose(flags: &EngineFlags, project: Option<&ProjectFile>) -> Result<EngineChoice> {
+    let (name, origin) = match (&flags.engine, project.and_then(|p| p.engine.as_ref())) {
+        (Some(e), _) => (Some(e.as_str()), "--engine"),
+        (None, Some(e)) => (Some(e.as_str()), "the project file's `engine:`"),
+        (None, None) => (None, ""),
+    };
+    let parsed = match name {
+        None => None,
+        Some(n) => Some(parse_name(n).ok_or_else(|| {
+            Error::Usage(format!(
+                "engine {n:?} (from {origin}) is not one of {}",
+                ENGINE_NAMES.join(", ")
+            ))
+        })?),
+    };
+    if let Some(b) = &flags.base {
+        let base = ImageRef::parse(b).map_err(|e| Error::Usage(format!("--base: {e}")))?;
+        let (repo, tag) = match &base {
+            ImageRef::Registry(r) => (r.repository.as_str(), r.tag.as_deref()),
+            ImageRef::OciLayout { tag, .. } | ImageRef::OciArchive { tag, .. } => {
+                ("", tag.as_deref())
+            }
+            ImageRef::DockerArchive { .. } => ("", None),
+        };
+        let flavour = parsed
+            .map(|p| p.0)
+            .unwrap_or(if repo.ends_with("imposter-all") {
+                Flavour::All
+            } else if repo.ends_with("imposter-distroless") {
+                Flavour::Distroless
+            } else {
+                Flavour::Core
+            });
+        let generation = tag
+            .and_then(generation_of_version)
+            .or(parsed.and_then(|p| p.1))
+            .unwrap_or(Generation::Jvm);
+        let facts = facts(flavour, generation)
+            .or_else(|| facts(flavour, Generation::Jvm))
+            .expect("every flavour has a JVM row");
+        return Ok(EngineChoice {
+            facts,
+            floating: is_moving_tag(&base),
+            base,
+        });
+    }
+    let (flavour, forced) = parsed.unwrap_or((Flavour::Core, None));
+    let version = flags
+        .version
+        .clone()
+        .or_else(|| project.and_then(|y| y.version.clone()));
+    let generation = match (forced, version.as_deref().and_then(generation_of_version)) {
+        (Some(f), Some(v)) if f != v => {
+            let (n, v) = (name.unwrap_or_default(), version.unwrap_or_default());
+            let hint = match f {
+                Generation::Go => "the Go engine is 5.x: pick a 5.x version or --engine docker",
+                Generation::Jvm => "the Go engine (5.x) is --engine golang or docker-all",
+            };
+            return Err(Error::Usage(format!(
+                "engine {n:?} cannot run version {v} — {hint}"
+            )));
+        }
+        (Some(f), _) => f,
+        (None, Some(v)) => v,
+        (None, None) => Generation::Jvm,
+    };
+    let facts = facts(flavour, generation).ok_or_else(|| {
+        Error::Usage(format!(
+            "engine {:?} has no {} release ({}) — use --engine docker or docker-all",
+            name.unwrap_or_default(),
+            version.as_deref().unwrap_or_default(),
+            "the Go engine 5.x is published as imposter and imposter-all only"
+        ))
+    })?;
+    let version = version.unwrap_or_else(|| facts.pinned_version().to_string());
+    let base = ImageRef::parse(&format!("{}:{}", facts.repository, version))
+        .map_err(|e| Error::Usage(format!("engine version: {e}")))?;
+    Ok(EngineChoice {
+        facts,
+        floating: is_moving_tag(&base),
+        base,
+    })
+}
+
+/// A registry reference whose tag moves: `latest`, or no tag and no digest. A local copy does
+/// not move, whatever its tag says.
+pub(crate) fn is_moving_tag(base: &ImageRef) -> bool {
+    matches!(base, ImageRef::Registry(r)
+        if r.digest.is_none() && r.tag.as_deref().is_none_or(|t| t == "latest"))
+}
+
+/// The base image alone (see [`choose`]); the tests' shorthand.
+#[cfg(test)]
 pub(crate) fn resolve_base(
     base: Option<&str>,
     engine: Option<&str>,
     version: Option<&str>,
     project: Option<&ProjectFile>,
 ) -> Result<ImageRef> {
-    if let Some(b) = base {
-        return ImageRef::parse(b).map_err(|e| Error::Usage(format!("--base: {e}")));
-    }
-    let (engine_name, from_file) = match engine {
-        Some(e) => (Some(e.to_string()), false),
-        None => (project.and_then(|y| y.engine.clone()), true),
+    let flags = EngineFlags {
+        base: base.map(str::to_string),
+        engine: engine.map(str::to_string),
+        version: version.map(str::to_string),
     };
-    let engine = match engine_name.as_deref() {
-        None => Engine::Core,
-        Some(e) => Engine::parse(e).ok_or_else(|| {
-            let origin = if from_file {
-                format!(" (from {PROJECT_FILE})")
-            } else {
-                String::new()
-            };
-            Error::Usage(format!(
-                "engine {e:?}{origin} is not one of core, all, distroless"
-            ))
-        })?,
-    };
-    let version = version
-        .map(str::to_string)
-        .or_else(|| project.and_then(|y| y.version.clone()))
-        .unwrap_or_else(|| DEFAULT_ENGINE_VERSION.to_string());
-    ImageRef::parse(&format!("{}:{}", engine.repository(), version))
-        .map_err(|e| Error::Usage(format!("--engine-version: {e}")))
+    choose(&flags, project).map(|c| c.base)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn resolve(
-        base: Option<&str>,
-        engine: Option<&str>,
-        version: Option<&str>,
-        y: Option<&ProjectFile>,
-    ) -> String {
-        resolve_base(base, engine, version, y).unwrap().to_string()
-    }
-
-    #[test]
-    fn engine_selection_precedence() {
-        assert_eq!(
-            resolve(None, None, None, None),
-            format!("docker.io/outofcoffee/imposter:{DEFAULT_ENGINE_VERSION}")
-        );
-        assert_eq!(
-            resolve(None, Some("distroless"), Some("4.2.0"), None),
-            "docker.io/outofcoffee/imposter-distroless:4.2.0"
-        );
-        let y = ProjectFile {
-            version: Some("4.1.0".into()),
-            engine: Some("all".into()),
-            recursive: None,
-        };
-        assert_eq!(
-            resolve(None, None, None, Some(&y)),
-            "docker.io/outofcoffee/imposter-all:4.1.0"
-        );
-        // flags beat the file, --base beats everything
-        assert_eq!(
-            resolve(None, Some("core"), None, Some(&y)),
-            "docker.io/outofcoffee/imposter:4.1.0"
-        );
-        assert_eq!(
-            resolve(Some("oci:x:1"), Some("all"), Some("9"), Some(&y)),
-            "oci:x:1"
-        );
-        let bad = ProjectFile {
-            engine: Some("golang-nope".into()),
-            ..Default::default()
-        };
-        let e = resolve_base(None, None, None, Some(&bad)).unwrap_err();
-        assert!(
-            e.is_usage() && e.to_string().contains(".imposter.yaml"),
-            "{e}"
-        );
-        assert!(resolve_base(None, None, Some("bad:tag"), None).is_err());
-    }
-}
+mod tests;

@@ -4,8 +4,9 @@
 pub mod bundle;
 pub(crate) mod ci;
 pub(crate) mod engine;
+pub(crate) mod ignore;
 pub(crate) mod project;
 pub mod validate;
 
-pub use engine::{Engine, DEFAULT_ENGINE_VERSION};
+pub use engine::{EngineFacts, DEFAULT_ENGINE_VERSION, ENGINES};
 mod yaml;

@@ -1,25 +1,55 @@
 //! The Imposter CLI's project file in the config directory: which engine and version to run,
-//! and whether to scan subdirectories for configs.
+//! which plugins it needs and the environment it runs with.
 //!
-//! Today this reads `.imposter.yaml`, the name the Imposter CLI used first.
+//! `imposter-project.{yaml,yml,json}` is the current name and wins; `.imposter` (no extension,
+//! `.yaml`, `.yml`, `.json`) is the deprecated one. Neither ships in the image.
 use super::yaml::{describe, kind_of, untag};
 use serde_norway::Value;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Name of the project file the Imposter CLI reads from the config directory.
-pub(crate) const PROJECT_FILE: &str = ".imposter.yaml";
+/// The project file name the Imposter CLI writes today (the first of [`PROJECT_FILES`]).
+pub(crate) const PROJECT_FILE: &str = "imposter-project.yaml";
+
+/// Every project file name, in the order they are looked for: the current names, then the
+/// deprecated ones.
+pub(crate) const PROJECT_FILES: [&str; 7] = [
+    "imposter-project.yaml",
+    "imposter-project.yml",
+    "imposter-project.json",
+    ".imposter.yaml",
+    ".imposter.yml",
+    ".imposter.json",
+    ".imposter",
+];
+
+/// The engine variable that turns on the recursive config scan.
+pub(crate) const SCAN_RECURSIVE_ENV: &str = "IMPOSTER_CONFIG_SCAN_RECURSIVE";
 
 /// The settings mockimg uses from the project file.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub(crate) struct ProjectFile {
+pub struct ProjectFile {
     /// Engine version, e.g. `4.9.3`.
     pub version: Option<String>,
     /// Engine type, e.g. `docker`, `jvm`, `golang`.
     pub engine: Option<String>,
-    /// `recursive:` or `scanRecursive:`.
+    /// `recursive:` or `scanRecursive:` (mockimg's own keys, kept for older files).
     pub recursive: Option<bool>,
+    /// `plugins:`: plugins the project needs.
+    pub plugins: Vec<String>,
+    /// `env:`: environment variables for the engine.
+    pub env: BTreeMap<String, String>,
+    /// The file it was read from (a name from [`PROJECT_FILES`]).
+    pub file_name: &'static str,
+}
+
+impl ProjectFile {
+    /// Whether it was read from a deprecated `.imposter*` name.
+    pub fn is_deprecated_name(&self) -> bool {
+        self.file_name.starts_with(".imposter")
+    }
 }
 
 /// The project file exists but cannot be used.
@@ -46,20 +76,35 @@ pub enum ProjectError {
 
 /// Reads the project file from `dir`. `Ok(None)` when there is none.
 pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
-    let path = dir.join(PROJECT_FILE);
-    let text = match fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(ProjectError::Io { path, source }),
-    };
+    for name in PROJECT_FILES {
+        let path = dir.join(name);
+        // `.imposter` may be the Imposter CLI's directory rather than a file.
+        if path.is_dir() {
+            continue;
+        }
+        match fs::read_to_string(&path) {
+            Ok(text) => return parse(&path, name, &text).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(ProjectError::Io { path, source }),
+        }
+    }
+    Ok(None)
+}
+
+fn parse(path: &Path, name: &'static str, text: &str) -> Result<ProjectFile, ProjectError> {
     let bad = |message: String| ProjectError::Malformed {
-        path: path.clone(),
+        path: path.to_path_buf(),
         message,
     };
+    // JSON is YAML too, so one parser reads every name.
     let value: Value =
-        serde_norway::from_str(&text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+        serde_norway::from_str(text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+    let mut out = ProjectFile {
+        file_name: name,
+        ..ProjectFile::default()
+    };
     let map = match untag(&value) {
-        Value::Null => return Ok(Some(ProjectFile::default())),
+        Value::Null => return Ok(out),
         Value::Mapping(map) => map,
         other => {
             return Err(bad(format!(
@@ -68,7 +113,6 @@ pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
             )))
         }
     };
-    let mut out = ProjectFile::default();
     for (key, value) in map {
         let value = untag(value);
         match key.as_str() {
@@ -115,89 +159,91 @@ pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
                     out.recursive = flag;
                 }
             }
+            Some("plugins") => {
+                out.plugins = match value {
+                    Value::Null => Vec::new(),
+                    Value::Sequence(items) => items
+                        .iter()
+                        .map(|i| scalar(untag(i)))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| bad("`plugins` must be a list of plugin names".into()))?,
+                    other => {
+                        return Err(bad(format!(
+                            "`plugins` must be a list of plugin names, found {}",
+                            kind_of(other)
+                        )))
+                    }
+                }
+            }
+            Some("env") => {
+                out.env = match value {
+                    Value::Null => BTreeMap::new(),
+                    Value::Mapping(m) => m
+                        .iter()
+                        .map(|(k, v)| {
+                            let k = scalar(untag(k)).filter(|k| valid_env_name(k));
+                            let v = match untag(v) {
+                                Value::Null => Some(String::new()),
+                                v => scalar(v),
+                            };
+                            k.zip(v)
+                        })
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            bad("`env` must map variable names to plain values".into())
+                        })?,
+                    other => {
+                        return Err(bad(format!(
+                            "`env` must be a mapping of NAME: value, found {}",
+                            kind_of(other)
+                        )))
+                    }
+                }
+            }
             _ => {}
         }
     }
-    Ok(Some(out))
+    Ok(out)
+}
+
+/// A scalar as the engine would read it from the environment.
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A name that can be an environment variable: no `=`, not empty, no NUL.
+pub(crate) fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['=', '\0'])
 }
 
 /// Whether configs in subdirectories are loaded (the engine's `IMPOSTER_CONFIG_SCAN_RECURSIVE`):
-/// the `--recursive` flag, or the project file's `recursive:`/`scanRecursive:`.
-pub(crate) fn scan_recursive(flag: bool, project: Option<&ProjectFile>) -> bool {
+/// the `--recursive` flag, the project file's `recursive:`/`scanRecursive:`, or the variable
+/// itself set to `true` in `env` (the project file's `env:` with `--env` applied).
+pub(crate) fn scan_recursive(
+    flag: bool,
+    project: Option<&ProjectFile>,
+    env: &BTreeMap<String, String>,
+) -> bool {
     flag || project.and_then(|p| p.recursive) == Some(true)
+        || env
+            .get(SCAN_RECURSIVE_ENV)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// The engine environment: the project file's `env:`, then `--env` values over it.
+pub(crate) fn merged_env(
+    project: Option<&ProjectFile>,
+    flags: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let mut env = project.map(|p| p.env.clone()).unwrap_or_default();
+    env.extend(flags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write(dir: &Path, body: &str) {
-        fs::write(dir.join(PROJECT_FILE), body).unwrap();
-    }
-
-    #[test]
-    fn project_file_is_parsed() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert_eq!(read(tmp.path()).unwrap(), None);
-
-        write(
-            tmp.path(),
-            "version: 4.9.3\nengine: docker\nsomethingElse: [1, 2]\n",
-        );
-        assert_eq!(
-            read(tmp.path()).unwrap(),
-            Some(ProjectFile {
-                version: Some("4.9.3".into()),
-                engine: Some("docker".into()),
-                recursive: None,
-            })
-        );
-
-        write(tmp.path(), "version: 4.2\nscanRecursive: true\n");
-        let parsed = read(tmp.path()).unwrap().unwrap();
-        assert_eq!(parsed.version.as_deref(), Some("4.2"));
-        assert_eq!(parsed.engine, None);
-        assert_eq!(parsed.recursive, Some(true));
-
-        write(tmp.path(), "recursive: false\n");
-        let parsed = read(tmp.path()).unwrap().unwrap();
-        assert_eq!(parsed.recursive, Some(false));
-
-        write(tmp.path(), "");
-        assert_eq!(read(tmp.path()).unwrap(), Some(ProjectFile::default()));
-    }
-
-    #[test]
-    fn malformed_project_file_is_an_error_naming_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        write(tmp.path(), "version: [4.9.3\n");
-        let err = read(tmp.path()).unwrap_err();
-        assert!(matches!(err, ProjectError::Malformed { .. }), "{err:?}");
-        assert!(err.to_string().contains(PROJECT_FILE), "{err}");
-
-        write(tmp.path(), "recursive: maybe\n");
-        let err = read(tmp.path()).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("`recursive` must be true or false"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn recursive_scan_comes_from_the_flag_or_the_project_file() {
-        let on = ProjectFile {
-            recursive: Some(true),
-            ..Default::default()
-        };
-        let off = ProjectFile {
-            recursive: Some(false),
-            ..Default::default()
-        };
-        assert!(!scan_recursive(false, None));
-        assert!(scan_recursive(true, None));
-        assert!(scan_recursive(false, Some(&on)));
-        assert!(!scan_recursive(false, Some(&off)));
-        assert!(scan_recursive(true, Some(&off)));
-    }
-}
+mod tests;

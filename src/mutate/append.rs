@@ -1,6 +1,7 @@
 //! The one mutation: append the config layer to every selected image of a base, rewrite each
 //! config (diff_ids, history, created, labels) and manifest, and rebuild the index. Documents are
 //! edited as `serde_json::Value` so fields mockimg does not know survive.
+use super::runconfig;
 use crate::error::{Error, Result};
 use crate::oci::image::layers_of;
 use crate::oci::image::{media, Descriptor, Doc, Image, Platform, Root};
@@ -11,8 +12,10 @@ use std::collections::BTreeMap;
 /// Everything the append mutation needs besides the layer itself.
 #[derive(Debug, Clone, Default)]
 pub struct AppendOptions {
-    /// Where the config directory goes in the image (the history entry names it).
+    /// Where the layer puts the config; the engine is pointed there (see `runconfig::apply`).
     pub config_path: String,
+    /// Variables set in the image config's `Env`, replacing the base's value of the same name.
+    pub env: BTreeMap<String, String>,
     /// RFC 3339 timestamp for `created` and the history entry; `None` keeps the base's value.
     pub created: Option<String>,
     /// Image config labels to add or replace.
@@ -236,6 +239,7 @@ fn append_to_image(
         if let Some(t) = &opts.created {
             c.insert("created".into(), json!(t));
         }
+        runconfig::apply(c, &opts.config_path, &opts.env)?;
         if !opts.labels.is_empty() {
             let inner = c.entry("config").or_insert_with(|| json!({}));
             if !inner.is_object() {

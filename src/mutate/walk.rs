@@ -6,9 +6,9 @@
 //! caller's job: [`collect`] (layer, bundle) fails on the first problem, while `validate` only
 //! uses the walk to find configs and to tell a reference that a filter dropped.
 //!
-//! The filters are separate decisions on purpose: `--exclude` and `.imposterignore` are
-//! evaluated by their own matchers, so a later change to what `.imposterignore` means (the engine
-//! only skips config *discovery* there) touches one rule, not the walk.
+//! `--exclude` is mockimg's own filter on what goes into the image. `.imposterignore` is not a
+//! filter here: the engine only uses it to skip directories while *discovering* config files
+//! and still serves files from them, so it is read by `imposter::ignore`, not by the walk.
 use crate::error::{Error, Result};
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
@@ -19,15 +19,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-/// The file in the config directory whose lines (gitignore syntax) leave paths out.
-pub(crate) const IMPOSTERIGNORE: &str = ".imposterignore";
-
 /// VCS data never belongs in an image, at any depth.
 const ALWAYS_EXCLUDED_ANYWHERE: &[&str] = &[".git"];
-/// The Imposter CLI's own project files, at the top of the config directory.
-const ALWAYS_EXCLUDED_TOP: &[&str] = &[".imposter.yaml", ".imposter"];
+/// The Imposter CLI's own project files (and its `.imposter` directory), at the top of the
+/// config directory: they describe how to run the engine, they are not config.
+const ALWAYS_EXCLUDED_TOP: &[&str] = &crate::imposter::project::PROJECT_FILES;
 
-/// What the user asked to leave out, beyond `.imposterignore`.
+/// What the user asked to leave out of the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WalkOptions {
     /// Extra gitignore-style patterns (`--exclude`).
@@ -67,10 +65,8 @@ pub(crate) struct Entry {
 /// Why the walk left a path out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Excluded {
-    /// A name mockimg never copies (`.git`, the Imposter CLI's `.imposter.yaml`).
+    /// A name mockimg never copies (`.git`, the Imposter CLI's project file).
     Always(&'static str),
-    /// A line of `.imposterignore`.
-    ImposterIgnore(String),
     /// An `--exclude` pattern.
     Exclude(String),
 }
@@ -79,7 +75,6 @@ impl fmt::Display for Excluded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Excluded::Always(name) => write!(f, "a fixed rule (mockimg never copies '{name}')"),
-            Excluded::ImposterIgnore(p) => write!(f, "{IMPOSTERIGNORE} pattern '{p}'"),
             Excluded::Exclude(p) => write!(f, "--exclude pattern '{p}'"),
         }
     }
@@ -153,27 +148,13 @@ impl Walk {
     }
 }
 
-/// The two user filters, kept apart so each decision can be inspected on its own.
+/// `--exclude` as one gitignore matcher rooted at the config directory.
 struct Filters {
-    imposterignore: Option<Gitignore>,
     excludes: Gitignore,
 }
 
 impl Filters {
     fn load(dir: &Path, opts: &WalkOptions) -> Result<Filters> {
-        let file = dir.join(IMPOSTERIGNORE);
-        let imposterignore = if file.is_file() {
-            let mut b = GitignoreBuilder::new(dir);
-            if let Some(e) = b.add(&file) {
-                return Err(Error::path(&file, format!("cannot parse: {e}")));
-            }
-            let g = b
-                .build()
-                .map_err(|e| Error::path(&file, format!("cannot parse: {e}")))?;
-            Some(g)
-        } else {
-            None
-        };
         let mut b = GitignoreBuilder::new(dir);
         for p in &opts.excludes {
             b.add_line(None, p)
@@ -182,23 +163,12 @@ impl Filters {
         let excludes = b
             .build()
             .map_err(|e| Error::Usage(format!("invalid ignore pattern: {e}")))?;
-        Ok(Filters {
-            imposterignore,
-            excludes,
-        })
+        Ok(Filters { excludes })
     }
 
-    /// `--exclude` is consulted first and, when one of its patterns matches (a `!` pattern
-    /// included), it decides; otherwise `.imposterignore` does. That is the result one
-    /// gitignore list with the `--exclude` lines appended would give.
     fn decide(&self, abs: &Path, is_dir: bool) -> Option<Excluded> {
         match self.excludes.matched(abs, is_dir) {
-            Match::Ignore(g) => return Some(Excluded::Exclude(g.original().to_string())),
-            Match::Whitelist(_) => return None,
-            Match::None => {}
-        }
-        match self.imposterignore.as_ref()?.matched(abs, is_dir) {
-            Match::Ignore(g) => Some(Excluded::ImposterIgnore(g.original().to_string())),
+            Match::Ignore(g) => Some(Excluded::Exclude(g.original().to_string())),
             _ => None,
         }
     }
@@ -384,9 +354,10 @@ mod tests {
     }
 
     #[test]
-    fn imposterignore_and_excludes_are_separate_named_decisions() {
+    fn excludes_name_their_pattern_and_imposterignore_filters_nothing() {
         let d = tree();
-        fs::write(d.path().join(IMPOSTERIGNORE), "*.sh\n").unwrap();
+        fs::write(d.path().join(".imposterignore"), "*.sh\nresponses\n").unwrap();
+        fs::write(d.path().join("imposter-project.yaml"), "engine: docker\n").unwrap();
         let w = walk(
             d.path(),
             &WalkOptions {
@@ -395,15 +366,12 @@ mod tests {
         )
         .unwrap();
         let r = rels(&w.entries);
-        assert!(r.contains(&IMPOSTERIGNORE.to_string()));
-        assert!(!r.iter().any(|r| r.ends_with(".sh") || r.contains("nested")));
-        assert_eq!(
-            w.exclusion(Path::new("run.sh")),
-            Some((
-                Path::new("run.sh"),
-                &Excluded::ImposterIgnore("*.sh".into())
-            ))
-        );
+        assert!(r.contains(&".imposterignore".to_string()));
+        assert!(r.contains(&"run.sh".to_string()), "{r:?}");
+        assert!(r.contains(&"responses/one.json".to_string()), "{r:?}");
+        assert!(!r
+            .iter()
+            .any(|r| r.contains("nested") || r.contains("imposter-project")));
         // A file below an excluded directory names the directory and the pattern.
         assert_eq!(
             w.exclusion(Path::new("responses/nested/two.json")),
@@ -416,17 +384,20 @@ mod tests {
             w.exclusion(Path::new(".git/HEAD")).map(|x| x.1),
             Some(&Excluded::Always(".git"))
         );
+        assert_eq!(
+            w.exclusion(Path::new("imposter-project.yaml")).map(|x| x.1),
+            Some(&Excluded::Always("imposter-project.yaml"))
+        );
         assert_eq!(w.exclusion(Path::new("responses/one.json")), None);
     }
 
     #[test]
-    fn an_exclude_negation_overrides_imposterignore_as_one_list_would() {
+    fn an_exclude_negation_keeps_a_file() {
         let d = tree();
-        fs::write(d.path().join(IMPOSTERIGNORE), "*.json\n").unwrap();
         let w = walk(
             d.path(),
             &WalkOptions {
-                excludes: vec!["!one.json".into()],
+                excludes: vec!["*.json".into(), "!one.json".into()],
             },
         )
         .unwrap();

@@ -266,6 +266,13 @@ pub(crate) fn transport_kind(e: &(dyn std::error::Error + 'static)) -> Option<Er
     let mut fallback = None;
     let mut cur = Some(e);
     while let Some(err) = cur {
+        // hyper-util reports a failed name lookup as its private `ConnectError`, whose whole
+        // description is "dns error"; the io::Error below it can have any kind (a resolver that
+        // refuses looks like a refused connection). A name that did not resolve will not on the
+        // next try either, so it is final.
+        if err.to_string() == "dns error" {
+            return Some(ErrorKind::HostUnreachable);
+        }
         if let Some(r) = err.downcast_ref::<reqwest::Error>() {
             if r.is_timeout() {
                 return Some(ErrorKind::TimedOut);
@@ -579,6 +586,19 @@ mod tests {
         let f = Failure::of(&OciDistributionError::RequestError(e));
         assert_eq!((f.status, f.io), (None, Some(ErrorKind::ConnectionRefused)));
         assert!(f.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_final() {
+        // `.invalid` never resolves (RFC 2606), with or without a network.
+        let e = reqwest::Client::new()
+            .get("http://registry.mockimg-test.invalid/v2/")
+            .send()
+            .await
+            .unwrap_err();
+        let f = Failure::of(&OciDistributionError::RequestError(e));
+        assert_eq!(f.io, Some(ErrorKind::HostUnreachable));
+        assert!(!f.is_transient());
     }
 
     #[tokio::test]

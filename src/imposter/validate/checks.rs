@@ -1,9 +1,11 @@
-//! The checks on one config file: it parses, names a plugin, and every local file it references
-//! exists inside the config directory and is not left out of the image by a filter.
+//! The checks on one config file: it parses, names a plugin the engine has, and every local file
+//! it references exists in the config file's own folder and is not left out of the image by a
+//! filter.
 use super::discover::rel_string;
 use super::parse::parse_config;
-use super::plugins::{is_known_plugin, KNOWN_PLUGINS};
+use super::plugins::{is_placeholder, missing_from, short_name, KNOWN_PLUGINS};
 use super::report::Finding;
+use crate::imposter::engine::EngineFacts;
 use crate::imposter::yaml::{describe, kind_of, untag};
 use crate::mutate::walk::{normalize, Excluded, Walk};
 use serde_norway::Value;
@@ -26,8 +28,8 @@ enum Ctx {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum RefKind {
     File,
-    /// A file, or an http(s) URL the engine fetches itself.
-    Spec,
+    /// A file, or an `http(s)://` or `s3://` URL the engine fetches itself.
+    FileOrUrl,
     Dir,
 }
 
@@ -39,6 +41,8 @@ pub(super) struct Checker<'a> {
     pub(super) dir_display: &'a Path,
     /// What goes into the image, and what the filters left out.
     pub(super) walk: &'a Walk,
+    /// The engine the image runs.
+    pub(super) engine: &'static EngineFacts,
     /// The config file being checked, relative to `root`.
     pub(super) file: &'a str,
     pub(super) findings: &'a mut Vec<Finding>,
@@ -129,8 +133,10 @@ impl Checker<'_> {
                     KNOWN_PLUGINS.join(", ")
                 ),
             ),
-            Some(Value::String(plugin)) => {
-                if !is_known_plugin(plugin) {
+            // A placeholder is filled in by the engine at start-up.
+            Some(Value::String(plugin)) if is_placeholder(plugin) => {}
+            Some(Value::String(plugin)) => match short_name(plugin) {
+                None => {
                     let message = format!(
                         "unknown plugin '{plugin}' — check for a typo (known plugins: {}); \
                          Imposter only starts if a plugin with this name is installed",
@@ -139,7 +145,13 @@ impl Checker<'_> {
                     self.findings
                         .push(Finding::warning(self.file, &plugin_key, message));
                 }
-            }
+                Some(short) => {
+                    if let Some(message) = missing_from(self.engine, short) {
+                        self.findings
+                            .push(Finding::warning(self.file, &plugin_key, message));
+                    }
+                }
+            },
             Some(other) => self.error(
                 &plugin_key,
                 format!(
@@ -159,12 +171,12 @@ impl Checker<'_> {
                     let name = key_name(k);
                     let child_key = join_key(key, &name);
                     let reference = match (name.as_str(), ctx) {
-                        ("file", Ctx::Response | Ctx::Step) => Some(RefKind::File),
+                        ("file", Ctx::Response | Ctx::Step) => Some(RefKind::FileOrUrl),
                         ("dir", Ctx::Response) => Some(RefKind::Dir),
                         ("staticFile" | "scriptFile" | "wsdlFile" | "preloadFile", _) => {
                             Some(RefKind::File)
                         }
-                        ("specFile", _) => Some(RefKind::Spec),
+                        ("specFile", _) => Some(RefKind::FileOrUrl),
                         _ => None,
                     };
                     if let Some(kind) = reference {
@@ -238,11 +250,25 @@ impl Checker<'_> {
             return;
         }
         // Resolved at request time by Imposter: nothing to check here.
-        if raw.contains("${") {
+        if is_placeholder(raw) {
             return;
         }
-        if kind == RefKind::Spec && is_url(raw) {
-            return;
+        if kind == RefKind::FileOrUrl {
+            match remote_scheme(raw) {
+                Some("s3") => {
+                    self.findings.push(Finding::note(
+                        self.file,
+                        key,
+                        format!(
+                            "'{raw}' is fetched from S3 when the engine starts: the container \
+                             needs AWS credentials and a region then"
+                        ),
+                    ));
+                    return;
+                }
+                Some(_) => return,
+                None => {}
+            }
         }
         self.check_path(raw, key, kind);
     }
@@ -269,6 +295,20 @@ impl Checker<'_> {
             );
             return;
         };
+        // The engine resolves a path against the config file's own folder and refuses one that
+        // leaves it, even to a sibling folder that ships in the image.
+        if !lexical.starts_with(config_dir) {
+            let folder = rel_string(config_dir.strip_prefix(self.root).unwrap_or(config_dir));
+            self.error(
+                key,
+                format!(
+                    "'{raw}' leaves the folder of this config file ('{folder}/'); the engine \
+                     refuses paths outside it — move the file into '{folder}/' (or the config \
+                     file next to it)"
+                ),
+            );
+            return;
+        }
         let mut real_path = None;
         for candidate in [&joined, &lexical] {
             if let Ok(real) = fs::canonicalize(candidate) {
@@ -343,7 +383,7 @@ impl Checker<'_> {
 fn excluded_message(noun: &str, raw: &str, looked: &str, path: &str, why: &Excluded) -> String {
     let fix = match why {
         Excluded::Always(_) => "move it elsewhere in the config directory",
-        Excluded::ImposterIgnore(_) | Excluded::Exclude(_) => "change the pattern or the reference",
+        Excluded::Exclude(_) => "change the pattern or the reference",
     };
     format!("{noun} '{raw}'{looked} exists, but '{path}' is left out of the image by {why} — {fix}")
 }
@@ -366,7 +406,10 @@ fn join_key(prefix: &str, name: &str) -> String {
     }
 }
 
-fn is_url(value: &str) -> bool {
+/// `http`, `https` or `s3` when the value is a URL the engine fetches itself.
+fn remote_scheme(value: &str) -> Option<&'static str> {
     let lower = value.to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
+    ["https", "http", "s3"]
+        .into_iter()
+        .find(|s| lower.starts_with(&format!("{s}://")))
 }

@@ -1,16 +1,13 @@
 //! Which config files the engine would load, found in the same walk that fills the image, so a
 //! config the filters leave out is not checked as if it were there.
 use super::report::Finding;
+use crate::imposter::ignore::IgnoreRules;
 use crate::mutate::walk::{EntryKind, ProblemKind, Walk};
 use std::fs;
 use std::path::Path;
 
 /// File-name suffixes that make a file an Imposter config file.
 pub(super) const CONFIG_SUFFIXES: [&str; 3] = ["-config.yaml", "-config.yml", "-config.json"];
-
-/// Directories whose configs the engine never loads, at any depth (the walk already leaves
-/// `.git` out of the image; `.imposter` holds the Imposter CLI's own files).
-const SKIPPED_DIRS: [&str; 2] = [".git", ".imposter"];
 
 /// True if `name` (a bare file name) is an Imposter config file name.
 pub(super) fn is_config_file_name(name: &str) -> bool {
@@ -24,6 +21,8 @@ pub(super) struct Discovery {
     pub(super) top: Vec<String>,
     /// In subdirectories, in directory-tree order (the first one is the one a hint names).
     pub(super) nested: Vec<String>,
+    /// Nested config files in a directory the engine skips, with the `.imposterignore` entry.
+    pub(super) ignored: Vec<(String, String)>,
     /// Subdirectories that cannot be listed.
     pub(super) problems: Vec<Finding>,
 }
@@ -31,7 +30,7 @@ pub(super) struct Discovery {
 /// Sorts the walk's config files into top-level and nested ones. Symlinked directories are
 /// not followed; a symlink named like a config is one unless it points at a directory. A
 /// symlink that leaves the tree is kept so the check can say so.
-pub(super) fn discover(walk: &Walk) -> Discovery {
+pub(super) fn discover(walk: &Walk, ignore: &IgnoreRules) -> Discovery {
     let mut found = Discovery::default();
     let mut nested = Vec::new();
     let entries = walk
@@ -51,10 +50,8 @@ pub(super) fn discover(walk: &Walk) -> Discovery {
             continue;
         }
         let parent = rel.parent().unwrap_or(Path::new(""));
-        if parent
-            .components()
-            .any(|c| SKIPPED_DIRS.iter().any(|s| c.as_os_str() == *s))
-        {
+        if let Some(entry) = ignore.skips(&rel_string(parent)) {
+            found.ignored.push((rel_string(rel), entry.to_string()));
             continue;
         }
         if !matches!(kind, Some(EntryKind::File { .. }))

@@ -1,11 +1,12 @@
 //! Validation of an Imposter configuration directory before it is bundled.
 //!
 //! [`validate_dir`] walks the directory exactly as the image layer does (same filters), finds the
-//! Imposter config files in it (names ending in `-config.yaml`, `-config.yml` or
-//! `-config.json`), parses each one, checks its `plugin:` key, and checks that every local file
-//! it references (response files, scripts, OpenAPI specs, WSDLs, store preload files, ...) exists
-//! *inside* the config directory and is not left out by `.imposterignore` or `--exclude`, so
-//! that the file really ends up in the image.
+//! Imposter config files in it as the chosen engine would (names ending in `-config.yaml`,
+//! `-config.yml` or `-config.json`; subdirectories only when scanning recursively, minus the
+//! directories `.imposterignore` skips), parses each one, checks its `plugin:` against the
+//! engine's plugins, and checks that every local file it references (response files, scripts,
+//! OpenAPI specs, WSDLs, store preload files, ...) exists in the config file's own folder and is
+//! not left out by `--exclude`, so that the file really ends up in the image.
 //!
 //! Problems with the config are returned as [`Finding`]s in a [`Report`]; only problems with
 //! the directory itself are a [`ValidateError`].
@@ -18,8 +19,11 @@ mod report;
 
 pub use report::{Finding, Report, Severity};
 
-use crate::imposter::project::{self, ProjectError, PROJECT_FILE};
+use crate::imposter::engine::{self, EngineChoice, EngineFlags};
+use crate::imposter::ignore::{IgnoreRules, IMPOSTERIGNORE};
+use crate::imposter::project::{self, ProjectError, ProjectFile, PROJECT_FILE, SCAN_RECURSIVE_ENV};
 use crate::mutate::walk::{self, WalkOptions};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,11 @@ pub struct ValidateOptions {
     /// The filters the image will be built with, so a referenced file they leave out is an
     /// error.
     pub walk: WalkOptions,
+    /// `--base`/`--engine`/`--engine-version`: the engine whose plugins and discovery rules
+    /// apply (the project file and the pinned default fill in the rest).
+    pub engine: EngineFlags,
+    /// `--env` values; `IMPOSTER_CONFIG_SCAN_RECURSIVE=true` turns recursion on.
+    pub env: BTreeMap<String, String>,
 }
 
 /// The config directory itself cannot be used.
@@ -65,6 +74,9 @@ pub enum ValidateError {
     /// The walk failed: an unusable filter pattern or an entry that cannot be read.
     #[error(transparent)]
     Walk(#[from] crate::error::Error),
+    /// The engine flags or the project file name no engine (a usage error).
+    #[error(transparent)]
+    Engine(crate::error::Error),
 }
 
 impl From<ValidateError> for crate::error::Error {
@@ -72,7 +84,7 @@ impl From<ValidateError> for crate::error::Error {
     /// already worded as one line about the directory.
     fn from(e: ValidateError) -> Self {
         match e {
-            ValidateError::Walk(e) => e,
+            ValidateError::Walk(e) | ValidateError::Engine(e) => e,
             other => crate::error::Error::ConfigDir(other.to_string()),
         }
     }
@@ -100,30 +112,57 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
     }
     let root = fs::canonicalize(dir).map_err(io_err)?;
     let project = project::read(dir)?;
-    let recursive = project::scan_recursive(opts.recursive, project.as_ref());
+    let choice = engine::choose(&opts.engine, project.as_ref()).map_err(ValidateError::Engine)?;
+    let env = project::merged_env(project.as_ref(), &opts.env);
+    let recursive = project::scan_recursive(opts.recursive, project.as_ref(), &env);
     fs::read_dir(&root).map_err(io_err)?;
+    let ignore = IgnoreRules::load(dir, choice.facts.generation).map_err(io_err)?;
     let walk = walk::walk(dir, &opts.walk)?;
-    let mut discovery = discover::discover(&walk);
+    let mut discovery = discover::discover(&walk, &ignore);
 
     let mut report = Report {
-        findings: Vec::new(),
+        findings: engine_findings(&choice, project.as_ref()),
         config_files: discovery.top,
     };
+    for entry in ignore.patterns_the_jvm_engine_ignores() {
+        report.findings.push(Finding::warning(
+            IMPOSTERIGNORE,
+            "",
+            format!(
+                "'{entry}' is not a directory name: the JVM engine matches {IMPOSTERIGNORE} \
+                 lines against directory names exactly, so it never skips anything for it"
+            ),
+        ));
+    }
     if recursive {
         report.findings.append(&mut discovery.problems);
         report.config_files.extend(discovery.nested.iter().cloned());
+        for (config, entry) in &discovery.ignored {
+            let from = if ignore.from_file {
+                format!("{IMPOSTERIGNORE} entry '{entry}'")
+            } else {
+                format!("the engine's default skip list ('{entry}'; add a {IMPOSTERIGNORE} to change it)")
+            };
+            report.findings.push(Finding::note(
+                config,
+                "",
+                format!("not loaded: the engine skips this directory when looking for configs ({from}); its files still ship"),
+            ));
+        }
     }
 
+    let enable = format!(
+        "pass --recursive or set {SCAN_RECURSIVE_ENV}=true (--env, or `env:` in {PROJECT_FILE})"
+    );
     if report.config_files.is_empty() {
         let mut message = format!(
             "no Imposter config files (*-config.yaml|yml|json) found in '{}' — add one, e.g. \
              'mock-config.yaml' starting with `plugin: rest`, or pass the directory that holds them",
             dir.display()
         );
-        if let Some(nested) = discovery.nested.first() {
+        if let (false, Some(nested)) = (recursive, discovery.nested.first()) {
             message.push_str(&format!(
-                "; a config file exists in a subdirectory ('{nested}'): pass --recursive or set \
-                 `recursive: true` in {PROJECT_FILE} to include subdirectories"
+                "; a config file exists in a subdirectory ('{nested}'): {enable} to include subdirectories"
             ));
         }
         report.findings.push(Finding::error("", "", message));
@@ -132,8 +171,8 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
             "",
             "",
             format!(
-                "config files in subdirectories (e.g. '{nested}') are not loaded — pass \
-                 --recursive or set `recursive: true` in {PROJECT_FILE} if Imposter should load them"
+                "config files in subdirectories (e.g. '{nested}') are not loaded by the engine \
+                 without {SCAN_RECURSIVE_ENV}=true — {enable} if it should load them"
             ),
         ));
     }
@@ -143,6 +182,7 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
             root: &root,
             dir_display: dir,
             walk: &walk,
+            engine: choice.facts,
             file,
             findings: &mut report.findings,
         }
@@ -152,5 +192,55 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
     Ok(report)
 }
 
+/// What the engine choice and the project file say before any config is read: a base that
+/// moves, a deprecated project file name, and project plugins the engine lacks.
+pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if choice.floating {
+        out.push(Finding::warning(
+            "",
+            "",
+            format!(
+                "the base {} is a moving tag: the build is neither reproducible nor \
+                 air-gap-safe — pin a version (e.g. --engine-version {})",
+                choice.base,
+                choice.facts.pinned_version()
+            ),
+        ));
+    }
+    let Some(p) = project else { return out };
+    if p.is_deprecated_name() {
+        out.push(Finding::warning(
+            p.file_name,
+            "",
+            format!(
+                "'{}' is a deprecated name — rename it to {PROJECT_FILE}",
+                p.file_name
+            ),
+        ));
+    }
+    for (i, plugin) in p.plugins.iter().enumerate() {
+        let key = format!("plugins[{i}]");
+        if plugins::is_placeholder(plugin) {
+            continue;
+        }
+        match plugins::short_name(plugin) {
+            None => out.push(Finding::warning(
+                p.file_name,
+                &key,
+                format!("unknown plugin '{plugin}' — check for a typo"),
+            )),
+            Some(short) => {
+                if let Some(m) = plugins::missing_from(choice.facts, short) {
+                    out.push(Finding::warning(p.file_name, &key, m));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_engine;

@@ -9,6 +9,8 @@ pub enum Severity {
     Error,
     /// Probably a mistake, but the image can still be built.
     Warning,
+    /// Worth knowing, never a problem (not counted, not made an error by `--strict`).
+    Note,
 }
 
 impl Severity {
@@ -16,6 +18,7 @@ impl Severity {
         match self {
             Severity::Error => 0,
             Severity::Warning => 1,
+            Severity::Note => 2,
         }
     }
 }
@@ -25,6 +28,7 @@ impl fmt::Display for Severity {
         f.write_str(match self {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         })
     }
 }
@@ -44,7 +48,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub(super) fn error(file: &str, key: &str, message: impl Into<String>) -> Self {
+    /// An error about `file` (empty: the directory) at `key` (empty: the whole file).
+    pub fn error(file: &str, key: &str, message: impl Into<String>) -> Self {
         Finding {
             severity: Severity::Error,
             file: file.to_string(),
@@ -53,9 +58,18 @@ impl Finding {
         }
     }
 
-    pub(super) fn warning(file: &str, key: &str, message: impl Into<String>) -> Self {
+    /// A warning, placed like [`Finding::error`].
+    pub fn warning(file: &str, key: &str, message: impl Into<String>) -> Self {
         Finding {
             severity: Severity::Warning,
+            ..Finding::error(file, key, message)
+        }
+    }
+
+    /// A note, placed like [`Finding::error`].
+    pub fn note(file: &str, key: &str, message: impl Into<String>) -> Self {
+        Finding {
+            severity: Severity::Note,
             ..Finding::error(file, key, message)
         }
     }
@@ -113,8 +127,17 @@ impl Report {
             .count()
     }
 
+    /// `--strict`: every warning becomes an error, so CI fails on it.
+    pub fn make_warnings_errors(&mut self) {
+        for f in &mut self.findings {
+            if f.severity == Severity::Warning {
+                f.severity = Severity::Error;
+            }
+        }
+    }
+
     /// Puts config files and findings in reading order.
-    pub(super) fn sort(&mut self) {
+    pub fn sort(&mut self) {
         self.config_files.sort_by(|a, b| natural_cmp(a, b));
         self.findings.sort_by(|a, b| {
             natural_cmp(&a.file, &b.file)

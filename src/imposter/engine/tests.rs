@@ -1,0 +1,215 @@
+use super::*;
+
+fn choose_with(
+    base: Option<&str>,
+    engine: Option<&str>,
+    version: Option<&str>,
+    project: Option<&ProjectFile>,
+) -> Result<EngineChoice> {
+    let flags = EngineFlags {
+        base: base.map(str::to_string),
+        engine: engine.map(str::to_string),
+        version: version.map(str::to_string),
+    };
+    choose(&flags, project)
+}
+
+/// (engine name, version, base it picks, facts label)
+const NAMES: [(&str, Option<&str>, &str, &str); 15] = [
+    ("docker", None, "imposter:4.9.3", "core (JVM)"),
+    ("core", None, "imposter:4.9.3", "core (JVM)"),
+    ("jvm", None, "imposter:4.9.3", "core (JVM)"),
+    ("unpacked", None, "imposter:4.9.3", "core (JVM)"),
+    ("docker-all", None, "imposter-all:4.9.3", "all (JVM)"),
+    ("all", None, "imposter-all:4.9.3", "all (JVM)"),
+    (
+        "docker-distroless",
+        Some("4.2.0"),
+        "imposter-distroless:4.2.0",
+        "distroless (JVM)",
+    ),
+    (
+        "distroless",
+        None,
+        "imposter-distroless:4.9.3",
+        "distroless (JVM)",
+    ),
+    ("golang", None, "imposter:5.21.3", "core (Go)"),
+    ("native", None, "imposter:5.21.3", "core (Go)"),
+    ("go", Some("5.0.1"), "imposter:5.0.1", "core (Go)"),
+    ("docker", Some("5.21.3"), "imposter:5.21.3", "core (Go)"),
+    (
+        "docker-all",
+        Some("5.21.3"),
+        "imposter-all:5.21.3",
+        "all (Go)",
+    ),
+    ("all", Some("latest"), "imposter-all:latest", "all (JVM)"),
+    ("docker", Some("4.2.0"), "imposter:4.2.0", "core (JVM)"),
+];
+
+#[test]
+fn every_engine_name_picks_its_repository_generation_and_pinned_version() {
+    assert_eq!(DEFAULT_ENGINE_VERSION, "4.9.3", "update the table below");
+    for (name, version, base, label) in NAMES {
+        let c = choose_with(None, Some(name), version, None).unwrap();
+        assert_eq!(
+            c.base.to_string(),
+            format!("docker.io/outofcoffee/{base}"),
+            "{name}"
+        );
+        assert_eq!(c.facts.label, label, "{name} {version:?}");
+        assert_eq!(c.floating, version == Some("latest"), "{name}");
+        // The project file's `engine:` accepts the same names.
+        let p = ProjectFile {
+            engine: Some(name.into()),
+            version: version.map(str::to_string),
+            ..Default::default()
+        };
+        let from_file = choose_with(None, None, None, Some(&p)).unwrap();
+        assert_eq!(from_file.base, c.base, "{name} from the file");
+    }
+    for name in ENGINE_NAMES {
+        assert!(parse_name(name).is_some(), "{name}");
+    }
+}
+
+#[test]
+fn unknown_engine_is_a_usage_error_listing_the_names() {
+    let e = choose_with(None, Some("podman"), None, None).unwrap_err();
+    assert!(e.is_usage());
+    for name in ENGINE_NAMES {
+        assert!(e.to_string().contains(name), "{e}");
+    }
+    let p = ProjectFile {
+        engine: Some("golang-nope".into()),
+        ..Default::default()
+    };
+    let e = choose_with(None, None, None, Some(&p)).unwrap_err();
+    assert!(
+        e.is_usage() && e.to_string().contains("project file"),
+        "{e}"
+    );
+}
+
+#[test]
+fn engine_and_version_of_different_generations_are_refused() {
+    for (engine, version) in [
+        ("golang", "4.9.3"),
+        ("jvm", "5.21.3"),
+        ("docker-distroless", "5.21.3"),
+    ] {
+        let e = choose_with(None, Some(engine), Some(version), None).unwrap_err();
+        assert!(e.is_usage(), "{engine} {version}: {e}");
+    }
+}
+
+#[test]
+fn flags_beat_the_project_file_and_base_beats_both() {
+    let y = ProjectFile {
+        version: Some("4.1.0".into()),
+        engine: Some("docker-all".into()),
+        ..Default::default()
+    };
+    let b = |base, engine, version| {
+        choose_with(base, engine, version, Some(&y))
+            .unwrap()
+            .base
+            .to_string()
+    };
+    assert_eq!(
+        b(None, None, None),
+        "docker.io/outofcoffee/imposter-all:4.1.0"
+    );
+    assert_eq!(
+        b(None, Some("core"), None),
+        "docker.io/outofcoffee/imposter:4.1.0"
+    );
+    assert_eq!(
+        b(None, None, Some("4.2.0")),
+        "docker.io/outofcoffee/imposter-all:4.2.0"
+    );
+    assert_eq!(b(Some("oci:x:1"), Some("all"), Some("9")), "oci:x:1");
+    assert_eq!(
+        resolve_base(None, None, None, None).unwrap().to_string(),
+        format!("docker.io/outofcoffee/imposter:{DEFAULT_ENGINE_VERSION}")
+    );
+    assert!(resolve_base(None, None, Some("bad:tag"), None).is_err());
+}
+
+#[test]
+fn a_base_says_which_engine_it_holds_by_repository_and_tag() {
+    let f = |base: &str, engine: Option<&str>| choose_with(Some(base), engine, None, None).unwrap();
+    assert_eq!(
+        f("outofcoffee/imposter-all:4.9.3", None).facts.label,
+        "all (JVM)"
+    );
+    assert_eq!(
+        f("outofcoffee/imposter:5.21.3", None).facts.label,
+        "core (Go)"
+    );
+    assert_eq!(f("oci:dir:5.2.0", None).facts.label, "core (Go)");
+    assert_eq!(f("oci:dir", Some("golang")).facts.label, "core (Go)");
+    assert_eq!(
+        f("oci:dir", Some("docker-distroless")).facts.label,
+        "distroless (JVM)"
+    );
+    assert!(f("outofcoffee/imposter", None).floating);
+    assert!(f("outofcoffee/imposter:latest", None).floating);
+    assert!(!f("outofcoffee/imposter:4.9.3", None).floating);
+    assert!(
+        !f("oci:dir:latest", None).floating,
+        "a local copy does not move"
+    );
+}
+
+/// (plugin, engines that have it) — the engine/plugin matrix.
+const PLUGINS: [(&str, [bool; 5]); 14] = [
+    // core JVM, all JVM, distroless JVM, core Go, all Go
+    ("openapi", [true, true, true, true, true]),
+    ("rest", [true, true, true, true, true]),
+    ("soap", [true, true, true, true, true]),
+    ("hbase", [false, true, false, false, false]),
+    ("sfdc", [false, true, false, false, false]),
+    ("wiremock", [false, true, false, false, false]),
+    ("fake-data", [false, true, false, false, true]),
+    ("store-redis", [false, true, false, false, false]),
+    ("js-graal", [false, true, false, false, false]),
+    ("websocket", [false, false, false, true, true]),
+    ("grpc", [false, false, false, false, true]),
+    ("oidc-server", [false, false, false, false, true]),
+    ("swaggerui", [false, false, false, false, true]),
+    ("wsdlweb", [false, false, false, false, true]),
+];
+
+#[test]
+fn engine_plugin_matrix() {
+    for (plugin, has) in PLUGINS {
+        for (facts, want) in ENGINES.iter().zip(has) {
+            assert_eq!(
+                facts.has_plugin(plugin),
+                want,
+                "{plugin} in {}",
+                facts.label
+            );
+        }
+    }
+}
+
+#[test]
+fn engine_facts_rows() {
+    let row = |l: &str| ENGINES.iter().find(|f| f.label == l).unwrap();
+    assert_eq!(row("core (JVM)").user, "2048");
+    assert_eq!(row("distroless (JVM)").user, "65532");
+    assert_eq!(row("core (Go)").user, "0");
+    assert!(ENGINES.iter().all(|f| f.config_dir == ENGINE_CONFIG_DIR));
+    assert_eq!(
+        row("all (Go)").flags(),
+        "--engine docker-all --engine-version 5.21.3"
+    );
+    assert_eq!(row("core (Go)").flags(), "--engine golang");
+    assert_eq!(row("all (JVM)").flags(), "--engine docker-all");
+    assert_eq!(generation_of_version("v5.0.0"), Some(Generation::Go));
+    assert_eq!(generation_of_version("4.9.3-beta"), Some(Generation::Jvm));
+    assert_eq!(generation_of_version("latest"), None);
+}
