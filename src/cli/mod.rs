@@ -4,6 +4,7 @@ mod args;
 mod exit;
 mod output;
 pub mod progress;
+mod publish;
 
 pub use args::{Cli, Command};
 pub use exit::exit_code;
@@ -131,6 +132,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = match &cli.command {
         Command::Build(b) => b.out.quiet,
         Command::Push(p) => p.out.quiet,
+        Command::Publish(p) => p.quiet,
         _ => false,
     };
     init_logging(cli.verbose, quiet);
@@ -140,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => run_inspect(args).await,
         Command::Validate(args) => run_validate(args),
         Command::Bundle(args) => run_bundle(args),
+        Command::Publish(args) => publish::run_publish(args).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
