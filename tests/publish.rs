@@ -219,7 +219,8 @@ fn missing_bucket_is_one_line_naming_the_bucket_and_the_fix() {
     assert_eq!(lines.len(), 1, "{}", r.stderr);
     assert!(lines[0].contains("s3://no-such-bucket"), "{}", r.stderr);
     assert!(
-        lines[0].contains("does not exist") && lines[0].contains("create it"),
+        lines[0].contains("does not exist")
+            && lines[0].contains("create it (aws s3 mb s3://no-such-bucket)"),
         "{}",
         r.stderr
     );

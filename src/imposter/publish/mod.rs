@@ -411,14 +411,23 @@ fn store_error(t: &Target, op: &str, e: &object_store::Error) -> PublishError {
         std::error::Error::source(e).map(|s| s.to_string())
     );
     let bucket = t.bucket_url();
-    let creds = match t.scheme {
-        Scheme::S3 => "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), web identity or the instance role",
-        Scheme::Gcs => "GOOGLE_APPLICATION_CREDENTIALS or the instance service account",
-        Scheme::Azure => "AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or the managed identity",
-        Scheme::File => "the directory's permissions",
+    let (creds, create) = match t.scheme {
+        Scheme::S3 => (
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, web identity or the instance role",
+            format!("aws s3 mb {bucket}"),
+        ),
+        Scheme::Gcs => (
+            "GOOGLE_APPLICATION_CREDENTIALS or the instance service account",
+            format!("gcloud storage buckets create {bucket}"),
+        ),
+        Scheme::Azure => (
+            "AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY or the managed identity",
+            format!("az storage container create --name {}", t.bucket),
+        ),
+        Scheme::File => ("the directory's permissions", format!("mkdir -p {}", t.bucket)),
     };
     let message = if MISSING_BUCKET.iter().any(|c| text.contains(c)) {
-        format!("{op}: the bucket does not exist — create it or fix --to")
+        format!("{op}: the bucket does not exist — create it ({create}) or fix --to")
     } else if matches!(
         e,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. }
@@ -536,12 +545,14 @@ mod tests {
         let dry = publish(store.clone(), &t2, &opts(false, true), &|_, _| {})
             .await
             .unwrap();
-        assert_eq!(dry.plan.delete, ["responses/alias.json"]);
+        // The linked directory shows the same files, so the alias goes from both paths.
+        let gone = ["linked/alias.json", "responses/alias.json"];
+        assert_eq!(dry.plan.delete, gone);
         assert!(store.head(&"p/responses/alias.json".into()).await.is_ok());
         let o = publish(store.clone(), &t2, &opts(false, false), &|_, _| {})
             .await
             .unwrap();
-        assert_eq!(o.plan.delete, ["responses/alias.json"]);
+        assert_eq!(o.plan.delete, gone);
         assert!(store.head(&"p/responses/alias.json".into()).await.is_err());
     }
 }

@@ -225,7 +225,13 @@ mod tests {
     fn object_removed_by_hand_is_uploaded_again() {
         let local = [file("a-config.yaml", "aa", 2)];
         let rec = record(&[("a-config.yaml", "aa")]);
-        let p = plan(&local, Some(&rec), &remote(&[(RECORD_NAME, 9)]), rec, false);
+        let p = plan(
+            &local,
+            Some(&rec),
+            &remote(&[(RECORD_NAME, 9)]),
+            rec.clone(),
+            false,
+        );
         assert_eq!(p.upload.len(), 1);
     }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The kind of store a `--to` URL names.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
     /// `s3://BUCKET/PREFIX`: Amazon S3 or an S3-compatible store (`AWS_ENDPOINT_URL_S3`).
     S3,
@@ -184,9 +184,17 @@ pub fn open(target: &Target, vars: &Vars) -> Result<Arc<dyn ObjectStore>, Publis
             .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
             .collect()
     };
-    let setup = |e: object_store::Error| PublishError::Setup {
+    let setup = |e: object_store::Error| {
+        PublishError::Setup {
         target: target.bucket_url(),
-        message: super::error_line(&e),
+        message: match target.scheme {
+            Scheme::Azure if !vars.contains_key("AZURE_STORAGE_ACCOUNT_NAME") => format!(
+                "{} — set AZURE_STORAGE_ACCOUNT_NAME (and AZURE_STORAGE_ACCOUNT_KEY or AZURE_STORAGE_SAS_KEY)",
+                super::error_line(&e)
+            ),
+            _ => super::error_line(&e),
+        },
+    }
     };
     let loopback = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
         .iter()
@@ -328,6 +336,16 @@ mod tests {
         assert!(
             !shown.contains("c2VjcmV0"),
             "the key is never shown: {shown}"
+        );
+    }
+
+    #[test]
+    fn az_target_without_an_account_says_which_variable_to_set() {
+        let t = Target::parse("az://mocks/team").unwrap();
+        let e = open(&t, &vars(&[])).unwrap_err().to_string();
+        assert!(
+            e.starts_with("az://mocks: ") && e.contains("AZURE_STORAGE_ACCOUNT_NAME"),
+            "{e}"
         );
     }
 
