@@ -11,6 +11,7 @@ use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
 
+/// `mockimg publish` flags.
 #[derive(Args, Debug)]
 pub struct PublishArgs {
     /// Directory holding the Imposter config (*-config.yaml and the files they reference).

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 /// Access key id and secret the tests give mockimg; the secret must never be printed.
 pub const ACCESS_KEY: &str = "AKIAMOCKIMGTEST00001";
+/// The secret that must never appear in mockimg's output.
 pub const SECRET_KEY: &str = "mockimg-test-secret-3f9a7c1e0b";
+/// The region every test uses.
 pub const REGION: &str = "us-east-1";
 
+/// One `moto_server` process with its log.
 pub struct Moto {
     /// `127.0.0.1:PORT`.
     pub addr: String,
@@ -45,6 +48,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// The body as text.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -108,10 +112,12 @@ impl Moto {
         panic!("moto_server did not start; log:\n{}", self.log());
     }
 
+    /// What the server logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -128,6 +134,7 @@ impl Moto {
             .set("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
     }
 
+    /// [`Moto::env_for`] this server itself.
     pub fn env(&self, env: Env) -> Env {
         let e = self.endpoint();
         self.env_for(env, &e)
@@ -186,11 +193,13 @@ impl Moto {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}\nmoto log:\n{}", self.log()))
     }
 
+    /// Creates `bucket` (path-style `PUT /bucket`).
     pub fn create_bucket(&self, bucket: &str) {
         let r = self.request("PUT", &format!("/{bucket}"), "s3", &[], &[]);
         assert_eq!(r.status, 200, "create bucket: {}", r.text());
     }
 
+    /// Puts an object, as someone other than mockimg would.
     pub fn put(&self, bucket: &str, key: &str, body: &[u8]) {
         let r = self.request("PUT", &format!("/{bucket}/{key}"), "s3", &[], body);
         assert_eq!(r.status, 200, "put {key}: {}", r.text());
