@@ -44,6 +44,7 @@ fn help_has_examples_for_every_subcommand() {
         "inspect",
         "validate",
         "bundle",
+        "publish",
         "completions",
     ] {
         assert!(top.stdout.contains(sub), "--help lists {sub}");

@@ -128,8 +128,11 @@ fn read(rel: &str) -> String {
 }
 
 fn yaml_docs(rel: &str) -> Vec<serde_json::Value> {
-    serde_yaml::Deserializer::from_str(&read(rel))
-        .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{rel}: {e}")))
+    serde_norway::Deserializer::from_str(&read(rel))
+        .map(|d| {
+            <serde_json::Value as serde::Deserialize>::deserialize(d)
+                .unwrap_or_else(|e| panic!("{rel}: {e}"))
+        })
         .collect()
 }
 

@@ -4,6 +4,7 @@ mod args;
 mod exit;
 mod output;
 pub mod progress;
+mod publish;
 
 pub use args::{Cli, Command};
 pub use exit::exit_code;
@@ -125,6 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Push(p) => p.out.quiet,
         Command::Validate(v) => v.quiet,
         Command::Bundle(b) => b.quiet,
+        Command::Publish(p) => p.quiet,
         _ => false,
     };
     init_logging(cli.verbose, quiet);
@@ -136,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(args) => run_bundle(args),
         Command::Login(args) => run_login(args).await,
         Command::Logout(args) => run_logout(args),
+        Command::Publish(args) => publish::run_publish(args).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -162,6 +165,42 @@ fn settle(report: &mut Report, quiet: bool, strict: bool) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// What `build` and `publish` check before they touch anything.
+pub(crate) struct Check<'a> {
+    pub(crate) dir: &'a std::path::Path,
+    pub(crate) project: Option<&'a crate::imposter::project::ProjectFile>,
+    pub(crate) flags: EngineFlags,
+    pub(crate) walk: &'a WalkOptions,
+    pub(crate) recursive: bool,
+    pub(crate) env: &'a BTreeMap<String, String>,
+    pub(crate) no_validate: bool,
+    pub(crate) quiet: bool,
+    pub(crate) strict: bool,
+}
+
+/// One code path for build and publish: the engine choice (flags > project file > pinned
+/// default) and validation with the walker filters the layer uses; warnings printed, or errors
+/// with `--strict`. A config that fails here is neither built nor uploaded.
+pub(crate) fn check_tree(c: &Check<'_>) -> anyhow::Result<crate::imposter::engine::EngineChoice> {
+    let choice = engine::choose(&c.flags, c.project)?;
+    let mut report = if c.no_validate {
+        Report {
+            findings: validate::engine_findings(&choice, c.project),
+            ..Report::default()
+        }
+    } else {
+        let opts = ValidateOptions {
+            recursive: c.recursive,
+            walk: c.walk.clone(),
+            engine: c.flags.clone(),
+            env: c.env.clone(),
+        };
+        validate::validate_dir(c.dir, &opts).map_err(Error::from)?
+    };
+    settle(&mut report, c.quiet, c.strict)?;
+    Ok(choice)
+}
+
 async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // A malformed project file is reported by validation (unless --no-validate).
@@ -175,22 +214,17 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         version: a.engine_version.clone(),
     };
     let env_flags = parse_env(&a.env)?;
-    let choice = engine::choose(&flags, project.as_ref())?;
-    let mut report = if a.no_validate {
-        Report {
-            findings: validate::engine_findings(&choice, project.as_ref()),
-            ..Report::default()
-        }
-    } else {
-        let opts = ValidateOptions {
-            recursive: a.recursive,
-            walk: walk.clone(),
-            engine: flags,
-            env: env_flags.clone(),
-        };
-        validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?
-    };
-    settle(&mut report, a.out.quiet, a.strict)?;
+    let choice = check_tree(&Check {
+        dir: &a.config_dir,
+        project: project.as_ref(),
+        flags,
+        walk: &walk,
+        recursive: a.recursive,
+        env: &env_flags,
+        no_validate: a.no_validate,
+        quiet: a.out.quiet,
+        strict: a.strict,
+    })?;
     let base = choice.base.clone();
     let mut env = project::merged_env(project.as_ref(), &env_flags);
     if project::scan_recursive(a.recursive, project.as_ref(), &env) {

@@ -6,6 +6,7 @@ pub(crate) mod ci;
 pub(crate) mod engine;
 pub(crate) mod ignore;
 pub(crate) mod project;
+pub(crate) mod publish;
 pub mod validate;
 
 pub use engine::{EngineFacts, DEFAULT_ENGINE_VERSION, ENGINES};

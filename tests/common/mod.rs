@@ -2,6 +2,7 @@
 //! binary, and independent readers (skopeo, umoci). Each test file includes this module.
 #![allow(dead_code)]
 pub mod fixtures;
+pub mod moto;
 pub mod proxy;
 pub mod tls;
 pub mod token;
