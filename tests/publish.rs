@@ -94,7 +94,7 @@ fn first_publish_uploads_every_file_byte_for_byte_with_a_record() {
     assert_eq!(ct, "application/json");
     let rec = record(&m, "team/rest");
     assert_eq!(rec["digest"], v["digest"]);
-    assert_eq!(rec["engine"], "core");
+    assert_eq!(rec["engine"], "docker");
     assert_eq!(rec["version"], "4.9.3");
     assert_eq!(
         rec["files"]["responses/pets.json"],

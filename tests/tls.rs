@@ -168,8 +168,18 @@ fn mtls_registry_without_a_client_pair_says_so() {
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     let line = one_line_error(&run);
-    assert!(line.contains("client certificate"), "{line}");
-    assert!(line.contains("client.cert and client.key"), "{line}");
+    assert!(line.contains(&tls.addr), "{line}");
+    // Under TLS 1.3 the server's `certificate_required` alert comes after the client's side of
+    // the handshake is done, and the server closes at once: whether the alert or only the closed
+    // connection reaches the client is a race. When the alert is seen, the line names the fix.
+    if line.contains("client certificate") {
+        assert!(line.contains("client.cert and client.key"), "{line}");
+    } else {
+        assert!(
+            line.contains("closed") || line.contains("broken pipe") || line.contains("reset"),
+            "{line}"
+        );
+    }
     pushed_nothing(&tls);
 }
 

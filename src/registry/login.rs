@@ -130,6 +130,9 @@ impl Registry {
                 ..Default::default()
             },
         };
+        // Settles the scheme (HTTPS first; plain HTTP only for a server that does not speak TLS)
+        // the same way every other request to this host does.
+        self.oci().await?;
         let http = self.http().ok_or_else(|| {
             Error::Usage(format!("no HTTP client could be made for {}", self.host))
         })?;

@@ -5,6 +5,7 @@
 //! Either is reached over plain HTTP only when its port answers a TLS handshake with something
 //! that is not TLS — never after a TLS failure, which is reported instead. That costs a plain
 //! HTTP registry one handshake attempt per process: the answer is kept per host.
+use super::tls::TlsFailure;
 use super::{credentials, tls, Registry, RegistryOptions, Transport};
 use crate::error::{Error, Result};
 use crate::oci::reference::{host_of, is_loopback_host};
@@ -72,6 +73,22 @@ impl Registry {
                                 .unwrap_or_default()
                         ),
                         cause: Default::default(),
+                    });
+                }
+                let refusal = client_cert_refusals()
+                    .lock()
+                    .expect("not poisoned")
+                    .get(&self.host)
+                    .cloned();
+                if let (Some(f), "https") = (refusal, scheme) {
+                    return Err(Error::Registry {
+                        registry: self.host.clone(),
+                        operation: "connecting".into(),
+                        message: self.trust.message(&f),
+                        cause: super::error::Failure {
+                            tls: Some(Box::new(f)),
+                            ..Default::default()
+                        },
                     });
                 }
                 let mut config = ClientConfig {
@@ -175,6 +192,12 @@ fn is_insecure(host: &str, opts: &RegistryOptions) -> bool {
         .any(|i| i == host || i == host_of(host))
 }
 
+/// Hosts whose TLS probe was refused for want of (or for the wrong) client certificate.
+fn client_cert_refusals() -> &'static Mutex<HashMap<String, TlsFailure>> {
+    static REFUSED: OnceLock<Mutex<HashMap<String, TlsFailure>>> = OnceLock::new();
+    REFUSED.get_or_init(Default::default)
+}
+
 /// One TLS handshake, certificates unchecked (this asks whether the port speaks TLS, not
 /// whether to trust it): `https` when it does, `http` when the answer is not TLS, `None` when
 /// nothing answered.
@@ -190,6 +213,23 @@ async fn probe(host: &str, opts: &RegistryOptions) -> Option<&'static str> {
         .ok()?;
     match client.get(format!("https://{host}/v2/")).send().await {
         Ok(_) => Some("https"),
+        // Under TLS 1.3 a server that wants a client certificate says so only after the client
+        // has finished its handshake, so a later request may see just a closed connection;
+        // what the probe learned is kept to say it then.
+        Err(e)
+            if matches!(
+                tls::classify(&e),
+                Some(TlsFailure::ClientCertRequired | TlsFailure::ClientCertRefused)
+            ) =>
+        {
+            if let Some(f) = tls::classify(&e) {
+                client_cert_refusals()
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(host.to_string(), f);
+            }
+            Some("https")
+        }
         Err(e) if tls::is_not_tls(&e) => Some("http"),
         Err(e) if e.is_timeout() || tls::nothing_answered(&e) => {
             tracing::debug!(
