@@ -2,6 +2,7 @@
 //! image (manifest + config documents, blobs behind [`blob::BlobSource`]).
 
 pub mod blob;
+pub mod convert;
 pub mod descriptor;
 pub mod digest;
 pub mod image;
