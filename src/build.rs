@@ -4,6 +4,7 @@ use crate::mutate::append::{self, AppendOptions, LayerInfo};
 use crate::mutate::layer::{self, LayerOptions};
 use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::blob::{Overlay, Source};
+use crate::oci::convert::{convert, Family};
 use crate::oci::image::Platform;
 use crate::oci::reference::{ImageRef, RegistryRef};
 use crate::registry::RegistryOptions;
@@ -13,7 +14,7 @@ use crate::sink::{archive, layout};
 use crate::source::cache::Cache;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// `SOURCE_DATE_EPOCH` as seconds, if set and valid.
@@ -66,6 +67,24 @@ pub struct BuildRequest {
     pub registry: RegistryOptions,
     /// Blob cache for registry bases written to files.
     pub cache: Option<Cache>,
+    /// `--format`: one media-type family for every sink; `None`: OCI for files, the base's
+    /// family for registries.
+    pub format: Option<Family>,
+    /// Every `--push` (true) and `--tag` (false) name in command-line order; when empty, the
+    /// `push` then the `tags` names.
+    pub order: Vec<(RegistryRef, bool)>,
+}
+
+impl BuildRequest {
+    /// Every name to record, in command-line order, each marked whether it is pushed.
+    pub fn names(&self) -> Vec<(RegistryRef, bool)> {
+        if !self.order.is_empty() {
+            return self.order.clone();
+        }
+        let push = self.push.iter().map(|r| (r.clone(), true));
+        push.chain(self.tags.iter().map(|r| (r.clone(), false)))
+            .collect()
+    }
 }
 
 /// The config layer as `--json` reports it.
@@ -97,6 +116,9 @@ pub struct Outcome {
     pub digest: String,
     /// Every pushed or recorded name as `repo@digest`.
     pub references: Vec<String>,
+    /// The pushed references alone: what plain (not `--json`) output prints.
+    #[serde(skip)]
+    pub pushed: Vec<String>,
     /// The platforms of the result, `os/arch[/variant]`.
     pub platforms: Vec<String>,
     /// The new layer; absent for a push of an existing image.
@@ -144,17 +166,23 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
     if crate::imposter::engine::is_moving_tag(&base_ref) {
         tracing::info!("base {base_ref} resolved to {}", base.root.digest());
     }
+    crate::sink::note_foreign_layers(&base.root)?;
     let layer = layer_task
         .await
         .map_err(|e| Error::invalid("layer", e.to_string()))??;
     tracing::debug!(entries = entries_len, size = layer.size(), digest = %layer.digest, "built config layer");
+    let base_digest = base.root.digest();
     let opts = AppendOptions {
         config_path: req.layer.config_path.clone(),
         env: req.env.clone(),
         created: source_date_epoch()?.map(rfc3339),
         labels: req.labels.clone(),
         annotations: req.annotations.clone(),
-        base_name: Some(base.name.clone()),
+        // A normalised, digest-pinned registry name, never a local path: the same base typed two
+        // ways must give one digest, and a build machine's directories must not end up in
+        // published images.
+        base_name: base_ref.base_name(&base_digest),
+        base_digest: Some(base_digest.clone()),
         platforms: req.platforms.clone(),
     };
     let info = LayerInfo {
@@ -162,29 +190,45 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         diff_id: layer.diff_id.clone(),
         size: layer.size(),
     };
-    let root = append::append_layer(&base.root, &info, &opts)?;
-    let mut mem = HashMap::new();
-    mem.insert(layer.digest.clone(), layer.data.clone());
-    for img in root.images() {
-        mem.insert(img.config.digest(), img.config.bytes.clone());
-    }
-    let out = Source {
-        root,
-        blobs: Arc::new(Overlay {
-            mem,
-            base: base.blobs.clone(),
-        }),
-        name: base.name.clone(),
+    // OCI layouts and archives must hold OCI media types; a registry gets the base's family
+    // unless --format says otherwise. The base is re-described before the append so the new
+    // layer and the annotations follow the family the image is written in.
+    let file_family = req.format.unwrap_or(Family::Oci);
+    // A docker-archive has no manifest of its own (mockimg writes it), so it has no family to
+    // keep: OCI, and the registry gets the same image as the files.
+    let registry_family = req.format.unwrap_or(match base_ref {
+        ImageRef::DockerArchive { .. } => Family::Oci,
+        _ => Family::of(&base.root),
+    });
+    let image_in = |family: Family| -> Result<Source> {
+        let root = append::append_layer(&convert(&base.root, family)?, &info, &opts)?;
+        let mut mem = HashMap::new();
+        mem.insert(layer.digest.clone(), layer.data.clone());
+        for img in root.images() {
+            mem.insert(img.config.digest(), img.config.bytes.clone());
+        }
+        Ok(Source {
+            root,
+            blobs: Arc::new(Overlay {
+                mem,
+                base: base.blobs.clone(),
+            }),
+            name: base.name.clone(),
+        })
     };
-    let mut outcome = write_sinks(
-        &out,
-        &req.push,
-        &req.tags,
-        req.output.as_deref(),
-        req.oci_layout.as_deref(),
-        &req.registry,
-    )
-    .await?;
+    let for_files = image_in(file_family)?;
+    let for_registries = if registry_family == file_family {
+        None
+    } else {
+        Some(image_in(registry_family)?)
+    };
+    let sinks = Sinks {
+        names: req.names(),
+        output: req.output.as_deref(),
+        oci_layout: req.oci_layout.as_deref(),
+        registry: &req.registry,
+    };
+    let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks).await?;
     outcome.base = Some(BaseSummary {
         reference: base_ref.to_string(),
         digest: base.root.digest(),
@@ -198,49 +242,87 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
     Ok(outcome)
 }
 
-/// Writes a finished image to files first (local, cheap to undo), then to registries.
+/// Where a finished image goes.
+#[derive(Debug, Clone)]
+pub struct Sinks<'a> {
+    /// Every `--push` (true) and `--tag` (false) name, in command-line order.
+    pub names: Vec<(RegistryRef, bool)>,
+    /// `--output`: the archive tar.
+    pub output: Option<&'a Path>,
+    /// `--oci-layout`: the layout directory.
+    pub oci_layout: Option<&'a Path>,
+    /// How to reach registries.
+    pub registry: &'a RegistryOptions,
+}
+
+/// Writes a finished image to every sink: files are staged first (written in full and
+/// verified), then pushed, and the files are put in place only once every push succeeded, so a
+/// failed build leaves the disk as it was. `for_registries` is the image to push when it is
+/// described in another media-type family than the file sinks' `src`.
 pub async fn write_sinks(
     src: &Source,
-    push: &[RegistryRef],
-    tags: &[RegistryRef],
-    output: Option<&std::path::Path>,
-    oci_layout: Option<&std::path::Path>,
-    opts: &RegistryOptions,
+    for_registries: Option<&Source>,
+    sinks: &Sinks<'_>,
 ) -> Result<Outcome> {
-    let name = push
+    let names: Vec<ImageName> = sinks
+        .names
         .iter()
-        .chain(tags.iter())
-        .next()
-        .map(ImageName::from_registry_ref);
+        .map(|(r, _)| ImageName::from_registry_ref(r))
+        .collect();
+    let push: Vec<RegistryRef> = sinks
+        .names
+        .iter()
+        .filter(|(_, p)| *p)
+        .map(|(r, _)| r.clone())
+        .collect();
     let to_file = crate::cli::progress::track(src, crate::cli::progress::Sink::File);
-    if let Some(path) = output {
-        archive::write(&to_file, path, name.as_ref()).await?;
-    }
-    if let Some(dir) = oci_layout {
-        // A layout holds every tag; an archive only one (readers pick its single entry).
-        let names: Vec<ImageName> = push
-            .iter()
-            .chain(tags)
-            .map(ImageName::from_registry_ref)
-            .collect();
-        layout::write(&to_file, dir, &names).await?;
-    }
-    let digest = src.root.digest();
-    let mut references = Vec::new();
+    let archive = match sinks.output {
+        Some(path) => Some(archive::stage(&to_file, path, &names).await?),
+        None => None,
+    };
+    let layout = match sinks.oci_layout {
+        Some(dir) => Some(layout::stage(&to_file, dir, &names).await?),
+        None => None,
+    };
+    let pushed = for_registries.unwrap_or(src);
     let stats = if push.is_empty() {
         None
     } else {
-        let tracked = crate::cli::progress::track(src, crate::cli::progress::Sink::Registry);
-        let s = crate::sink::registry::push(&tracked, push, opts).await?;
-        for p in push {
-            references.push(format!("{}@{}", p.repo_name(), digest));
-        }
-        Some(s)
+        let tracked = crate::cli::progress::track(pushed, crate::cli::progress::Sink::Registry);
+        Some(crate::sink::registry::push(&tracked, &push, sinks.registry).await?)
     };
+    if let Some(a) = archive {
+        a.commit()?;
+    }
+    if let Some(l) = layout {
+        l.commit()?;
+    }
+    let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
+    let mut references: Vec<String> = Vec::new();
+    let mut pushed_refs: Vec<String> = Vec::new();
+    for (r, is_push) in &sinks.names {
+        // A --tag name is recorded only in files; a pushed name in the registry (with the
+        // registry's digest) and in the files.
+        let digest = if *is_push {
+            pushed.root.digest()
+        } else if file_sink {
+            src.root.digest()
+        } else {
+            continue;
+        };
+        let line = format!("{}@{digest}", r.repo_name());
+        // One line per name, as before: a deploy step may count them against its --push flags.
+        if *is_push {
+            pushed_refs.push(line.clone());
+        }
+        references.push(line);
+    }
+    let shown = if push.is_empty() { src } else { pushed };
     Ok(Outcome {
-        digest,
+        digest: shown.root.digest(),
         references,
-        platforms: platforms_of(src),
+        pushed: pushed_refs,
+        platforms: platforms_of(shown),
         layer: None,
         push: stats,
         base: None,
@@ -292,7 +374,14 @@ pub async fn push_existing(
     opts: &RegistryOptions,
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
-    write_sinks(&src, targets, &[], None, None, opts).await
+    crate::sink::note_foreign_layers(&src.root)?;
+    let sinks = Sinks {
+        names: targets.iter().map(|t| (t.clone(), true)).collect(),
+        output: None,
+        oci_layout: None,
+        registry: opts,
+    };
+    write_sinks(&src, None, &sinks).await
 }
 
 /// What `mockimg inspect` shows.

@@ -1,7 +1,5 @@
-use clap::Parser;
-
 fn main() {
-    let cli = mockimg::cli::Cli::parse();
+    let cli = mockimg::cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

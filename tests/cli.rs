@@ -182,7 +182,11 @@ fn json_on_stdout_only_and_digest_file() {
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let digest = v["digest"].as_str().unwrap();
     assert!(digest.starts_with("sha256:") && digest.len() == 71, "{v}");
-    assert_eq!(v["references"], serde_json::json!([]));
+    // Every recorded name, with --output only too (issue 14).
+    assert_eq!(
+        v["references"],
+        serde_json::json!([format!("docker.io/team/mocks@{digest}")])
+    );
     assert_eq!(
         v["platforms"],
         serde_json::json!(["linux/amd64", "linux/arm64/v8"])

@@ -227,8 +227,8 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
         0o644
     );
 
-    // skopeo reads it both ways.
-    let oci_ref = format!("oci-archive:{}", tar.display());
+    // skopeo reads it both ways; with two names the OCI view is asked for one of them.
+    let oci_ref = format!("oci-archive:{}:1.4", tar.display());
     let docker_ref = format!("docker-archive:{}", tar.display());
     let raw: Value = serde_json::from_str(&skopeo(&["inspect", "--raw", &oci_ref])).unwrap();
     assert_eq!(raw["mediaType"], fixtures::OCI_INDEX);
@@ -241,11 +241,18 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
     let files = read_tar(&tar);
     assert_eq!(json_of(&files, "oci-layout")["imageLayoutVersion"], "1.0.0");
     let index = json_of(&files, "index.json");
-    let top = &index["manifests"].as_array().unwrap()[0];
-    assert_eq!(
-        top["annotations"]["org.opencontainers.image.ref.name"],
-        "1.4"
-    );
+    let entries = index["manifests"].as_array().unwrap();
+    let refs: Vec<&str> = entries
+        .iter()
+        .map(|e| {
+            e["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(refs, ["1.4", "9"], "every --tag, in order");
+    assert_eq!(entries[0]["digest"], entries[1]["digest"]);
+    let top = &entries[0];
     assert_eq!(
         top["annotations"]["io.containerd.image.name"],
         format!("docker.io/{tag1}")
@@ -256,7 +263,11 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
         }
     }
     let (config_digest, entry) = check_docker_view(&files);
-    assert_eq!(entry["RepoTags"], serde_json::json!([tag1]), "first --tag");
+    assert_eq!(
+        entry["RepoTags"],
+        serde_json::json!([tag1, "team/other:9"]),
+        "every --tag, in order"
+    );
     let host_entry = raw["manifests"]
         .as_array()
         .unwrap()
@@ -279,11 +290,14 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
         assert!(stub.contains(arch), "platform {arch} unpacked its own base");
     }
 
-    // docker load takes the same file, under the first name.
-    let _cleanup = DockerImages(vec![tag1.clone()]);
+    // docker load takes the same file, under every name.
+    let _cleanup = DockerImages(vec![tag1.clone(), "team/other:9".into()]);
     docker(&["load", "-i", tar.to_str().unwrap()]);
     let insp: Value = serde_json::from_str(&docker(&["image", "inspect", &tag1])).unwrap();
     assert_eq!(insp[0]["Id"], config_digest.as_str());
+    let other: Value =
+        serde_json::from_str(&docker(&["image", "inspect", "team/other:9"])).unwrap();
+    assert_eq!(other[0]["Id"], insp[0]["Id"]);
     let cfg = json_of(&files, &blob_name(&config_digest));
     assert_eq!(insp[0]["RootFS"]["Layers"], cfg["rootfs"]["diff_ids"]);
 
@@ -1339,11 +1353,19 @@ fn docker_schema2_registry_base_exports_and_pushes_back() {
     let oci_ref = format!("oci-archive:{}", tar.display());
     let raw = skopeo(&["inspect", "--raw", &oci_ref]);
     assert_eq!(fixtures::sha256(raw.as_bytes()), digest);
+    // An OCI archive holds OCI media types (issue 14): the Docker base is re-described, its
+    // config and layer bytes unchanged.
     let m: Value = serde_json::from_str(&raw).unwrap();
-    assert_eq!(
-        m["mediaType"],
-        "application/vnd.docker.distribution.manifest.v2+json"
-    );
+    assert_eq!(m["mediaType"], fixtures::OCI_MANIFEST);
+    assert_eq!(m["config"]["mediaType"], fixtures::OCI_CONFIG);
+    for l in m["layers"].as_array().unwrap() {
+        assert_eq!(l["mediaType"], fixtures::OCI_LAYER, "{l}");
+    }
+    let kept: Vec<&str> = m["layers"].as_array().unwrap()[..layers.len()]
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(kept, layers, "base layers are the same blobs");
     check_docker_view(&read_tar(&tar));
     let (_keep, rootfs) = unpack_from(&oci_ref, "amd64", false);
     assert_config_at(&rootfs);
@@ -1429,4 +1451,116 @@ fn layout_missing_a_whole_platform_builds_the_platforms_it_has() {
     std::fs::remove_file(layout.join(blob_name(amd))).unwrap();
     let e = error_line(&env.run(&["inspect", &base]));
     assert!(e.contains("holds none of the images"), "{e}");
+}
+
+#[test]
+fn a_failed_push_leaves_no_archive_or_layout_behind() {
+    let env = offline(Env::new());
+    let out = tempfile::tempdir().unwrap();
+    let tar = out.path().join("f.tar");
+    let layout = out.path().join("layout");
+    let unreachable = format!("127.0.0.1:{}/team/mocks:1", free_port());
+    let run = env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--tag",
+        "team/mocks:2",
+        "--push",
+        &unreachable,
+        "--output",
+        tar.to_str().unwrap(),
+        "--oci-layout",
+        layout.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        dir_names(out.path()),
+        Vec::<String>::new(),
+        "nothing written, no temp file left"
+    );
+}
+
+#[test]
+fn every_name_is_recorded_in_command_line_order_and_shared_tags_are_refused() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let out = tempfile::tempdir().unwrap();
+    let tar = out.path().join("f.tar");
+    let layout = out.path().join("layout");
+    let pushed = reg.reference("team/pushed:2");
+    let run = env
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            "oci:testdata/engine-base:4.9.3",
+            "--tag",
+            "team/first:1",
+            "--push",
+            &pushed,
+            "--tag",
+            "team/third:3",
+            "--output",
+            tar.to_str().unwrap(),
+            "--oci-layout",
+            layout.to_str().unwrap(),
+            "--json",
+        ])
+        .ok();
+    let o: Value = serde_json::from_str(&run.stdout).unwrap();
+    let d = o["digest"].as_str().unwrap();
+    assert_eq!(
+        o["references"],
+        serde_json::json!([
+            format!("docker.io/team/first@{d}"),
+            format!("{}/team/pushed@{d}", reg.addr),
+            format!("docker.io/team/third@{d}"),
+        ])
+    );
+    let files = read_tar(&tar);
+    let layout_index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    for index in [json_of(&files, "index.json"), layout_index] {
+        let refs: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                e["annotations"]["org.opencontainers.image.ref.name"]
+                    .as_str()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(refs, ["1", "2", "3"]);
+    }
+    let manifest = json_of(&files, "manifest.json");
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!([
+            "team/first:1",
+            format!("{}/team/pushed:2", reg.addr),
+            "team/third:3"
+        ])
+    );
+    skopeo(&["inspect", &format!("oci-archive:{}:2", tar.display())]);
+
+    // team/a:1 and other/c:1 would share ref name "1": refused, nothing written.
+    let clash = out.path().join("clash");
+    let run = env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--tag",
+        "team/a:1",
+        "--tag",
+        "other/c:1",
+        "--oci-layout",
+        clash.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("other/c:1"), "{}", run.stderr);
+    assert!(!clash.exists());
 }

@@ -4,18 +4,20 @@ mod common;
 use common::*;
 
 /// (example, image digest) for the README's offline command on the shipped engine-like base.
+/// The base is a local layout, so no `org.opencontainers.image.base.name` is recorded (issue 14:
+/// a path is not a name, and the base digest annotation says what the base was).
 const GOLDEN: [(&str, &str); 3] = [
     (
         "rest",
-        "sha256:f14cba38db58272770905b6a69421430ce920736a13b52bf884ac643f7765fc4",
+        "sha256:37e048265962a845c32258b08660c3853cd22c78f4086cfe588c52109c917061",
     ),
     (
         "openapi",
-        "sha256:9beee94bf7ebf8876504f52b7a07273d3d9afa78add6652125137e8499bbba6a",
+        "sha256:55fa7b14cb330b5a858865c1e9c3eddc69f64ac6ac667c48c7d8e1e77f91677a",
     ),
     (
         "soap",
-        "sha256:89be99b019836461401aa8f2fb113a22878dd894af7b529af9bffb7202d9ee6e",
+        "sha256:2318cf9f88cbe290fc6b66eac7e959de12c008f02a5c87c0fccd6df3b8611f9c",
     ),
 ];
 
@@ -78,6 +80,76 @@ fn readme_example_archive_is_byte_identical() {
     let bytes = std::fs::read(&tar).unwrap();
     assert_eq!(
         fixtures::sha256(&bytes),
-        "sha256:ecb0c76ab6b43a4934d9d01d5f15fb633a0f1675fde896a464fe66d25ebc9afc"
+        "sha256:dd2af2375d26eb8284c84531ba7a0fcbc072fb7a056d56af3b7dc2791eac9732"
+    );
+}
+
+fn json_digest(env: &Env, base: &str) -> String {
+    digest(env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        base,
+        "--json",
+        "--quiet",
+    ]))
+}
+
+#[test]
+fn a_local_base_gives_one_digest_however_its_path_is_spelled() {
+    let env = Env::new();
+    let abs = format!("oci:{REPO_ROOT}/testdata/engine-base:4.9.3");
+    let spellings = [
+        "oci:testdata/engine-base:4.9.3",
+        "oci:./testdata/engine-base:4.9.3",
+        abs.as_str(),
+    ];
+    let digests: Vec<String> = spellings.iter().map(|b| json_digest(&env, b)).collect();
+    assert_eq!(digests[0], GOLDEN[0].1);
+    assert!(digests.iter().all(|d| d == &digests[0]), "{digests:?}");
+}
+
+#[test]
+fn a_registry_base_gives_one_digest_by_tag_digest_or_both() {
+    let reg = Registry::start();
+    let base = seed_engine(&reg, false);
+    let d = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--format",
+        "{{.Digest}}",
+        &format!("docker://{base}"),
+    ]);
+    let d = d.trim();
+    let repo = base.rsplit_once(':').unwrap().0;
+    let env = Env::new();
+    let spellings = [base.clone(), format!("{repo}@{d}"), format!("{base}@{d}")];
+    let digests: Vec<String> = spellings.iter().map(|b| json_digest(&env, b)).collect();
+    assert!(
+        digests.iter().all(|x| x == &digests[0]),
+        "{spellings:?} gave {digests:?}"
+    );
+    // And the name it records is the registry name, never anything from this machine.
+    let out = tempfile::tempdir().unwrap();
+    let layout = out.path().join("l");
+    env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &spellings[1],
+        "--oci-layout",
+        layout.to_str().unwrap(),
+    ])
+    .ok();
+    let all = files(&layout);
+    let text: String = all
+        .values()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(
+        text.contains(&format!(
+            "\"org.opencontainers.image.base.name\":\"{repo}\""
+        )),
+        "{text}"
     );
 }

@@ -162,6 +162,14 @@ pub struct BuildArgs {
     /// Name recorded in --output/--oci-layout without pushing (repeatable).
     #[arg(long, value_name = "REF")]
     pub tag: Vec<String>,
+    /// Every --push (true) and --tag (false) value in command-line order (filled by
+    /// [`crate::cli::parse`]: clap's derive keeps each flag's values apart).
+    #[arg(skip)]
+    pub names_in_order: Vec<(bool, String)>,
+    /// Media types to write: oci or docker (default: oci for --output/--oci-layout, the base's
+    /// for --push).
+    #[arg(long, value_name = "FAMILY", value_parser = ["oci", "docker"])]
+    pub format: Option<String>,
     /// Write an archive tar (OCI layout + docker-archive manifest.json).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,

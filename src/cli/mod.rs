@@ -117,6 +117,23 @@ fn run_logout(a: LogoutArgs) -> anyhow::Result<()> {
         eprintln!("no credentials for {host} in {}", file.display());
     }
     Ok(())
+/// Parses the process's command line, keeping what clap's derive loses: the order of `--push`
+/// and `--tag` values among each other (the names are recorded in that order).
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Build(b), Some(("build", m))) = (&mut cli.command, matches.subcommand()) {
+        let mut all: Vec<(usize, bool, String)> = Vec::new();
+        for (flag, is_push) in [("push", true), ("tag", false)] {
+            if let (Some(idx), Some(vals)) = (m.indices_of(flag), m.get_many::<String>(flag)) {
+                all.extend(idx.zip(vals).map(|(i, v)| (i, is_push, v.clone())));
+            }
+        }
+        all.sort_by_key(|(i, _, _)| *i);
+        b.names_in_order = all.into_iter().map(|(_, p, v)| (p, v)).collect();
+    }
+    cli
 }
 
 /// Runs one parsed command line to completion.
@@ -263,6 +280,19 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         env,
         push: registry_refs("push", &a.push)?,
         tags: registry_refs("tag", &a.tag)?,
+        order: a
+            .names_in_order
+            .iter()
+            .map(|(p, v)| {
+                let flag = if *p { "push" } else { "tag" };
+                Ok((registry_refs(flag, std::slice::from_ref(v))?.remove(0), *p))
+            })
+            .collect::<Result<_, Error>>()?,
+        format: match a.format.as_deref() {
+            Some("docker") => Some(crate::oci::convert::Family::Docker),
+            Some(_) => Some(crate::oci::convert::Family::Oci),
+            None => None,
+        },
         output: a.output.clone(),
         oci_layout: a.oci_layout.clone(),
         registry: RegistryOptions {

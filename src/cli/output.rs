@@ -38,10 +38,12 @@ pub(crate) fn report(
     if out.json {
         println!("{}", serde_json::to_string(o)?);
     } else {
-        for r in &o.references {
+        // Plain output keeps its contract: pushed references, else the digest (--json and
+        // --image-refs carry every recorded name).
+        for r in &o.pushed {
             println!("{r}");
         }
-        if o.references.is_empty() {
+        if o.pushed.is_empty() {
             println!("{}", o.digest);
         }
     }
@@ -277,6 +279,7 @@ mod tests {
         Outcome {
             digest: "sha256:00".into(),
             references: vec![],
+            pushed: vec![],
             platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
             layer: Some(LayerSummary {
                 digest: "sha256:01".into(),

@@ -24,6 +24,9 @@ pub struct AppendOptions {
     pub annotations: BTreeMap<String, String>,
     /// `org.opencontainers.image.base.name` for OCI manifests.
     pub base_name: Option<String>,
+    /// `org.opencontainers.image.base.digest`; `None` records the digest of the root given to
+    /// [`append_layer`] (set it when that root was re-described from the real base).
+    pub base_digest: Option<String>,
     /// Platforms to keep; empty keeps every platform of the base.
     pub platforms: Vec<Platform>,
 }
@@ -57,15 +60,16 @@ pub fn append_layer(base: &Root, layer: &LayerInfo, opts: &AppendOptions) -> Res
                     )));
                 }
             }
+            let base_digest = opts.base_digest.clone().unwrap_or_else(|| base.digest());
             Ok(Root::Image(append_to_image(
                 img,
                 layer,
                 opts,
-                &base.digest(),
+                &base_digest,
             )?))
         }
         Root::Index { index, images } => {
-            let base_digest = index.digest();
+            let base_digest = opts.base_digest.clone().unwrap_or_else(|| index.digest());
             let mut v = index.json("base index")?;
             let entries = v
                 .get("manifests")

@@ -173,6 +173,14 @@ impl Root {
         Ok(out)
     }
 
+    /// [`Root::blobs`] less the foreign (non-distributable) layers: what a sink copies. Their
+    /// descriptors stay in the manifests, pointing at their URLs, as skopeo keeps them.
+    pub fn distributable_blobs(&self) -> Result<Vec<Descriptor>> {
+        let mut v = self.blobs()?;
+        v.retain(|d| !media::is_foreign(&d.media_type));
+        Ok(v)
+    }
+
     /// The image to show a single-platform consumer (docker load): the host's if present,
     /// else the first; `None` only for an index without images.
     pub fn image_for(&self, wanted: &Platform) -> Option<&Image> {

@@ -22,6 +22,10 @@ pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json"
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 /// Docker uncompressed layer (not in the schema 2 spec, but written by some tools).
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+/// Docker's foreign layer: the descriptor carries `urls`, and registries are not sent the blob.
+pub const DOCKER_FOREIGN_GZIP: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+/// OCI's non-distributable layer (deprecated in image-spec 1.1, still read by every tool).
+pub const OCI_FOREIGN_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
 
 /// Everything we can read as a base, in the order we prefer it.
 pub const ACCEPTED: &[&str] = &[OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST];
@@ -33,6 +37,10 @@ pub fn is_index(mt: &str) -> bool {
 /// Whether `mt` is an image manifest (OCI or Docker).
 pub fn is_manifest(mt: &str) -> bool {
     mt == OCI_MANIFEST || mt == DOCKER_MANIFEST
+}
+/// Whether a layer is foreign (non-distributable): kept as a descriptor, never uploaded.
+pub fn is_foreign(mt: &str) -> bool {
+    mt == DOCKER_FOREIGN_GZIP || mt.starts_with("application/vnd.oci.image.layer.nondistributable.")
 }
 /// Whether `mt` belongs to the Docker family (its layers must be Docker-typed too).
 pub fn is_docker(mt: &str) -> bool {

@@ -2,6 +2,7 @@
 //! image (manifest + config documents, blobs behind [`blob::BlobSource`]).
 
 pub(crate) mod blob;
+pub(crate) mod convert;
 pub(crate) mod descriptor;
 pub(crate) mod digest;
 pub(crate) mod image;

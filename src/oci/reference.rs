@@ -71,16 +71,17 @@ impl ImageRef {
         RegistryRef::parse(input).map(ImageRef::Registry)
     }
 
-    /// The name to record as `org.opencontainers.image.base.name`: the normalised registry name
-    /// with its tag (`docker.io/library/alpine:3`), whatever spelling the user typed. A local
-    /// base has none: its path is the build machine's business, and the base digest annotation
-    /// already says exactly what was built on.
-    pub fn base_name(&self) -> Option<String> {
+    /// The name to record as `org.opencontainers.image.base.name`, given the digest the base
+    /// resolved to: `docker.io/library/alpine@sha256:…`, whatever spelling the user typed
+    /// (`alpine:3`, `alpine@sha256:…` and `alpine:3@sha256:…` name one image, so they must give
+    /// one output digest; a tag cannot be recovered from a digest-only spelling, so none is
+    /// recorded). A local base has none: its path is the build machine's business, and the base
+    /// digest annotation already says exactly what was built on.
+    pub fn base_name(&self, resolved_digest: &str) -> Option<String> {
         match self {
-            ImageRef::Registry(r) => Some(match &r.tag {
-                Some(t) => format!("{}/{}:{t}", r.registry, r.repository),
-                None => format!("{}/{}", r.registry, r.repository),
-            }),
+            ImageRef::Registry(r) => {
+                Some(format!("{}/{}@{resolved_digest}", r.registry, r.repository))
+            }
             _ => None,
         }
     }
@@ -471,24 +472,21 @@ mod tests {
 
     #[test]
     fn base_names_are_normalised_and_never_local_paths() {
-        let name = |s: &str| ImageRef::parse(s).unwrap().base_name();
         let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(
-            name("alpine:3").as_deref(),
-            Some("docker.io/library/alpine:3")
-        );
-        assert_eq!(
-            name("docker.io/library/alpine:3").as_deref(),
-            Some("docker.io/library/alpine:3")
-        );
-        assert_eq!(
-            name(&format!("alpine:3@{d}")).as_deref(),
-            Some("docker.io/library/alpine:3")
-        );
-        assert_eq!(
-            name(&format!("alpine@{d}")).as_deref(),
-            Some("docker.io/library/alpine")
-        );
+        let name = |s: &str| ImageRef::parse(s).unwrap().base_name(&d);
+        let want = format!("docker.io/library/alpine@{d}");
+        for spelling in [
+            "alpine:3".to_string(),
+            "docker.io/library/alpine:3".to_string(),
+            format!("alpine:3@{d}"),
+            format!("alpine@{d}"),
+        ] {
+            assert_eq!(
+                name(&spelling).as_deref(),
+                Some(want.as_str()),
+                "{spelling}"
+            );
+        }
         assert_eq!(name("oci:testdata/engine-base:4.9.3"), None);
         assert_eq!(name("oci-archive:/tmp/x.tar"), None);
         assert_eq!(name("docker-archive:x.tar"), None);

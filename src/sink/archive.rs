@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::oci::blob::{self, ByteStream, Source};
 use crate::oci::image::{media, Platform};
 use crate::sink::atomic::{self, AtomicFile};
-use crate::sink::layout::{docs, root_descriptor, ImageName, OCI_LAYOUT_FILE};
+use crate::sink::layout::{docs, ImageName, OCI_LAYOUT_FILE};
+use crate::sink::names::{add_entries, distinct};
 use crate::sink::refetch::{copy_blob, is_corrupt};
 use crate::source::store::blob_path;
 use futures_util::StreamExt;
@@ -16,9 +17,33 @@ use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-/// Writes the image to the archive `path`, named `name` if given, and returns its size. A
+/// An archive written to a temp file beside its destination, not yet renamed into place;
+/// dropping it removes the temp file.
+pub struct StagedArchive {
+    file: AtomicFile,
+    /// The archive's size in bytes.
+    pub size: u64,
+}
+
+impl StagedArchive {
+    /// Syncs the archive and renames it into place.
+    pub fn commit(self) -> Result<()> {
+        self.file.commit(atomic::READABLE)
+    }
+}
+
+/// Writes the image to the archive `path` under every name in `names`, and returns its size. A
 /// failure (or interrupt) leaves nothing at `path`.
-pub(crate) async fn write(src: &Source, path: &Path, name: Option<&ImageName>) -> Result<u64> {
+pub async fn write(src: &Source, path: &Path, names: &[ImageName]) -> Result<u64> {
+    let staged = stage(src, path, names).await?;
+    let size = staged.size;
+    staged.commit()?;
+    Ok(size)
+}
+
+/// Writes the archive for `path` in full, verified, without putting it at `path` yet.
+pub async fn stage(src: &Source, path: &Path, names: &[ImageName]) -> Result<StagedArchive> {
+    let names = distinct(names, path)?;
     let parent = atomic::parent_of(path);
     if !parent.is_dir() {
         return Err(Error::path(
@@ -51,7 +76,7 @@ pub(crate) async fn write(src: &Source, path: &Path, name: Option<&ImageName>) -
     w.dir("blobs/").await?;
     w.dir("blobs/sha256/").await?;
     let mut seen = BTreeSet::new();
-    for d in src.root.blobs()? {
+    for d in src.root.distributable_blobs()? {
         if !seen.insert(d.digest.clone()) {
             continue;
         }
@@ -77,10 +102,12 @@ pub(crate) async fn write(src: &Source, path: &Path, name: Option<&ImageName>) -
             w.file(&blob_path(&doc.digest())?, &doc.bytes).await?;
         }
     }
+    let mut manifests = Vec::new();
+    add_entries(&mut manifests, &src.root, &names, path)?;
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_INDEX,
-        "manifests": [root_descriptor(&src.root, name)],
+        "manifests": manifests,
     });
     w.file(
         "index.json",
@@ -99,7 +126,8 @@ pub(crate) async fn write(src: &Source, path: &Path, name: Option<&ImageName>) -
         .collect::<Result<_>>()?;
     let manifest = json!([{
         "Config": blob_path(&img.config.digest())?,
-        "RepoTags": name.map(|n| vec![n.full.clone()]).unwrap_or_default(),
+        // Every name: `docker load` tags the image with each of them.
+        "RepoTags": names.iter().map(|n| n.full.clone()).collect::<Vec<_>>(),
         "Layers": layers,
     }]);
     w.file(
@@ -110,8 +138,7 @@ pub(crate) async fn write(src: &Source, path: &Path, name: Option<&ImageName>) -
     w.finish().await?;
     let size = w.written;
     drop(w);
-    out.commit(atomic::READABLE)?;
-    Ok(size)
+    Ok(StagedArchive { file: out, size })
 }
 
 /// A tar written entry by entry with fixed headers (mode, owner, mtime 0), so the same image
@@ -253,7 +280,7 @@ mod tests {
         let blobs = Arc::new(NeverOpened(AtomicUsize::new(0)));
         let src = sha512_layer_image(blobs.clone());
         let out = d.path().join("mocks.tar");
-        let e = write(&src, &out, None).await.unwrap_err();
+        let e = write(&src, &out, &[]).await.unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("sha512") && msg.contains("does not support"),

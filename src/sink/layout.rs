@@ -1,47 +1,20 @@
-//! Writes an image into an OCI image layout directory (`--oci-layout DIR`), and what the archive
-//! writer shares with it: the names an image gets in `index.json`, the documents to store.
+//! Writes an image into an OCI image layout directory (`--oci-layout DIR`), in two steps: staged
+//! (every blob on disk and verified) and committed (the image becomes visible). A build commits
+//! only after every push succeeded, so a failed build leaves the disk as it was.
 use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::image::{media, Doc, Root};
 use crate::sink::atomic;
+use crate::sink::names::add_entries;
+pub use crate::sink::names::ImageName;
 use crate::sink::refetch::copy_blob;
-use crate::source::layout::{CONTAINERD_NAME, REF_NAME};
 use crate::source::store::blob_path;
 use serde_json::{json, Value};
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
 /// The `oci-layout` file every layout starts with.
 pub(crate) const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
-
-/// Names an image gets in a layout/archive: the OCI ref name (tag) and the full name.
-#[derive(Debug, Clone)]
-pub struct ImageName {
-    /// `repo:tag` as docker prints it (`RepoTags`): Docker Hub's prefixes dropped.
-    pub full: String,
-    /// `registry/repo:tag` fully qualified, as containerd names images (`io.containerd.image.name`).
-    pub qualified: String,
-    /// The tag alone, for `org.opencontainers.image.ref.name`.
-    pub tag: String,
-}
-
-impl ImageName {
-    /// The names for an image pushed or tagged as `r` (`latest` when it has no tag).
-    pub fn from_registry_ref(r: &crate::oci::reference::RegistryRef) -> ImageName {
-        let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
-        let qualified = format!("{}:{tag}", r.repo_name());
-        let mut repo = r.repo_name();
-        if let Some(rest) = repo.strip_prefix("docker.io/library/") {
-            repo = rest.to_string();
-        } else if let Some(rest) = repo.strip_prefix("docker.io/") {
-            repo = rest.to_string();
-        }
-        ImageName {
-            full: format!("{repo}:{tag}"),
-            qualified,
-            tag,
-        }
-    }
-}
 
 /// Every document of the image tree: children then root.
 pub(crate) fn docs(root: &Root) -> Vec<&Doc> {
@@ -53,25 +26,70 @@ pub(crate) fn docs(root: &Root) -> Vec<&Doc> {
     v
 }
 
-/// The `index.json` entry for the image, annotated with its names when it has them.
-pub(crate) fn root_descriptor(root: &Root, name: Option<&ImageName>) -> Value {
-    let mut d = root.doc().descriptor().to_json();
-    if let Some(n) = name {
-        d["annotations"] = json!({ REF_NAME: n.tag, CONTAINERD_NAME: n.qualified });
-    }
-    d
+/// A layout written but not yet visible as such: dropping it undoes the write.
+pub struct StagedLayout {
+    dir: PathBuf,
+    /// A new layout is built in a temp directory beside `dir` and renamed into place.
+    fresh: Option<tempfile::TempDir>,
+    /// Blobs this write added to an existing layout: removed again unless committed.
+    added: Vec<PathBuf>,
+    index: Vec<u8>,
 }
 
-/// Adds the image to an OCI layout directory (created if needed), once per name in `names`
-/// (untagged when there are none). Blobs already present are kept as they are; new ones are
-/// verified on the way to disk.
-pub(crate) async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
-    // A layout this call creates is removed again if the image cannot be written in full; an
-    // existing one only ever gains verified blobs, and its index changes last.
-    let existed = dir.exists();
+impl StagedLayout {
+    /// Makes the image visible: renames a new layout into place, or writes the existing
+    /// layout's `index.json` (its blobs are already there).
+    pub fn commit(mut self) -> Result<()> {
+        match self.fresh.take() {
+            Some(tmp) => {
+                let path = tmp.keep();
+                let r = commit_fresh(&path, &self.dir);
+                if r.is_err() {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+                r
+            }
+            None => {
+                atomic::write(&self.dir.join("index.json"), &self.index, atomic::READABLE)?;
+                self.added.clear();
+                Ok(())
+            }
+        }
+    }
+}
+
+fn commit_fresh(tmp: &Path, dir: &Path) -> Result<()> {
+    std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| Error::io("setting permissions", tmp, e))?;
+    // `rename` replaces an empty directory, which is what an existing `dir` was at staging.
+    std::fs::rename(tmp, dir).map_err(|e| Error::io("renaming into place", dir, e))?;
+    if let Ok(d) = std::fs::File::open(atomic::parent_of(dir)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+impl Drop for StagedLayout {
+    fn drop(&mut self) {
+        for p in &self.added {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Adds the image to an OCI layout directory now (created if needed), once per name in `names`
+/// (untagged when there are none).
+pub async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
+    stage(src, dir, names).await?.commit()
+}
+
+/// Writes every blob of the image into the layout `dir` (a new one in a temp directory beside
+/// it), verified, and prepares its `index.json`; nothing shows as an image until
+/// [`StagedLayout::commit`]. Blobs already present are kept as they are.
+pub async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Result<StagedLayout> {
     let empty = match std::fs::read_dir(dir) {
         Ok(mut d) => d.next().is_none(),
-        Err(_) if !existed => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => return Err(Error::io("reading layout directory", dir, e)),
     };
     // Writing blobs/ and index.json into some other directory (`--oci-layout .`) would litter it.
@@ -81,31 +99,39 @@ pub(crate) async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
             "is not empty and not an OCI image layout (no oci-layout file) — give a new or empty directory",
         ));
     }
-    let r = add(src, dir, names).await;
-    if r.is_err() && empty {
-        if existed {
-            for name in ["blobs", "oci-layout", "index.json"] {
-                let p = dir.join(name);
-                let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
-            }
-        } else {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    r
-}
-
-async fn add(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
-    let blobs_dir = dir.join("blobs/sha256");
+    let mut staged = StagedLayout {
+        dir: dir.to_path_buf(),
+        fresh: None,
+        added: Vec::new(),
+        index: Vec::new(),
+    };
+    let work = if empty {
+        let parent = atomic::parent_of(dir);
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".mockimg-layout-")
+            .tempdir_in(parent)
+            .map_err(|e| Error::io("creating temp directory", parent, e))?;
+        let p = tmp.path().to_path_buf();
+        staged.fresh = Some(tmp);
+        atomic::write(&p.join("oci-layout"), OCI_LAYOUT_FILE, atomic::READABLE)?;
+        p
+    } else {
+        dir.to_path_buf()
+    };
+    // The names are checked before any blob is copied: a refused name costs nothing.
+    let mut index = read_index(&work.join("index.json"), empty)?;
+    let manifests = index
+        .get_mut("manifests")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| Error::path(dir.join("index.json"), "lacks a manifests array"))?;
+    add_entries(manifests, &src.root, names, dir)?;
+    let blobs_dir = work.join("blobs/sha256");
     tokio::fs::create_dir_all(&blobs_dir)
         .await
         .map_err(|e| Error::io("creating layout", &blobs_dir, e))?;
-    let layout = dir.join("oci-layout");
-    if !layout.exists() {
-        atomic::write(&layout, OCI_LAYOUT_FILE, atomic::READABLE)?;
-    }
-    for d in src.root.blobs()? {
-        let mut dest = dir.join(blob_path(&d.digest)?);
+    for d in src.root.distributable_blobs()? {
+        let mut dest = work.join(blob_path(&d.digest)?);
         if dest.is_file() {
             continue;
         }
@@ -113,46 +139,39 @@ async fn add(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
             Box::pin(atomic::write_stream(dest, s))
         })
         .await?;
+        staged.added.push(dest);
     }
     for doc in docs(&src.root) {
-        let dest = dir.join(blob_path(&doc.digest())?);
+        let dest = work.join(blob_path(&doc.digest())?);
         if !dest.is_file() {
             atomic::write(&dest, &doc.bytes, atomic::READABLE)?;
+            staged.added.push(dest);
         }
     }
-    let index_path = dir.join("index.json");
-    let mut index: Value = match std::fs::read(&index_path) {
+    if staged.fresh.is_some() {
+        staged.added.clear(); // the temp directory goes as a whole
+    }
+    staged.index = serde_json::to_vec(&index).expect("serialises");
+    if staged.fresh.is_some() {
+        atomic::write(&work.join("index.json"), &staged.index, atomic::READABLE)?;
+    }
+    Ok(staged)
+}
+
+fn read_index(path: &Path, new: bool) -> Result<Value> {
+    if new {
+        return Ok(json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}));
+    }
+    match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| {
             Error::path(
-                &index_path,
+                path,
                 format!("is not valid JSON ({e}) — fix or remove the layout"),
             )
-        })?,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []})
+            Ok(json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": []}))
         }
-        Err(e) => return Err(Error::io("reading", &index_path, e)),
-    };
-    let manifests = index
-        .get_mut("manifests")
-        .and_then(Value::as_array_mut)
-        .ok_or_else(|| Error::path(&index_path, "lacks a manifests array"))?;
-    if names.is_empty() {
-        // Untagged: listed once, and an entry that already names this image (tagged or not)
-        // is kept as it is rather than losing its tag.
-        let entry = root_descriptor(&src.root, None);
-        if !manifests.iter().any(|m| m["digest"] == entry["digest"]) {
-            manifests.push(entry);
-        }
+        Err(e) => Err(Error::io("reading", path, e)),
     }
-    for n in names {
-        // A tag names one image: the new one replaces an older one of the same name.
-        manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(n.tag.as_str()));
-        manifests.push(root_descriptor(&src.root, Some(n)));
-    }
-    atomic::write(
-        &index_path,
-        &serde_json::to_vec(&index).expect("serialises"),
-        atomic::READABLE,
-    )
 }

@@ -92,7 +92,7 @@ async fn push_blobs(reg: &Arc<Registry>, target: &RegistryRef, src: &Source) -> 
     let uploaded_bytes = AtomicU64::new(0);
     let mounted = AtomicUsize::new(0);
     let existing = AtomicUsize::new(0);
-    let blobs = src.root.blobs()?;
+    let blobs = src.root.distributable_blobs()?;
     let from = src.blobs.registry().cloned();
     futures_util::stream::iter(blobs.iter().map(|d| {
         let (uploaded, uploaded_bytes, mounted, existing) =
