@@ -342,7 +342,7 @@ fn offline_hint(e: Error, base: &ImageRef) -> Error {
             },
             ImageRef::Registry(r),
         ) if cause.status.is_none() && cause.code.is_none() && cause.io.is_some() => {
-            let full = base.base_name().unwrap_or_else(|| r.repo_name());
+            let full = r.to_string();
             let file = r
                 .repository
                 .rsplit('/')

@@ -117,6 +117,8 @@ fn run_logout(a: LogoutArgs) -> anyhow::Result<()> {
         eprintln!("no credentials for {host} in {}", file.display());
     }
     Ok(())
+}
+
 /// Parses the process's command line, keeping what clap's derive loses: the order of `--push`
 /// and `--tag` values among each other (the names are recorded in that order).
 pub fn parse() -> Cli {

@@ -78,7 +78,7 @@ fn layer_type(mt: &str, to: Family) -> Result<String> {
 }
 
 /// `img` described in family `to`; the same image (same bytes) when nothing changes.
-pub fn convert_image(img: &Image, to: Family) -> Result<Image> {
+pub(crate) fn convert_image(img: &Image, to: Family) -> Result<Image> {
     let mut m = img.manifest_json()?;
     let mut changed = img.manifest.media_type != to.manifest();
     let config_mt = if changed || img.config.media_type != to.config() {
@@ -117,7 +117,7 @@ pub fn convert_image(img: &Image, to: Family) -> Result<Image> {
 }
 
 /// `root` described in family `to`: every image, and the index pointing at them.
-pub fn convert(root: &Root, to: Family) -> Result<Root> {
+pub(crate) fn convert(root: &Root, to: Family) -> Result<Root> {
     match root {
         Root::Image(img) => Ok(Root::Image(convert_image(img, to)?)),
         Root::Index { index, images } => {

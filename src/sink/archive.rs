@@ -19,30 +19,26 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 /// An archive written to a temp file beside its destination, not yet renamed into place;
 /// dropping it removes the temp file.
-pub struct StagedArchive {
+pub(crate) struct StagedArchive {
     file: AtomicFile,
-    /// The archive's size in bytes.
-    pub size: u64,
 }
 
 impl StagedArchive {
     /// Syncs the archive and renames it into place.
-    pub fn commit(self) -> Result<()> {
+    pub(crate) fn commit(self) -> Result<()> {
         self.file.commit(atomic::READABLE)
     }
 }
 
-/// Writes the image to the archive `path` under every name in `names`, and returns its size. A
-/// failure (or interrupt) leaves nothing at `path`.
-pub async fn write(src: &Source, path: &Path, names: &[ImageName]) -> Result<u64> {
-    let staged = stage(src, path, names).await?;
-    let size = staged.size;
-    staged.commit()?;
-    Ok(size)
+/// Writes the image to the archive `path` under every name in `names` at once (the build
+/// stages and commits separately, after its pushes). A failure leaves nothing at `path`.
+#[cfg(test)]
+pub(crate) async fn write(src: &Source, path: &Path, names: &[ImageName]) -> Result<()> {
+    stage(src, path, names).await?.commit()
 }
 
 /// Writes the archive for `path` in full, verified, without putting it at `path` yet.
-pub async fn stage(src: &Source, path: &Path, names: &[ImageName]) -> Result<StagedArchive> {
+pub(crate) async fn stage(src: &Source, path: &Path, names: &[ImageName]) -> Result<StagedArchive> {
     let names = distinct(names, path)?;
     let parent = atomic::parent_of(path);
     if !parent.is_dir() {
@@ -136,9 +132,8 @@ pub async fn stage(src: &Source, path: &Path, names: &[ImageName]) -> Result<Sta
     )
     .await?;
     w.finish().await?;
-    let size = w.written;
     drop(w);
-    Ok(StagedArchive { file: out, size })
+    Ok(StagedArchive { file: out })
 }
 
 /// A tar written entry by entry with fixed headers (mode, owner, mtime 0), so the same image

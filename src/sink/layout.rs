@@ -27,7 +27,7 @@ pub(crate) fn docs(root: &Root) -> Vec<&Doc> {
 }
 
 /// A layout written but not yet visible as such: dropping it undoes the write.
-pub struct StagedLayout {
+pub(crate) struct StagedLayout {
     dir: PathBuf,
     /// A new layout is built in a temp directory beside `dir` and renamed into place.
     fresh: Option<tempfile::TempDir>,
@@ -39,7 +39,7 @@ pub struct StagedLayout {
 impl StagedLayout {
     /// Makes the image visible: renames a new layout into place, or writes the existing
     /// layout's `index.json` (its blobs are already there).
-    pub fn commit(mut self) -> Result<()> {
+    pub(crate) fn commit(mut self) -> Result<()> {
         match self.fresh.take() {
             Some(tmp) => {
                 let path = tmp.keep();
@@ -79,14 +79,15 @@ impl Drop for StagedLayout {
 
 /// Adds the image to an OCI layout directory now (created if needed), once per name in `names`
 /// (untagged when there are none).
-pub async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
+#[cfg(test)]
+pub(crate) async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
     stage(src, dir, names).await?.commit()
 }
 
 /// Writes every blob of the image into the layout `dir` (a new one in a temp directory beside
 /// it), verified, and prepares its `index.json`; nothing shows as an image until
 /// [`StagedLayout::commit`]. Blobs already present are kept as they are.
-pub async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Result<StagedLayout> {
+pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Result<StagedLayout> {
     let empty = match std::fs::read_dir(dir) {
         Ok(mut d) => d.next().is_none(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
