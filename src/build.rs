@@ -3,7 +3,7 @@ use crate::error::{Error, Result};
 use crate::mutate::append::{self, AppendOptions, LayerInfo};
 use crate::mutate::layer::{self, LayerOptions};
 use crate::mutate::walk::{self, WalkOptions};
-use crate::oci::blob::{Overlay, Source};
+use crate::oci::blob::{LocalBlob, Overlay, Source};
 use crate::oci::convert::{convert, Family};
 use crate::oci::image::Platform;
 use crate::oci::reference::{ImageRef, RegistryRef};
@@ -155,6 +155,8 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
     // The layer is CPU work and the base is network work: do them at the same time. A task
     // that is dropped (on error or Ctrl-C) just finishes in the background and is discarded.
     let (entries_len, layer_opts) = (entries.len(), req.layer.clone());
+    // A large layer is spooled to the system temp dir (TMPDIR), not the cache: a build must work
+    // with a read-only or absent cache, and the file has no name, so nothing is left to clean.
     let layer_task = tokio::task::spawn_blocking(move || layer::build(&entries, &layer_opts));
     let base = crate::source::open(
         &base_ref,
@@ -202,15 +204,18 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
     });
     let image_in = |family: Family| -> Result<Source> {
         let root = append::append_layer(&convert(&base.root, family)?, &info, &opts)?;
-        let mut mem = HashMap::new();
-        mem.insert(layer.digest.clone(), layer.data.clone());
+        let mut local = HashMap::new();
+        local.insert(layer.digest.clone(), layer.blob.clone());
         for img in root.images() {
-            mem.insert(img.config.digest(), img.config.bytes.clone());
+            local.insert(
+                img.config.digest(),
+                LocalBlob::Memory(img.config.bytes.clone()),
+            );
         }
         Ok(Source {
             root,
             blobs: Arc::new(Overlay {
-                mem,
+                local,
                 base: base.blobs.clone(),
             }),
             name: base.name.clone(),
@@ -234,9 +239,9 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         digest: base.root.digest(),
     });
     outcome.layer = Some(LayerSummary {
+        size: layer.size(),
         digest: layer.digest,
         diff_id: layer.diff_id,
-        size: layer.data.len() as u64,
         files: layer.files,
     });
     Ok(outcome)

@@ -168,6 +168,9 @@ impl BlobSource for Tracked {
     fn in_memory(&self, digest: &str) -> Option<Bytes> {
         self.inner.in_memory(digest)
     }
+    fn local(&self, digest: &str) -> bool {
+        self.inner.local(digest)
+    }
     fn distrust(&self, digest: &str) {
         self.inner.distrust(digest)
     }

@@ -12,6 +12,10 @@ use std::thread::JoinHandle;
 /// Input bytes per chunk. Fixed: changing it changes every digest.
 const CHUNK: usize = 512 << 10;
 const WINDOW: usize = 32 << 10;
+/// At most this many chunks are compressing or waiting to be written, whatever the core count:
+/// each holds its input and output (about 1 MiB together), so this caps the compressor's memory
+/// near 8 MiB on a 64-core runner, where one chunk per core would take 64 MiB.
+const MAX_IN_FLIGHT: usize = 8;
 
 /// A gzip writer with a pinned header (mtime 0, OS 255 "unknown") and parallel deflate.
 pub(crate) struct ParallelGz<W: Write> {
@@ -34,7 +38,9 @@ impl<W: Write> ParallelGz<W> {
             _ => 0,
         };
         inner.write_all(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255])?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_IN_FLIGHT);
         Ok(ParallelGz {
             inner,
             level,
@@ -54,7 +60,8 @@ impl<W: Write> ParallelGz<W> {
         self.pending.push_back(std::thread::spawn(move || {
             deflate(&data, &dict, level, last)
         }));
-        // Bounded: at most one chunk in flight per core, so memory stays a few chunks.
+        // Bounded: at most one chunk in flight per core (and MAX_IN_FLIGHT), so memory stays a
+        // few chunks however large the layer.
         while self.pending.len() > self.threads {
             self.drain_one()?;
         }

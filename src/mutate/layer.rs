@@ -2,9 +2,10 @@
 //! field and the gzip header pinned, so the same tree always gives the same digest.
 use crate::error::{Error, Result};
 use crate::mutate::gzip::ParallelGz;
+use crate::mutate::spool::Spool;
 use crate::mutate::walk::{Entry, EntryKind};
+use crate::oci::blob::LocalBlob;
 use crate::oci::digest::HashingWriter;
-use bytes::Bytes;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -40,11 +41,12 @@ impl Default for LayerOptions {
     }
 }
 
-/// The built layer blob, small enough to keep in memory (configs are kilobytes to megabytes).
+/// The built layer blob: in memory when small, else in a temp file that lives as long as the
+/// last clone of it (so memory does not grow with the config).
 #[derive(Debug, Clone)]
 pub struct Layer {
     /// The gzipped tar.
-    pub data: Bytes,
+    pub blob: LocalBlob,
     /// sha256 of the compressed blob.
     pub digest: String,
     /// sha256 of the uncompressed tar, as recorded in the image config's rootfs.
@@ -56,7 +58,7 @@ pub struct Layer {
 impl Layer {
     /// Size of the compressed blob in bytes.
     pub fn size(&self) -> u64 {
-        self.data.len() as u64
+        self.blob.len()
     }
 }
 
@@ -79,11 +81,37 @@ pub(crate) fn config_path_components(p: &str) -> Result<Vec<String>> {
     Ok(parts)
 }
 
-/// Tars and gzips `entries` (from [`crate::mutate::walk::collect`]) under `opts.config_path`.
+/// Tars and gzips `entries` (from [`crate::mutate::walk::collect`]) under `opts.config_path`,
+/// spooling a large layer to the system temp dir.
 pub(crate) fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
+    build_in(entries, opts, None)
+}
+
+/// [`build`], with a large layer spooled into `spool_dir` (`None`: the system temp dir). One
+/// pass over the files: the tar is hashed (diff_id) on its way into the compressor and the gzip
+/// (digest) on its way into the spool, and files are read in small pieces, so memory stays a
+/// few compressor chunks whatever the config's size.
+pub(crate) fn build_in(
+    entries: &[Entry],
+    opts: &LayerOptions,
+    spool_dir: Option<PathBuf>,
+) -> Result<Layer> {
+    let spool_path = spool_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("<layer spool>");
+    build_into(entries, opts, Spool::new(spool_dir), &spool_path)
+}
+
+fn build_into(
+    entries: &[Entry],
+    opts: &LayerOptions,
+    spool: Spool,
+    spool_path: &Path,
+) -> Result<Layer> {
     let parts = config_path_components(&opts.config_path)?;
-    let io = |e: std::io::Error| Error::io("writing layer", "<memory>", e);
-    let gz = ParallelGz::new(HashingWriter::new(Vec::new()), opts.gzip_level).map_err(io)?;
+    let io = |e: std::io::Error| Error::io("writing layer", spool_path, e);
+    let gz = ParallelGz::new(HashingWriter::new(spool), opts.gzip_level).map_err(io)?;
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     tar.mode(tar::HeaderMode::Deterministic);
 
@@ -131,7 +159,7 @@ pub(crate) fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
     let gz_hw = tar_hw.inner.finish().map_err(io)?;
     let digest = gz_hw.hasher.finish();
     Ok(Layer {
-        data: Bytes::from(gz_hw.inner),
+        blob: gz_hw.inner.finish().map_err(io)?,
         digest,
         diff_id,
         files,
@@ -182,7 +210,8 @@ mod tests {
 
     fn list(layer: &Layer) -> Vec<(String, u32, u64, u64)> {
         let mut out = Vec::new();
-        let gz = flate2::read::GzDecoder::new(&layer.data[..]);
+        let data = layer.blob.to_vec().unwrap();
+        let gz = flate2::read::GzDecoder::new(&data[..]);
         let mut raw = Vec::new();
         let mut gz = gz;
         gz.read_to_end(&mut raw).unwrap();
@@ -241,9 +270,10 @@ mod tests {
         let a = build(&e, &LayerOptions::default()).unwrap();
         let b = build(&e, &LayerOptions::default()).unwrap();
         assert_eq!(a.digest, b.digest);
-        assert_eq!(a.data, b.data);
-        assert_eq!(&a.data[..4], &[0x1f, 0x8b, 8, 0]);
-        assert_eq!(a.data[9], 255, "gzip OS byte pinned");
+        let (a_data, b_data) = (a.blob.to_vec().unwrap(), b.blob.to_vec().unwrap());
+        assert_eq!(a_data, b_data);
+        assert_eq!(&a_data[..4], &[0x1f, 0x8b, 8, 0]);
+        assert_eq!(a_data[9], 255, "gzip OS byte pinned");
         fs::write(d.path().join("responses/one.json"), "{ }").unwrap();
         let e2 = collect(d.path(), &WalkOptions::default()).unwrap();
         let c = build(&e2, &LayerOptions::default()).unwrap();
@@ -276,6 +306,23 @@ mod tests {
         assert_eq!(names[..3], ["srv/", "srv/mocks/", "srv/mocks/.wh..wh..opq"]);
         assert!(config_path_components("relative/x").is_err());
         assert!(config_path_components("/a/../b").is_err());
+    }
+
+    #[test]
+    fn a_layer_spooled_to_disk_is_byte_identical_to_one_in_memory() {
+        let d = tree();
+        let e = collect(d.path(), &WalkOptions::default()).unwrap();
+        let opts = LayerOptions::default();
+        let p = Path::new("<spool>");
+        let mem = build_into(&e, &opts, Spool::with_limit(None, usize::MAX), p).unwrap();
+        let disk = build_into(&e, &opts, Spool::with_limit(None, 16), p).unwrap();
+        assert!(matches!(mem.blob, LocalBlob::Memory(_)));
+        assert!(matches!(disk.blob, LocalBlob::File(_)));
+        let bytes = disk.blob.to_vec().unwrap();
+        assert_eq!(bytes, mem.blob.to_vec().unwrap());
+        assert_eq!(disk.size(), bytes.len() as u64);
+        assert_eq!(crate::oci::digest::sha256(&bytes), disk.digest);
+        assert_eq!((&disk.digest, &disk.diff_id), (&mem.digest, &mem.diff_id));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub(crate) mod append;
 mod gzip;
 pub(crate) mod layer;
 pub(crate) mod runconfig;
+pub(crate) mod spool;
 pub(crate) mod walk;
 
 pub use append::{append_layer, AppendOptions, LayerInfo};

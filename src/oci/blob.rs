@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use std::collections::HashMap;
+use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -31,6 +32,12 @@ pub trait BlobSource: Send + Sync {
         None
     }
 
+    /// Made by this build and held locally (in memory or spooled to a temp file): a push
+    /// uploads it rather than trying to mount it from the base's repository, where it cannot be.
+    fn local(&self, digest: &str) -> bool {
+        self.in_memory(digest).is_some()
+    }
+
     /// The copy of `digest` just read failed verification: a source that serves local copies
     /// (the cache) drops its copy so the next `open` goes back to the origin. Sinks verify every
     /// byte themselves, so sources need not hash what they serve a second time.
@@ -48,22 +55,20 @@ pub struct Source {
     pub name: String,
 }
 
-/// New blobs in memory over the base's blobs.
+/// New blobs (in memory or spooled to disk) over the base's blobs.
 pub(crate) struct Overlay {
-    /// Digest → bytes of the blobs this build made (the config layer, new configs).
-    pub(crate) mem: HashMap<String, Bytes>,
+    /// Digest → the blobs this build made (the config layer, new configs).
+    pub(crate) local: HashMap<String, LocalBlob>,
     /// The base image's blobs, for everything else.
     pub(crate) base: Arc<dyn BlobSource>,
 }
 
 impl BlobSource for Overlay {
     fn open<'a>(&'a self, desc: &'a Descriptor) -> BoxFuture<'a, Result<ByteStream>> {
-        match self.mem.get(&desc.digest) {
+        match self.local.get(&desc.digest) {
             Some(b) => {
-                let b = b.clone();
-                Box::pin(
-                    async move { Ok(futures_util::stream::once(async move { Ok(b) }).boxed()) },
-                )
+                let s = b.stream();
+                Box::pin(async move { Ok(s) })
             }
             None => self.base.open(desc),
         }
@@ -72,13 +77,106 @@ impl BlobSource for Overlay {
         self.base.registry()
     }
     fn in_memory(&self, digest: &str) -> Option<Bytes> {
-        self.mem
-            .get(digest)
-            .cloned()
-            .or_else(|| self.base.in_memory(digest))
+        match self.local.get(digest) {
+            Some(LocalBlob::Memory(b)) => Some(b.clone()),
+            Some(LocalBlob::File(_)) => None,
+            None => self.base.in_memory(digest),
+        }
+    }
+    fn local(&self, digest: &str) -> bool {
+        self.local.contains_key(digest) || self.base.local(digest)
     }
     fn distrust(&self, digest: &str) {
         self.base.distrust(digest)
+    }
+}
+
+/// A blob this build made: small ones stay in memory, large ones (a config layer with big
+/// fixtures) sit in a temp file, so memory does not grow with the config.
+#[derive(Debug, Clone)]
+pub enum LocalBlob {
+    /// Held in memory.
+    Memory(Bytes),
+    /// Spooled to an unnamed temp file, read back in bounded chunks.
+    File(SpooledFile),
+}
+
+impl LocalBlob {
+    /// Size in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            LocalBlob::Memory(b) => b.len() as u64,
+            LocalBlob::File(f) => f.len,
+        }
+    }
+
+    /// Whether the blob has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Streams the blob from the start; every call is an independent reader.
+    pub fn stream(&self) -> ByteStream {
+        match self {
+            LocalBlob::Memory(b) => {
+                let b = b.clone();
+                futures_util::stream::once(async move { Ok(b) }).boxed()
+            }
+            LocalBlob::File(f) => f.stream(),
+        }
+    }
+
+    /// Reads the whole blob into memory (tests and small blobs only).
+    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            LocalBlob::Memory(b) => Ok(b.to_vec()),
+            LocalBlob::File(f) => {
+                let mut out = vec![0; f.len as usize];
+                f.file.read_exact_at(&mut out, 0)?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// Bytes per read of a spooled file: small enough that a few readers in flight stay a few MiB,
+/// large enough that the syscalls are not what a push or export waits on.
+const READ_CHUNK: usize = 256 << 10;
+
+/// A complete, read-only temp file. It has no name (it was unlinked when created), so the
+/// kernel frees it when the last handle closes — on drop, on Ctrl-C, or on a crash.
+#[derive(Debug, Clone)]
+pub struct SpooledFile {
+    file: Arc<std::fs::File>,
+    len: u64,
+}
+
+impl SpooledFile {
+    /// Wraps a file whose first `len` bytes are the blob. Reads are positional, so any number
+    /// of streams can read the same handle at once.
+    pub fn new(file: std::fs::File, len: u64) -> Self {
+        SpooledFile {
+            file: Arc::new(file),
+            len,
+        }
+    }
+
+    fn stream(&self) -> ByteStream {
+        let start = (self.file.clone(), 0u64, self.len);
+        futures_util::stream::try_unfold(start, |(file, off, len)| async move {
+            if off >= len {
+                return Ok(None);
+            }
+            let n = READ_CHUNK.min((len - off) as usize);
+            let (file, buf) = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0; n];
+                file.read_exact_at(&mut buf, off).map(|()| (file, buf))
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+            Ok(Some((Bytes::from(buf), (file, off + n as u64, len))))
+        })
+        .boxed()
     }
 }
 

@@ -10,7 +10,7 @@ pub mod media;
 pub(crate) mod platform;
 pub(crate) mod reference;
 
-pub use blob::{read_all, BlobSource, ByteStream, Source};
+pub use blob::{read_all, BlobSource, ByteStream, LocalBlob, Source, SpooledFile};
 pub use descriptor::Descriptor;
 pub use digest::sha256;
 pub use image::{check_manifest, Doc, Image, Root};

@@ -140,6 +140,9 @@ impl BlobSource for CachedBlobs {
     fn in_memory(&self, digest: &str) -> Option<Bytes> {
         self.inner.in_memory(digest)
     }
+    fn local(&self, digest: &str) -> bool {
+        self.inner.local(digest)
+    }
     fn distrust(&self, digest: &str) {
         if let Some(p) = self.cache.path(digest) {
             if std::fs::remove_file(&p).is_ok() {
