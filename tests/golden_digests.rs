@@ -148,7 +148,7 @@ fn a_registry_base_gives_one_digest_by_tag_digest_or_both() {
         .collect();
     assert!(
         text.contains(&format!(
-            "\"org.opencontainers.image.base.name\":\"{repo}\""
+            "\"org.opencontainers.image.base.name\":\"{repo}@{d}\""
         )),
         "{text}"
     );
