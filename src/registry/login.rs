@@ -137,7 +137,7 @@ impl Registry {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
         );
-        let url = format!("{}/v2/", self.base_url());
+        let url = format!("{}/v2/", self.base_url().await?);
         let res = http.get(&url).send().await.map_err(unreachable)?;
         tracing::debug!(target: "mockimg::http", "GET {url} {}", res.status().as_u16());
         if res.status().is_success() {

@@ -16,16 +16,19 @@
 mod auth;
 mod credentials;
 pub mod error;
+mod http;
 mod login;
 
 pub use login::{login, logout};
 mod mount;
+mod upload;
 mod pool;
 pub(crate) mod retry;
+pub(crate) use auth::{mount_scopes, scopes_for};
+pub(crate) use http::Body;
+pub(crate) use mount::Mount;
 pub mod tls;
 
-use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
 use std::time::Duration;
 
 /// How registries are reached and how hard to try.
@@ -39,7 +42,8 @@ pub struct RegistryOptions {
     pub cert_dir: Option<std::path::PathBuf>,
     /// Attempts after the first, for transient failures.
     pub retries: u32,
-    /// Blobs copied at once.
+    /// Requests in flight at once per step of a pull or push (`--jobs`): blobs, manifests,
+    /// configs.
     pub concurrency: usize,
     /// Longest wait for a connection to open.
     pub connect_timeout: Duration,
@@ -91,7 +95,6 @@ pub struct Registry {
     transport: tokio::sync::OnceCell<Transport>,
     /// Certificates for this host, shared by every client made for it.
     trust: tls::Trust,
-    pub(crate) auth: RegistryAuth,
     pub(crate) opts: RegistryOptions,
     /// Whether a 401 means "log in" or "your login was refused".
     has_credentials: bool,
@@ -99,24 +102,10 @@ pub struct Registry {
     /// use.
     http: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
     creds: Option<credentials::Credentials>,
-    /// `Authorization` values for mounts, per target|source repository pair.
-    mount_tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
-}
-
-impl Registry {
-    /// `-v`: one line per registry request with method, URL and status. Never headers or bodies,
-    /// so never credentials or tokens.
-    pub(crate) fn log_http<T>(
-        &self,
-        method: &str,
-        path: &str,
-        res: &std::result::Result<T, OciDistributionError>,
-        ok_status: &str,
-    ) {
-        let status = match res {
-            Ok(_) => ok_status.to_string(),
-            Err(e) => error::outcome(e),
-        };
-        tracing::debug!(target: "mockimg::http", "{method} {}://{}{path} {status}", self.scheme(), self.host);
-    }
+    /// What `GET /v2/` answered, asked once per process (see `http.rs`).
+    probe: tokio::sync::OnceCell<http::Probe>,
+    /// Whether this registry takes a blob in a single POST (see `upload.rs`).
+    monolithic: std::sync::atomic::AtomicU8,
+    /// `Authorization` values per scope set, until they expire.
+    tokens: tokio::sync::Mutex<std::collections::HashMap<String, http::Token>>,
 }

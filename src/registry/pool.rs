@@ -9,7 +9,6 @@ use super::{credentials, tls, Registry, RegistryOptions, Transport};
 use crate::error::{Error, Result};
 use crate::oci::reference::{host_of, is_loopback_host};
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -31,21 +30,18 @@ impl Registry {
     fn connect_new(host: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
         let trust = tls::Trust::for_host(host, opts.cert_dir.as_deref(), !is_insecure(host, opts))?;
         let creds = credentials::lookup(host, &opts.push_hosts)?;
-        let auth = match &creds {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
-        };
         tracing::debug!(registry = host, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
         Ok(Arc::new(Registry {
             host: host.to_string(),
             transport: Default::default(),
             trust,
-            auth,
             opts: opts.clone(),
             has_credentials: creds.is_some(),
             http: OnceLock::new(),
             creds,
-            mount_tokens: Default::default(),
+            probe: Default::default(),
+            monolithic: super::upload::MONOLITHIC_UNKNOWN.into(),
+            tokens: Default::default(),
         }))
     }
 
@@ -101,7 +97,7 @@ impl Registry {
     }
 
     /// `https`, or `http` for an insecure or loopback registry that does not speak TLS.
-    async fn scheme_to_use(&self) -> &'static str {
+    pub(super) async fn scheme_to_use(&self) -> &'static str {
         let host = self.host.as_str();
         if !is_loopback_host(host_of(host)) && !is_insecure(host, &self.opts) {
             return "https";
@@ -156,11 +152,6 @@ impl Registry {
     /// The scheme settled for this host; `https` until it is.
     pub(crate) fn scheme(&self) -> &'static str {
         self.transport.get().map_or("https", |t| t.scheme)
-    }
-
-    /// `scheme://host`, for URLs we build ourselves.
-    pub(super) fn base_url(&self) -> String {
-        format!("{}://{}", self.scheme(), self.host)
     }
 
     /// The trust this host's clients were built with.
