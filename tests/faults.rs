@@ -262,10 +262,12 @@ fn persistent_faults_fail_in_one_line_and_no_tag_moves() {
         eprintln!("{fault:?}: {line}");
         assert!(line.contains(&p.addr), "names the registry: {line}");
         assert!(line.contains(what), "names the operation: {line}");
-        // Blobs go up concurrently, so count the tries of the one the error names.
-        let key = match line.find("blob sha256:") {
-            Some(i) => line[i + 5..i + 5 + 71].to_string(),
-            None => path.to_string(),
+        // Blobs and platform manifests go up concurrently, so count the tries of the one the
+        // error names.
+        let key = match (line.find("blob sha256:"), line.find("@sha256:")) {
+            (Some(i), _) => line[i + 5..i + 5 + 71].to_string(),
+            (None, Some(i)) => format!("/manifests/{}", &line[i + 1..i + 1 + 71]),
+            _ => path.to_string(),
         };
         let tries = p.injected()[before..]
             .iter()
