@@ -376,10 +376,7 @@ fn exported_archive_and_layout_push_to_the_same_digest_as_a_direct_push() {
         !again.iter().any(|r| r.contains("/blobs/uploads/")),
         "{again:#?}"
     );
-    assert!(
-        !again.iter().any(|r| r.starts_with("PUT ")),
-        "{again:#?}"
-    );
+    assert!(!again.iter().any(|r| r.starts_with("PUT ")), "{again:#?}");
     assert!(again
         .iter()
         .any(|r| r.starts_with("HEAD /v2/team/fromtar/manifests/1")));

@@ -158,9 +158,10 @@ pub struct Failure {
     /// The TLS handshake failed: a certificate was refused, one way or the other. Final.
     /// Boxed: it is rare, and every `Result` in the crate carries this struct's size.
     pub tls: Option<Box<TlsFailure>>,
-    /// What the registry's `Retry-After` asked for on a 429 or 503, when we saw the header
-    /// (our own requests; oci-client keeps headers to itself).
-    pub retry_after: Option<std::time::Duration>,
+    /// Seconds the registry's `Retry-After` asked for on a 429 or 503, when it sent one.
+    /// (Seconds in 16 bits: anything past a minute is not waited out anyway, and every
+    /// `Result` in the crate carries this struct.)
+    pub retry_after: Option<u16>,
 }
 
 impl Failure {

@@ -108,7 +108,10 @@ impl Registry {
                 }
             }
         }
-        let until = Instant::now() + life.saturating_sub(TOKEN_MARGIN).max(Duration::from_secs(1));
+        let until = Instant::now()
+            + life
+                .saturating_sub(TOKEN_MARGIN)
+                .max(Duration::from_secs(1));
         self.tokens.lock().await.insert(
             key,
             Token {
@@ -125,11 +128,7 @@ impl Registry {
 
     /// `scheme://host`, settling the scheme first (once per host per process).
     pub(crate) async fn base_url(&self) -> Result<String> {
-        let scheme = match self.transport.get() {
-            Some(t) => t.scheme,
-            None => self.scheme_to_use().await,
-        };
-        Ok(format!("{scheme}://{}", self.host))
+        Ok(format!("{}://{}", self.scheme_to_use().await, self.host))
     }
 
     fn client(&self, op: &str) -> Result<&reqwest::Client> {
@@ -162,7 +161,9 @@ impl Registry {
         let mut body = Some(body);
         for attempt in 0..2 {
             let auth = self.authorization(scopes).await?;
-            let mut req = client.request(method.clone(), &url).headers(headers.clone());
+            let mut req = client
+                .request(method.clone(), &url)
+                .headers(headers.clone());
             // Credentials go to this registry only, never to a host a Location points at.
             if let Some(a) = auth.as_ref().filter(|_| self.same_host(&url)) {
                 req = req.header(AUTHORIZATION, a);
@@ -231,7 +232,8 @@ impl Registry {
                 message,
                 mut cause,
             } => {
-                cause.retry_after = retry_after;
+                cause.retry_after =
+                    retry_after.map(|d| u16::try_from(d.as_secs()).unwrap_or(u16::MAX));
                 Error::Registry {
                     registry,
                     operation,
@@ -277,7 +279,10 @@ impl Registry {
     }
 
     pub(crate) fn invalid_answer(&self, op: &str, msg: &str) -> Error {
-        self.error(op, OciDistributionError::GenericError(Some(msg.to_string())))
+        self.error(
+            op,
+            OciDistributionError::GenericError(Some(msg.to_string())),
+        )
     }
 
     /// An absolute URL for a `Location` the registry answered with.
@@ -382,7 +387,11 @@ fn strip_query_secrets(url: &str) -> String {
     };
     let kept: Vec<&str> = q
         .split('&')
-        .filter(|kv| ["digest=", "mount=", "from="].iter().any(|k| kv.starts_with(k)))
+        .filter(|kv| {
+            ["digest=", "mount=", "from="]
+                .iter()
+                .any(|k| kv.starts_with(k))
+        })
         .collect();
     if kept.is_empty() {
         path.to_string()
@@ -441,13 +450,20 @@ mod tests {
         );
         assert!(matches!(e, OciDistributionError::RegistryError { .. }));
         let e = oci_error(StatusCode::SERVICE_UNAVAILABLE, b"down", "u");
-        assert!(matches!(e, OciDistributionError::ServerError { code: 503, .. }));
+        assert!(matches!(
+            e,
+            OciDistributionError::ServerError { code: 503, .. }
+        ));
     }
 
     fn jwt(claims: serde_json::Value) -> String {
         use base64::Engine as _;
         let e = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-        format!("{}.{}.sig", e(br#"{"alg":"none"}"#), e(claims.to_string().as_bytes()))
+        format!(
+            "{}.{}.sig",
+            e(br#"{"alg":"none"}"#),
+            e(claims.to_string().as_bytes())
+        )
     }
 
     #[test]

@@ -21,9 +21,9 @@ mod login;
 
 pub use login::{login, logout};
 mod mount;
-mod upload;
 mod pool;
 pub(crate) mod retry;
+mod upload;
 pub(crate) use auth::{mount_scopes, scopes_for};
 pub(crate) use http::Body;
 pub(crate) use mount::Mount;
@@ -80,19 +80,11 @@ impl Default for RegistryOptions {
     }
 }
 
-/// oci-client set up for one host, and the scheme it speaks.
-pub(crate) struct Transport {
-    client: oci_client::Client,
-    scheme: &'static str,
-}
-
 /// A connection to one registry host, shared by every pull and push to it (see
 /// [`Registry::connect`]).
 pub struct Registry {
     /// `HOST[:PORT]` as references name it.
     pub(crate) host: String,
-    /// oci-client and the scheme, settled on first use (see `pool.rs`).
-    transport: tokio::sync::OnceCell<Transport>,
     /// Certificates for this host, shared by every client made for it.
     trust: tls::Trust,
     pub(crate) opts: RegistryOptions,

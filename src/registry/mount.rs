@@ -41,7 +41,14 @@ impl Registry {
             target.repository, from.repository
         );
         let res = match self
-            .send(&op, scopes, Method::POST, &path, HeaderMap::new(), Body::Empty)
+            .send(
+                &op,
+                scopes,
+                Method::POST,
+                &path,
+                HeaderMap::new(),
+                Body::Empty,
+            )
             .await
         {
             Ok(r) => r,

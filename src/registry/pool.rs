@@ -5,10 +5,9 @@
 //! Either is reached over plain HTTP only when its port answers a TLS handshake with something
 //! that is not TLS — never after a TLS failure, which is reported instead. That costs a plain
 //! HTTP registry one handshake attempt per process: the answer is kept per host.
-use super::{credentials, tls, Registry, RegistryOptions, Transport};
-use crate::error::{Error, Result};
+use super::{credentials, tls, Registry, RegistryOptions};
+use crate::error::Result;
 use crate::oci::reference::{host_of, is_loopback_host};
-use oci_client::client::{ClientConfig, ClientProtocol};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -33,7 +32,6 @@ impl Registry {
         tracing::debug!(registry = host, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
         Ok(Arc::new(Registry {
             host: host.to_string(),
-            transport: Default::default(),
             trust,
             opts: opts.clone(),
             has_credentials: creds.is_some(),
@@ -43,57 +41,6 @@ impl Registry {
             monolithic: super::upload::MONOLITHIC_UNKNOWN.into(),
             tokens: Default::default(),
         }))
-    }
-
-    /// oci-client for this host, made on first use once the scheme is known.
-    pub(crate) async fn oci(&self) -> Result<&oci_client::Client> {
-        Ok(&self.transport().await?.client)
-    }
-
-    async fn transport(&self) -> Result<&Transport> {
-        self.transport
-            .get_or_try_init(|| async {
-                let scheme = self.scheme_to_use().await;
-                if scheme == "https" && self.trust.has_client_certificate() {
-                    // oci-client 0.18 has no setting for a client certificate, so it could
-                    // not do the handshake that our own client does.
-                    return Err(Error::Registry {
-                        registry: self.host.clone(),
-                        operation: "connecting".into(),
-                        message: format!(
-                            "client certificates (mTLS) are not supported yet: cannot present {}",
-                            self.trust
-                                .client_certificate()
-                                .map(|p| p.display().to_string())
-                                .unwrap_or_default()
-                        ),
-                        cause: Default::default(),
-                    });
-                }
-                let mut config = ClientConfig {
-                    protocol: if scheme == "http" {
-                        ClientProtocol::Http
-                    } else {
-                        ClientProtocol::Https
-                    },
-                    // One streamed PUT per blob: no chunk-size minimums to trip over (ECR
-                    // wants 5 MiB).
-                    use_monolithic_push: true,
-                    connect_timeout: Some(self.opts.connect_timeout),
-                    read_timeout: Some(self.opts.idle_timeout),
-                    platform_resolver: None,
-                    ..Default::default()
-                };
-                self.trust.apply_to_oci(&mut config);
-                let client = oci_client::Client::try_from(config).map_err(|e| Error::Registry {
-                    registry: self.host.clone(),
-                    operation: "setting up the HTTP client".into(),
-                    message: super::error::root_cause(&e),
-                    cause: Default::default(),
-                })?;
-                Ok(Transport { client, scheme })
-            })
-            .await
     }
 
     /// `https`, or `http` for an insecure or loopback registry that does not speak TLS.
@@ -147,11 +94,6 @@ impl Registry {
                 None
             }
         }
-    }
-
-    /// The scheme settled for this host; `https` until it is.
-    pub(crate) fn scheme(&self) -> &'static str {
-        self.transport.get().map_or("https", |t| t.scheme)
     }
 
     /// The trust this host's clients were built with.

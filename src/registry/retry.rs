@@ -51,7 +51,9 @@ impl Registry {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < self.opts.retries => {
                     let asked = match &e {
-                        Error::Registry { cause, .. } => cause.retry_after,
+                        Error::Registry { cause, .. } => {
+                            cause.retry_after.map(|s| Duration::from_secs(u64::from(s)))
+                        }
                         _ => None,
                     };
                     let wait = wait_before_retry(asked, self.opts.backoff, attempt);

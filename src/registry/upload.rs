@@ -39,7 +39,14 @@ impl Registry {
         let path = format!("/v2/{}/blobs/{digest}", target.repository);
         self.retry(&op, || async {
             let res = self
-                .send(&op, scopes, Method::HEAD, &path, HeaderMap::new(), Body::Empty)
+                .send(
+                    &op,
+                    scopes,
+                    Method::HEAD,
+                    &path,
+                    HeaderMap::new(),
+                    Body::Empty,
+                )
                 .await?;
             match res.status() {
                 s if s.is_success() => Ok(true),
@@ -71,7 +78,14 @@ impl Registry {
         );
         self.retry(&op, || async {
             let res = self
-                .send(&op, scopes, Method::HEAD, &path, headers.clone(), Body::Empty)
+                .send(
+                    &op,
+                    scopes,
+                    Method::HEAD,
+                    &path,
+                    headers.clone(),
+                    Body::Empty,
+                )
                 .await?;
             match res.status() {
                 s if s.is_success() => Ok(res
@@ -103,7 +117,9 @@ impl Registry {
             let session = session.take();
             let op = &op;
             async move {
-                let res = self.upload_once(target, desc, src, scopes, session, op).await;
+                let res = self
+                    .upload_once(target, desc, src, scopes, session, op)
+                    .await;
                 if let Err(Error::Registry { cause, .. }) = &res {
                     // Our own verification refused the body: the source's copy is bad, so a
                     // source that serves a local copy (the cache) must go back to the origin.
@@ -184,7 +200,10 @@ impl Registry {
         }
         let stream: ByteStream = src.open(desc).await?;
         let verified = blob::verified(stream, desc, format!("blob {}", desc.digest)).boxed();
-        Ok(Body::Stream(reqwest::Body::wrap_stream(verified), desc.size))
+        Ok(Body::Stream(
+            reqwest::Body::wrap_stream(verified),
+            desc.size,
+        ))
     }
 
     /// PUTs `doc` as `target` (by tag or by digest).

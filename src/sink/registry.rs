@@ -129,7 +129,10 @@ async fn push_blobs(
     let uploaded_bytes = AtomicU64::new(0);
     let mounted = AtomicUsize::new(0);
     let existing = AtomicUsize::new(0);
-    let blobs = src.root.blobs()?;
+    let mut blobs = src.root.blobs()?;
+    // Uploads (two requests each where the registry declines a single-request upload) start
+    // first, so that the one-request mounts and HEADs fill in behind them within --jobs.
+    blobs.sort_by_key(|d| src.blobs.in_memory(&d.digest).is_none());
     let from = src.blobs.registry().cloned();
     futures_util::stream::iter(blobs.iter().map(|d| {
         let (uploaded, uploaded_bytes, mounted, existing) =

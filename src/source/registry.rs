@@ -29,7 +29,14 @@ impl Registry {
         let bytes = self
             .retry(&op, || async {
                 let res = self
-                    .send(&op, &scopes, Method::GET, &path, headers.clone(), Body::Empty)
+                    .send(
+                        &op,
+                        &scopes,
+                        Method::GET,
+                        &path,
+                        headers.clone(),
+                        Body::Empty,
+                    )
                     .await?;
                 if res.status() != StatusCode::OK {
                     return Err(self.status_error(&op, res).await);
@@ -131,7 +138,14 @@ impl Registry {
         let path = format!("/v2/{}/blobs/{}", repo.repository, desc.digest);
         self.retry(op, || async {
             let res = self
-                .send(op, &scopes, Method::GET, &path, HeaderMap::new(), Body::Empty)
+                .send(
+                    op,
+                    &scopes,
+                    Method::GET,
+                    &path,
+                    HeaderMap::new(),
+                    Body::Empty,
+                )
                 .await?;
             // Registries send blob downloads to object storage on another host.
             let res = self.follow(op, &scopes, res).await?;

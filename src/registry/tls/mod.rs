@@ -90,20 +90,6 @@ impl Trust {
         Ok(b)
     }
 
-    /// This trust as oci-client takes it: extra roots and the verification switch.
-    pub(crate) fn apply_to_oci(&self, c: &mut oci_client::client::ClientConfig) {
-        use oci_client::client::{Certificate, CertificateEncoding};
-        // One entry per certificate: oci-client reads a PEM entry as one certificate only.
-        c.extra_root_certificates = self
-            .ders()
-            .map(|der| Certificate {
-                encoding: CertificateEncoding::Der,
-                data: der,
-            })
-            .collect();
-        c.accept_invalid_certificates = !self.verify;
-    }
-
     /// Whether a client certificate will be offered.
     pub fn has_client_certificate(&self) -> bool {
         self.loaded.client.is_some()
