@@ -1,6 +1,7 @@
 //! Our own requests on the hot path of a pull or push, so that round trips are ours to count:
-//! one auth probe (`GET /v2/`) per registry per process, one token per scope set kept until it
-//! expires, and response headers (`Retry-After`, `Location`, `Docker-Content-Digest`) in view.
+//! at most one auth probe (`GET /v2/`) per registry per process (none without credentials: the
+//! first 401 carries the challenge), one token per scope set kept until it expires, and response
+//! headers (`Retry-After`, `Location`, `Docker-Content-Digest`) in view.
 //!
 //! oci-client asks `GET /v2/` again before every request for which it holds no token, and an
 //! anonymous registry never gives it one, so on such a registry every request cost two.
@@ -84,7 +85,16 @@ impl Registry {
                 return Ok(t.value.clone());
             }
         }
-        let Some(challenge) = self.probe().await?.clone() else {
+        // Without credentials there is nothing to send before a registry asks: requests go
+        // anonymous, and the first 401 brings the challenge (see `send`), which saves the probe's
+        // round trip on an open registry. With credentials, one probe per process, so that they
+        // go with the first request (a registry may answer 404 rather than 401 to a stranger).
+        let challenge = match self.probe.get() {
+            Some(p) => p.clone(),
+            None if self.creds.is_some() => self.probe().await?.clone(),
+            None => None,
+        };
+        let Some(challenge) = challenge else {
             return Ok(None);
         };
         let what = auth_op(&self.host, scopes);
@@ -194,9 +204,18 @@ impl Registry {
                 res.status().as_u16()
             );
             tracing::trace!("… answered in {} ms", started.elapsed().as_millis());
-            if res.status() == StatusCode::UNAUTHORIZED && attempt == 0 && auth.is_some() {
-                if let Some(b) = again {
-                    // The token may have been revoked or expired early: one fresh one.
+            if res.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
+                let learnt = match res.headers().get(WWW_AUTHENTICATE) {
+                    Some(h) if self.probe.get().is_none() => {
+                        // The challenge the probe would have fetched, for free.
+                        let _ = self.probe.set(h.to_str().ok().map(str::to_string));
+                        true
+                    }
+                    _ => false,
+                };
+                if let Some(b) = again.filter(|_| learnt || auth.is_some()) {
+                    // A token for the challenge just learnt, or a fresh one in place of one
+                    // revoked or expired early.
                     self.forget_token(scopes).await;
                     body = Some(b);
                     continue;
