@@ -1,16 +1,19 @@
-//! The registry client: oci-client with what it lacks wrapped around it. The pull side lives in
-//! `crate::source::registry`, the push side in `crate::sink::registry`; this folder holds
-//! what both use, one job per file:
+//! The registry client: our own requests over reqwest, so that every round trip is ours to count
+//! and every response header ours to read (oci-client is kept for its error and reference types,
+//! which the error mapping reads). The pull side lives in `crate::source::registry`, the push
+//! side in `crate::sink::registry`; this folder holds what both use, one job per file:
 //!
 //! | file | holds | a new quirk goes here when it is about… |
 //! | --- | --- | --- |
-//! | `mod.rs` | [`Registry`], [`RegistryOptions`], request logging | a new knob |
+//! | `mod.rs` | [`Registry`], [`RegistryOptions`] | a new knob |
+//! | `http.rs` | one request: auth probe and tokens cached, 401 renewal, redirects, `Retry-After` | how a request is sent |
+//! | `upload.rs` | HEAD a blob or manifest, upload a blob (single request or POST + PUT), PUT a manifest | the push protocol |
 //! | `pool.rs` | one client per host, plain HTTP or TLS | connecting, timeouts, the scheme |
 //! | `tls/` | trust: CAs, client certificates, TLS failures | certificates |
 //! | `credentials.rs` | where credentials come from | docker config, helpers, env vars |
 //! | `login.rs` | `mockimg login` / `logout`: check, store, erase | the credentials file |
 //! | `auth.rs` | challenges, tokens, scopes | a token server |
-//! | `mount.rs` | cross-repository blob mounts | mounting |
+//! | `mount.rs` | cross-repository blob mounts (no HEAD first; 202 ⇒ upload into its session) | mounting |
 //! | `retry.rs` | the backoff and the retry loop | how long or how often to retry |
 //! | `error.rs` | error codes, status, I/O kind → one transient decision | what to retry |
 mod auth;

@@ -74,8 +74,8 @@ impl Registry {
         }
     }
 
-    /// The client for our own requests (mounts, token fetches), made on first use with the same
-    /// trust as oci-client's; `None` when it cannot be made, and the caller does without.
+    /// The client for every registry and token request, made on first use with this host's
+    /// trust; `None` when it cannot be made (the caller then reports that).
     pub(super) fn http(&self) -> Option<&reqwest::Client> {
         let made = self.http.get_or_init(|| {
             self.trust

@@ -1,6 +1,6 @@
-//! TLS trust, built in one place for every client mockimg makes: oci-client's for the registry
-//! protocol, ours for mounts and token servers, and any later one (object stores) through
-//! [`Trust::client_builder`].
+//! TLS trust, built in one place for every client mockimg makes: the registry client (which also
+//! presents a client certificate when one is configured), token servers, and any later one
+//! (object stores) through [`Trust::client_builder`].
 //!
 //! The system's roots (which honour `SSL_CERT_FILE` and `SSL_CERT_DIR`) are always trusted; a
 //! registry's own CAs are added to them, never put in their place. They come from `--cert-dir`
