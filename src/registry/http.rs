@@ -193,10 +193,19 @@ impl Registry {
                 }
             };
             let started = Instant::now();
-            let res = req
-                .send()
-                .await
-                .map_err(|e| self.error(op, OciDistributionError::RequestError(e)))?;
+            let res = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    // `-v` shows every attempt, answered or not.
+                    tracing::debug!(
+                        target: "mockimg::http",
+                        "{method} {} no response ({})",
+                        strip_query_secrets(&url),
+                        root_cause(&e)
+                    );
+                    return Err(self.error(op, OciDistributionError::RequestError(e)));
+                }
+            };
             tracing::debug!(
                 target: "mockimg::http",
                 "{method} {} {}",
