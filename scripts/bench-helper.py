@@ -294,6 +294,275 @@ def cmd_daemon_cpu(a):
     print(total / tick)
 
 
+# ---------------------------------------------------------------- latency series
+
+
+def write_multi_layout(layout, tag, platforms=(("linux", "amd64"), ("linux", "arm64")), layers=3):
+    """A 2-platform OCI index, `layers` small distinct layers per platform: round trips, not
+    bytes, dominate a push of it."""
+    os.makedirs(os.path.join(layout, "blobs", "sha256"), exist_ok=True)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        f.write('{"imageLayoutVersion":"1.0.0"}')
+    entries = []
+    for p, (os_, arch) in enumerate(platforms):
+        descs, diff_ids = [], []
+        for i in range(layers):
+            rng = random.Random(p * 100 + i)
+            raw = tar_bytes([("opt/", None), (f"opt/l{i}.bin", rng.randbytes(64 << 10))])
+            diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
+            dg, size = put_blob(layout, gz(raw, 1))
+            descs.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": dg, "size": size})
+        config = {"created": "2024-01-01T00:00:00Z", "architecture": arch, "os": os_,
+                  "config": {"Entrypoint": ["/opt/engine/bin/engine"]},
+                  "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+        cdg, csize = put_blob(layout, json.dumps(config).encode())
+        man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+               "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cdg, "size": csize},
+               "layers": descs}
+        mdg, msize = put_blob(layout, json.dumps(man).encode())
+        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdg,
+                        "size": msize, "platform": {"os": os_, "architecture": arch}})
+    idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries}
+    idg, isize = put_blob(layout, json.dumps(idx).encode())
+    with open(os.path.join(layout, "index.json"), "w") as f:
+        json.dump({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json", "digest": idg, "size": isize,
+            "annotations": {"org.opencontainers.image.ref.name": tag}}]}, f)
+
+
+class DelayProxy:
+    """HTTP/1.1 proxy on loopback that waits `delay` seconds before forwarding each request (one
+    simulated round trip per request) and logs (start offset, method, path, status). Every
+    exchange is forced to `Connection: close`, so one connection is one request."""
+
+    def __init__(self, upstream):
+        import socket
+        import threading
+        self.upstream = upstream
+        self.delay = 0.0
+        self.log = []
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(256)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def reset(self, delay):
+        with self.lock:
+            self.delay, self.log, self.t0 = delay, [], time.monotonic()
+
+    def accept(self):
+        import threading
+        while True:
+            c, _ = self.sock.accept()
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+
+    @staticmethod
+    def head(sock):
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = sock.recv(65536)
+            if not d:
+                return None, b""
+            buf += d
+            if buf[:1] == b"\x16":  # a TLS handshake: mockimg asks whether the port speaks TLS
+                sock.sendall(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                return None, b""
+        h, rest = buf.split(b"\r\n\r\n", 1)
+        return h.decode("latin-1"), rest
+
+    @staticmethod
+    def closing(h):
+        lines = [l for l in h.split("\r\n") if l.split(":", 1)[0].strip().lower() not in ("connection", "keep-alive")]
+        return ("\r\n".join(lines) + "\r\nConnection: close\r\n\r\n").encode("latin-1")
+
+    def handle(self, c):
+        import socket
+        import threading
+        try:
+            h, early = self.head(c)
+            if h is None:
+                return
+            start = time.monotonic()
+            method, path = (h.split("\r\n", 1)[0].split(" ") + ["", ""])[:2]
+            time.sleep(self.delay)
+            host, port = self.upstream.rsplit(":", 1)
+            u = socket.create_connection((host, int(port)))
+            u.sendall(self.closing(h) + early)
+
+            def up():
+                try:
+                    while True:
+                        d = c.recv(1 << 18)
+                        if not d:
+                            break
+                        u.sendall(d)
+                except OSError:
+                    pass
+            threading.Thread(target=up, daemon=True).start()
+            rh, rest = self.head(u)
+            status = rh.split(" ", 2)[1] if rh else "-"
+            with self.lock:
+                self.log.append((round((start - self.t0) * 1000), method, path.split("?", 1)[0], status))
+            if rh is None:
+                return
+            c.sendall(self.closing(rh) + rest)
+            while True:
+                d = u.recv(1 << 18)
+                if not d:
+                    break
+                c.sendall(d)
+            c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+def cmd_latency(a):
+    """The latency series: mockimg through a delaying proxy at 0 and `delay` ms per request;
+    serial round trips = (median T at delay − median T at 0) / delay. Writes JSON and markdown."""
+    w = a.workdir
+    regs = {}
+    for name in ("r1", "r2"):
+        d = os.path.join(w, "lat-" + name)
+        os.makedirs(d, exist_ok=True)
+        port = free_port()
+        with open(os.path.join(d, "config.yml"), "w") as f:
+            f.write(f"version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n"
+                    f"  filesystem:\n    rootdirectory: {d}/data\nhttp:\n  addr: 127.0.0.1:{port}\n")
+        regs[name] = (subprocess.Popen(["docker-registry", "serve", os.path.join(d, "config.yml")],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), f"127.0.0.1:{port}")
+    try:
+        for _, addr in regs.values():
+            wait_http(int(addr.rsplit(":", 1)[1]))
+        r1, r2 = regs["r1"][1], regs["r2"][1]
+        layout = os.path.join(w, "lat-base")
+        write_multi_layout(layout, "base")
+        subprocess.run(["skopeo", "copy", "-q", "--all", "--dest-tls-verify=false",
+                        f"oci:{layout}:base", f"docker://{r1}/bench/base:1"], check=True)
+        p1, p2 = DelayProxy(r1), DelayProxy(r2)
+        cfg = os.path.join(w, "lat-cfg")
+        os.makedirs(cfg, exist_ok=True)
+        with open(os.path.join(cfg, "imposter-config.yaml"), "w") as f:
+            f.write("plugin: rest\nresources:\n  - path: /hello\n    response:\n      content: hi\n")
+        n = [0]
+
+        def stamp():
+            n[0] += 1
+            with open(os.path.join(cfg, "stamp.json"), "w") as f:
+                f.write('{"n": %d}' % n[0])
+
+        def run(target, delay, fresh_config):
+            if fresh_config:
+                stamp()
+            for p in (p1, p2):
+                p.reset(delay / 1000)
+            env = dict(os.environ, MOCKIMG_CACHE_DIR=os.path.join(w, "lat-cache-%d" % n[0]),
+                       MOCKIMG_JOBS=str(a.jobs))
+            t = time.monotonic()
+            r = subprocess.run([a.mockimg, "build", cfg, "--base", f"{p1.addr}/bench/base:1",
+                                "--push", target, "--quiet"], env=env, capture_output=True, text=True)
+            took = time.monotonic() - t
+            if r.returncode != 0:
+                sys.exit(f"latency run failed: {r.stderr}")
+            return took, sorted(p1.log + p2.log)
+
+        scenarios = {}
+        for delay in (0, a.delay):
+            for i in range(a.runs):
+                # Cold: a new repository on the base's registry.
+                t, log = run(f"{p1.addr}/lat/cold-{delay}-{i}:1", delay, True)
+                scenarios.setdefault("cold", {}).setdefault(delay, []).append((t, log))
+                # Unchanged rebuild: the same config pushed to the same tag again.
+                t, log = run(f"{p1.addr}/lat/cold-{delay}-{i}:1", delay, False)
+                scenarios.setdefault("unchanged", {}).setdefault(delay, []).append((t, log))
+                # Another registry that holds the base blobs (an earlier push): a new config.
+                run(f"{p2.addr}/lat/ci-{delay}-{i}:1", 0, True)
+                t, log = run(f"{p2.addr}/lat/ci-{delay}-{i}:1", delay, True)
+                scenarios.setdefault("other_registry", {}).setdefault(delay, []).append((t, log))
+        out = {}
+        for sc, by in scenarios.items():
+            t0 = med([t for t, _ in by[0]])
+            t1 = med([t for t, _ in by[a.delay]])
+            out[sc] = {"t0": t0, "t_delay": t1, "round_trips": (t1 - t0) / (a.delay / 1000),
+                       "requests": med([len(l) for _, l in by[a.delay]]), "log": by[a.delay][0][1],
+                       "depth": med([depth(l, a.delay) for _, l in by[a.delay]])}
+        json.dump(out, open(os.path.join(w, "latency.json"), "w"))
+        print(json.dumps({k: {x: v[x] for x in ("round_trips", "requests")} for k, v in out.items()}))
+        if a.md:
+            with open(a.md, "w") as f:
+                f.write(latency_md(out, a))
+    finally:
+        for proc, _ in regs.values():
+            proc.terminate()
+            proc.wait()
+
+
+def depth(log, delay_ms):
+    """Requests on the critical path as the log shows them: a request that starts a full delay
+    after the wave before it began is a new wave (work between requests makes this a floor)."""
+    waves, start = 0, None
+    for off, *_ in sorted(log):
+        if start is None or off >= start + delay_ms:
+            waves, start = waves + 1, off
+    return waves
+
+
+def latency_md(out, a):
+    names = {
+        "cold": ("cold push, new repository, same registry", "8", "≤ 10 (≤ 30 requests)"),
+        "unchanged": ("unchanged rebuild", "5", "≤ 6"),
+        "other_registry": ("push to another registry holding the base blobs", "8", "≤ 10"),
+    }
+    before = json.load(open(a.before)) if a.before else {}
+    lines = [f"Delaying proxy ({a.delay} ms per request) in front of each registry; medians of {a.runs}; "
+             f"`--jobs {a.jobs}`. Serial round trips = (T at {a.delay} ms − T at 0) / {a.delay} ms; "
+             "waves = requests on the critical path as the proxy log shows them (a request starting a "
+             "full delay after the previous wave began starts a new one). The difference of times "
+             "reads low where CPU work at 0 ms (the layer build) is hidden behind waits at 25 ms.", "",
+             "| scenario | serial round trips | waves | requests | before (round trips / requests) "
+             "| paper floor | target | T at 0 | T at %d ms |" % a.delay,
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for k, (label, floor, target) in names.items():
+        v = out[k]
+        b = before.get(k)
+        was = f"{b['round_trips']:.1f} / {b['requests']:.0f}" if b else "–"
+        lines.append(f"| {label} | {v['round_trips']:.1f} | {v['depth']:.0f} | {v['requests']:.0f} | {was} "
+                     f"| {floor} | {target} | {v['t0']:.2f} s | {v['t_delay']:.2f} s |")
+    lines += ["", f"Request log of one cold push (start offset in ms at {a.delay} ms per request, method, path, status):",
+              "", "```"]
+    for off, m, path, st in out["cold"]["log"]:
+        lines.append(f"{off:6d}  {m:5s} {path} {st}")
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def free_port():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_http(port, timeout=30):
+    import urllib.request
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            return
+        except Exception:
+            time.sleep(0.1)
+    sys.exit(f"registry on {port} did not answer")
+
+
+
 # ---------------------------------------------------------------- registry log
 
 
@@ -677,6 +946,10 @@ def main():
     s.add_argument("--cache", required=True)
     s.add_argument("--n", type=int, default=10); s.set_defaults(f=cmd_firstreq)
     s = sub.add_parser("port"); s.set_defaults(f=cmd_port)
+    s = sub.add_parser("latency"); s.add_argument("mockimg"); s.add_argument("workdir")
+    s.add_argument("--delay", type=int, default=25); s.add_argument("--runs", type=int, default=3)
+    s.add_argument("--jobs", type=int, default=4); s.add_argument("--md")
+    s.add_argument("--before", help="latency.json of an earlier binary, shown beside"); s.set_defaults(f=cmd_latency)
     s = sub.add_parser("wait-http"); s.add_argument("port", type=int); s.set_defaults(f=cmd_wait_http)
     s = sub.add_parser("report"); s.add_argument("results"); s.add_argument("meta"); s.add_argument("md")
     s.set_defaults(f=cmd_report)

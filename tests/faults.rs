@@ -85,12 +85,14 @@ fn transient_status_codes_are_retried_and_the_push_is_complete() {
     let cases: Vec<(&str, &str, Fault)> = vec![
         ("GET", "/manifests/", proxy::status(503)),
         ("GET", "/blobs/sha256:", proxy::status(500)),
-        ("HEAD", "/blobs/sha256:", proxy::status(502)),
+        // A push to the base's registry mounts without asking first; the HEAD left is the
+        // one that finds an unchanged image on the target.
+        ("HEAD", "/manifests/", proxy::status(502)),
         ("POST", "/blobs/uploads/", proxy::status(503)),
         ("PUT", "/blobs/uploads/", proxy::status(500)),
         ("PUT", "/manifests/", proxy::status_retry_after(429)),
         ("PUT", "/manifests/", proxy::status(429)),
-        ("HEAD", "/blobs/sha256:", proxy::status_retry_after(503)),
+        ("HEAD", "/manifests/", proxy::status_retry_after(503)),
     ];
     for (i, (method, path, fault)) in cases.into_iter().enumerate() {
         p.clear_rules();
@@ -154,7 +156,9 @@ fn resets_and_truncation_are_retried_from_the_source() {
         (true, false, "GET", "/manifests/", Fault::ResetResponse),
         (true, false, "GET", "/manifests/", Fault::Truncate),
         (true, false, "GET", "/manifests/", Fault::FlipByte),
-        (true, true, "HEAD", "/blobs/sha256:", Fault::ResetRequest),
+        // (Pushed to the base's registry, blobs are mounted without a HEAD first: the HEAD
+        // left is the one that looks for the image on the target.)
+        (true, true, "HEAD", "/manifests/", Fault::ResetRequest),
         (true, true, "PUT", "/manifests/", Fault::ResetRequest),
     ];
     for (i, (base_p, push_p, method, path, fault)) in cases.into_iter().enumerate() {
@@ -212,9 +216,9 @@ fn persistent_faults_fail_in_one_line_and_no_tag_moves() {
         ),
         (
             "HEAD",
-            "/blobs/sha256:",
+            "/v2/team/mocks/manifests/1",
             proxy::status(500),
-            "checking blob sha256:",
+            "checking manifest 1 in",
         ),
         (
             "PUT",
@@ -258,10 +262,12 @@ fn persistent_faults_fail_in_one_line_and_no_tag_moves() {
         eprintln!("{fault:?}: {line}");
         assert!(line.contains(&p.addr), "names the registry: {line}");
         assert!(line.contains(what), "names the operation: {line}");
-        // Blobs go up concurrently, so count the tries of the one the error names.
-        let key = match line.find("blob sha256:") {
-            Some(i) => line[i + 5..i + 5 + 71].to_string(),
-            None => path.to_string(),
+        // Blobs and platform manifests go up concurrently, so count the tries of the one the
+        // error names.
+        let key = match (line.find("blob sha256:"), line.find("@sha256:")) {
+            (Some(i), _) => line[i + 5..i + 5 + 71].to_string(),
+            (None, Some(i)) => format!("/manifests/{}", &line[i + 1..i + 1 + 71]),
+            _ => path.to_string(),
         };
         let tries = p.injected()[before..]
             .iter()

@@ -187,7 +187,6 @@ fn mtls_registry_without_a_client_pair_says_so() {
 }
 
 #[test]
-#[ignore = "oci-client 0.18 cannot present a client certificate (issue 15, left to do)"]
 fn mtls_registry_with_the_client_pair_takes_the_push() {
     let ca = TestCa::new("mtls");
     let tls = Registry::start_tls(&ca.server(&["127.0.0.1"]), Some(&ca));

@@ -103,6 +103,10 @@ pub struct RegistryArgs {
     /// Retries for transient registry failures (5xx, 429, resets, timeouts).
     #[arg(long, default_value_t = 4, env = "MOCKIMG_RETRIES")]
     pub retries: u32,
+    /// Registry requests in flight at once per step (blobs, manifests, configs).
+    #[arg(long, value_name = "N", default_value_t = 4, env = "MOCKIMG_JOBS",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
 }
 
 impl RegistryArgs {
@@ -112,6 +116,7 @@ impl RegistryArgs {
             insecure: self.insecure_registry.clone(),
             cert_dir: self.cert_dir.clone(),
             retries: self.retries,
+            concurrency: usize::from(self.jobs),
             ..Default::default()
         }
     }

@@ -3,32 +3,29 @@
 use super::Registry;
 use crate::error::Result;
 use crate::oci::reference::RegistryRef;
+use oci_client::errors::OciDistributionError;
 use oci_client::RegistryOperation;
+use std::time::Duration;
 
 impl Registry {
-    /// Gets oci-client a token for `op` on `r`'s repository (or learns that none is needed).
+    /// Makes sure requests for `op` on `r`'s repository are authorised (the probe and the token
+    /// are cached, so this costs round trips only the first time), so that refused access is
+    /// reported before any work.
     pub(crate) async fn authenticate(&self, r: &RegistryRef, op: RegistryOperation) -> Result<()> {
-        let what = match op {
-            RegistryOperation::Push => format!("authenticating to push {}", r.repo_name()),
-            RegistryOperation::Pull => format!("authenticating to pull {}", r.repo_name()),
-        };
-        self.retry(&what, || async {
-            let res = self.oci().await?.auth(&r.to_oci(), &self.auth, op).await;
-            self.log_http("GET", "/v2/", &res, "200");
-            res.map(|_| ()).map_err(|e| self.error(&what, e))
-        })
-        .await
+        self.authorization(&scopes_for(r, op)).await.map(|_| ())
     }
 
-    /// An `Authorization` value answering a `WWW-Authenticate` challenge: Basic with our
-    /// credentials, or a Bearer token fetched from the realm for exactly `scopes`. `None` when
-    /// there is no answer; the caller then does without.
+    /// An `Authorization` value answering a `WWW-Authenticate` challenge, and how long it lasts:
+    /// Basic with our credentials, or a Bearer token fetched from the realm for exactly
+    /// `scopes`. `None` when the challenge asks for nothing we can give; the request then goes
+    /// without, and the registry's answer says what is wrong.
     pub(super) async fn authorization_for(
         &self,
         challenge: &str,
         scopes: &[String],
-    ) -> Option<String> {
+    ) -> std::result::Result<(Option<String>, Duration), OciDistributionError> {
         use base64::Engine as _;
+        let forever = Duration::from_secs(u64::from(u32::MAX));
         let basic = self.creds.as_ref().map(|c| {
             format!(
                 "Basic {}",
@@ -36,14 +33,18 @@ impl Registry {
                     .encode(format!("{}:{}", c.username, c.password))
             )
         });
-        let challenge = Challenge::parse(challenge)?;
+        let Some(challenge) = Challenge::parse(challenge) else {
+            return Ok((basic, forever));
+        };
         if challenge.scheme.eq_ignore_ascii_case("basic") {
-            return basic;
+            return Ok((basic, forever));
         }
-        if !challenge.scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let realm = challenge.param("realm")?;
+        let Some(realm) = challenge
+            .param("realm")
+            .filter(|_| challenge.scheme.eq_ignore_ascii_case("bearer"))
+        else {
+            return Ok((None, forever));
+        };
         let mut q: Vec<(&str, &str)> = Vec::new();
         if let Some(svc) = challenge.param("service") {
             q.push(("service", svc));
@@ -51,20 +52,53 @@ impl Registry {
         for s in scopes {
             q.push(("scope", s));
         }
-        let mut req = self.http()?.get(realm).query(&q);
+        let http = self
+            .http()
+            .ok_or_else(|| OciDistributionError::GenericError(Some("no HTTP client".into())))?;
+        let mut req = http.get(realm).query(&q);
         if let Some(b) = &basic {
             req = req.header(reqwest::header::AUTHORIZATION, b);
         }
-        let res = req.send().await.ok()?;
+        let res = req.send().await?;
         // The URL carries only service and scopes; credentials travel in the header.
         tracing::debug!(target: "mockimg::http", "GET {} {}", res.url(), res.status().as_u16());
-        if !res.status().is_success() {
-            tracing::debug!("token request for a mount answered {}", res.status());
-            return None;
+        let status = res.status();
+        let body = res.bytes().await?;
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(OciDistributionError::ServerError {
+                code: status.as_u16(),
+                url: realm.to_string(),
+                message: String::from_utf8_lossy(&body).into_owned(),
+            });
         }
-        let v: serde_json::Value = serde_json::from_slice(&res.bytes().await.ok()?).ok()?;
-        let t = v.get("token").or_else(|| v.get("access_token"))?.as_str()?;
-        Some(format!("Bearer {t}"))
+        if !status.is_success() {
+            // What oci-client reported for a refusing token server: read as unauthorized.
+            return Err(OciDistributionError::AuthenticationFailure(
+                String::from_utf8_lossy(&body).into_owned(),
+            ));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| OciDistributionError::RegistryTokenDecodeError(e.to_string()))?;
+        let t = v
+            .get("token")
+            .or_else(|| v.get("access_token"))
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| {
+                OciDistributionError::RegistryTokenDecodeError("no token in the answer".into())
+            })?;
+        let life = v
+            .get("expires_in")
+            .and_then(|e| e.as_u64())
+            .map_or(super::http::DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+        Ok((Some(format!("Bearer {t}")), life))
+    }
+}
+
+/// The scopes one pull or push of `r` needs.
+pub(crate) fn scopes_for(r: &RegistryRef, op: RegistryOperation) -> Vec<String> {
+    match op {
+        RegistryOperation::Pull => vec![format!("repository:{}:pull", r.repository)],
+        RegistryOperation::Push => vec![format!("repository:{}:pull,push", r.repository)],
     }
 }
 
@@ -114,9 +148,10 @@ impl Challenge {
     }
 }
 
-/// The token scopes a mount of a blob from `from` into `target` needs: push (and pull) on the
-/// target, and pull on the source, which oci-client leaves out (oci-client issue #235).
-pub(super) fn mount_scopes(target: &RegistryRef, from: &RegistryRef) -> Vec<String> {
+/// The token scopes a push to `target` with mounts from `from` needs: push (and pull) on the
+/// target, and pull on the source, which oci-client leaves out (oci-client issue #235). One
+/// scope set for the whole push, so one token.
+pub(crate) fn mount_scopes(target: &RegistryRef, from: &RegistryRef) -> Vec<String> {
     vec![
         format!("repository:{}:pull,push", target.repository),
         format!("repository:{}:pull", from.repository),

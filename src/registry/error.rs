@@ -158,6 +158,10 @@ pub struct Failure {
     /// The TLS handshake failed: a certificate was refused, one way or the other. Final.
     /// Boxed: it is rare, and every `Result` in the crate carries this struct's size.
     pub tls: Option<Box<TlsFailure>>,
+    /// Seconds the registry's `Retry-After` asked for on a 429 or 503, when it sent one.
+    /// (Seconds in 16 bits: anything past a minute is not waited out anyway, and every
+    /// `Result` in the crate carries this struct.)
+    pub retry_after: Option<u16>,
 }
 
 impl Failure {
@@ -209,6 +213,7 @@ impl Failure {
                 io: transport_kind(r),
                 code: None,
                 tls: tls::classify(r).map(Box::new),
+                retry_after: None,
             },
             E::IoError(io) => Failure {
                 io: transport_kind(io).or(Some(io.kind())),
@@ -402,35 +407,14 @@ impl Registry {
     }
 }
 
-/// What `-v` shows as the outcome of a failed request: its status, its error codes, or why no
-/// answer came.
-pub(crate) fn outcome(e: &OciDistributionError) -> String {
-    let cause = Failure::of(e);
-    match (e, cause.status) {
-        (OciDistributionError::RegistryError { envelope, .. }, _) => {
-            let codes: Vec<String> = envelope
-                .errors
-                .iter()
-                .map(|x| ErrorCode::from_oci(&x.code).to_string())
-                .collect();
-            format!("error {}", codes.join(","))
-        }
-        (_, Some(s)) => s.to_string(),
-        // The token server refused us; its status is not kept, and 401 is what it means.
-        _ if cause.is_unauthorized() => "401".into(),
-        (OciDistributionError::RequestError(r), None) => {
-            format!("no response ({})", root_cause(r))
-        }
-        _ => format!("failed ({})", first_line(&e.to_string())),
-    }
-}
-
 /// `pushing to HOST/REPO` or `pulling HOST/REPO` from an operation such as `checking blob D in
 /// HOST/REPO` (every operation string ends with the repository or reference it is about).
 fn access_op(op: &str) -> String {
     let repo = op.rsplit(' ').next().unwrap_or(op);
     let pushing = [
         "checking blob",
+        "checking manifest",
+        "mounting blob",
         "uploading blob",
         "pushing manifest",
         "authenticating to push",

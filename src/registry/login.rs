@@ -130,9 +130,6 @@ impl Registry {
                 ..Default::default()
             },
         };
-        // Settles the scheme (HTTPS first; plain HTTP only for a server that does not speak TLS)
-        // the same way every other request to this host does.
-        self.oci().await?;
         let http = self.http().ok_or_else(|| {
             Error::Usage(format!("no HTTP client could be made for {}", self.host))
         })?;
@@ -140,7 +137,7 @@ impl Registry {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
         );
-        let url = format!("{}/v2/", self.base_url());
+        let url = format!("{}/v2/", self.base_url().await?);
         let res = http.get(&url).send().await.map_err(unreachable)?;
         tracing::debug!(target: "mockimg::http", "GET {url} {}", res.status().as_u16());
         if res.status().is_success() {

@@ -1,31 +1,37 @@
-//! The registry client: oci-client with what it lacks wrapped around it. The pull side lives in
-//! `crate::source::registry`, the push side in `crate::sink::registry`; this folder holds
-//! what both use, one job per file:
+//! The registry client: our own requests over reqwest, so that every round trip is ours to count
+//! and every response header ours to read (oci-client is kept for its error and reference types,
+//! which the error mapping reads). The pull side lives in `crate::source::registry`, the push
+//! side in `crate::sink::registry`; this folder holds what both use, one job per file:
 //!
 //! | file | holds | a new quirk goes here when it is about… |
 //! | --- | --- | --- |
-//! | `mod.rs` | [`Registry`], [`RegistryOptions`], request logging | a new knob |
+//! | `mod.rs` | [`Registry`], [`RegistryOptions`] | a new knob |
+//! | `http.rs` | one request: auth probe and tokens cached, 401 renewal, redirects, `Retry-After` | how a request is sent |
+//! | `upload.rs` | HEAD a blob or manifest, upload a blob (single request or POST + PUT), PUT a manifest | the push protocol |
 //! | `pool.rs` | one client per host, plain HTTP or TLS | connecting, timeouts, the scheme |
 //! | `tls/` | trust: CAs, client certificates, TLS failures | certificates |
 //! | `credentials.rs` | where credentials come from | docker config, helpers, env vars |
 //! | `login.rs` | `mockimg login` / `logout`: check, store, erase | the credentials file |
 //! | `auth.rs` | challenges, tokens, scopes | a token server |
-//! | `mount.rs` | cross-repository blob mounts | mounting |
+//! | `mount.rs` | cross-repository blob mounts (no HEAD first; 202 ⇒ upload into its session) | mounting |
 //! | `retry.rs` | the backoff and the retry loop | how long or how often to retry |
 //! | `error.rs` | error codes, status, I/O kind → one transient decision | what to retry |
 mod auth;
 mod credentials;
 pub mod error;
+mod http;
 mod login;
 
 pub use login::{login, logout};
 mod mount;
 mod pool;
 pub(crate) mod retry;
+mod upload;
+pub(crate) use auth::{mount_scopes, scopes_for};
+pub(crate) use http::Body;
+pub(crate) use mount::Mount;
 pub mod tls;
 
-use oci_client::errors::OciDistributionError;
-use oci_client::secrets::RegistryAuth;
 use std::time::Duration;
 
 /// How registries are reached and how hard to try.
@@ -39,7 +45,8 @@ pub struct RegistryOptions {
     pub cert_dir: Option<std::path::PathBuf>,
     /// Attempts after the first, for transient failures.
     pub retries: u32,
-    /// Blobs copied at once.
+    /// Requests in flight at once per step of a pull or push (`--jobs`): blobs, manifests,
+    /// configs.
     pub concurrency: usize,
     /// Longest wait for a connection to open.
     pub connect_timeout: Duration,
@@ -76,22 +83,13 @@ impl Default for RegistryOptions {
     }
 }
 
-/// oci-client set up for one host, and the scheme it speaks.
-pub(crate) struct Transport {
-    client: oci_client::Client,
-    scheme: &'static str,
-}
-
 /// A connection to one registry host, shared by every pull and push to it (see
 /// [`Registry::connect`]).
 pub struct Registry {
     /// `HOST[:PORT]` as references name it.
     pub(crate) host: String,
-    /// oci-client and the scheme, settled on first use (see `pool.rs`).
-    transport: tokio::sync::OnceCell<Transport>,
     /// Certificates for this host, shared by every client made for it.
     trust: tls::Trust,
-    pub(crate) auth: RegistryAuth,
     pub(crate) opts: RegistryOptions,
     /// Whether a 401 means "log in" or "your login was refused".
     has_credentials: bool,
@@ -99,24 +97,10 @@ pub struct Registry {
     /// use.
     http: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
     creds: Option<credentials::Credentials>,
-    /// `Authorization` values for mounts, per target|source repository pair.
-    mount_tokens: tokio::sync::Mutex<std::collections::HashMap<String, String>>,
-}
-
-impl Registry {
-    /// `-v`: one line per registry request with method, URL and status. Never headers or bodies,
-    /// so never credentials or tokens.
-    pub(crate) fn log_http<T>(
-        &self,
-        method: &str,
-        path: &str,
-        res: &std::result::Result<T, OciDistributionError>,
-        ok_status: &str,
-    ) {
-        let status = match res {
-            Ok(_) => ok_status.to_string(),
-            Err(e) => error::outcome(e),
-        };
-        tracing::debug!(target: "mockimg::http", "{method} {}://{}{path} {status}", self.scheme(), self.host);
-    }
+    /// What `GET /v2/` answered, asked once per process (see `http.rs`).
+    probe: tokio::sync::OnceCell<http::Probe>,
+    /// Whether this registry takes a blob in a single POST (see `upload.rs`).
+    monolithic: std::sync::atomic::AtomicU8,
+    /// `Authorization` values per scope set, until they expire.
+    tokens: tokio::sync::Mutex<std::collections::HashMap<String, http::Token>>,
 }

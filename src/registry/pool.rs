@@ -5,12 +5,9 @@
 //! Either is reached over plain HTTP only when its port answers a TLS handshake with something
 //! that is not TLS — never after a TLS failure, which is reported instead. That costs a plain
 //! HTTP registry one handshake attempt per process: the answer is kept per host.
-use super::tls::TlsFailure;
-use super::{credentials, tls, Registry, RegistryOptions, Transport};
-use crate::error::{Error, Result};
+use super::{credentials, tls, Registry, RegistryOptions};
+use crate::error::Result;
 use crate::oci::reference::{host_of, is_loopback_host};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -32,93 +29,22 @@ impl Registry {
     fn connect_new(host: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
         let trust = tls::Trust::for_host(host, opts.cert_dir.as_deref(), !is_insecure(host, opts))?;
         let creds = credentials::lookup(host, &opts.push_hosts)?;
-        let auth = match &creds {
-            Some(c) => RegistryAuth::Basic(c.username.clone(), c.password.clone()),
-            None => RegistryAuth::Anonymous,
-        };
         tracing::debug!(registry = host, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
         Ok(Arc::new(Registry {
             host: host.to_string(),
-            transport: Default::default(),
             trust,
-            auth,
             opts: opts.clone(),
             has_credentials: creds.is_some(),
             http: OnceLock::new(),
             creds,
-            mount_tokens: Default::default(),
+            probe: Default::default(),
+            monolithic: super::upload::MONOLITHIC_UNKNOWN.into(),
+            tokens: Default::default(),
         }))
     }
 
-    /// oci-client for this host, made on first use once the scheme is known.
-    pub(crate) async fn oci(&self) -> Result<&oci_client::Client> {
-        Ok(&self.transport().await?.client)
-    }
-
-    async fn transport(&self) -> Result<&Transport> {
-        self.transport
-            .get_or_try_init(|| async {
-                let scheme = self.scheme_to_use().await;
-                if scheme == "https" && self.trust.has_client_certificate() {
-                    // oci-client 0.18 has no setting for a client certificate, so it could
-                    // not do the handshake that our own client does.
-                    return Err(Error::Registry {
-                        registry: self.host.clone(),
-                        operation: "connecting".into(),
-                        message: format!(
-                            "client certificates (mTLS) are not supported yet: cannot present {}",
-                            self.trust
-                                .client_certificate()
-                                .map(|p| p.display().to_string())
-                                .unwrap_or_default()
-                        ),
-                        cause: Default::default(),
-                    });
-                }
-                let refusal = client_cert_refusals()
-                    .lock()
-                    .expect("not poisoned")
-                    .get(&self.host)
-                    .cloned();
-                if let (Some(f), "https") = (refusal, scheme) {
-                    return Err(Error::Registry {
-                        registry: self.host.clone(),
-                        operation: "connecting".into(),
-                        message: self.trust.message(&f),
-                        cause: super::error::Failure {
-                            tls: Some(Box::new(f)),
-                            ..Default::default()
-                        },
-                    });
-                }
-                let mut config = ClientConfig {
-                    protocol: if scheme == "http" {
-                        ClientProtocol::Http
-                    } else {
-                        ClientProtocol::Https
-                    },
-                    // One streamed PUT per blob: no chunk-size minimums to trip over (ECR
-                    // wants 5 MiB).
-                    use_monolithic_push: true,
-                    connect_timeout: Some(self.opts.connect_timeout),
-                    read_timeout: Some(self.opts.idle_timeout),
-                    platform_resolver: None,
-                    ..Default::default()
-                };
-                self.trust.apply_to_oci(&mut config);
-                let client = oci_client::Client::try_from(config).map_err(|e| Error::Registry {
-                    registry: self.host.clone(),
-                    operation: "setting up the HTTP client".into(),
-                    message: super::error::root_cause(&e),
-                    cause: Default::default(),
-                })?;
-                Ok(Transport { client, scheme })
-            })
-            .await
-    }
-
     /// `https`, or `http` for an insecure or loopback registry that does not speak TLS.
-    async fn scheme_to_use(&self) -> &'static str {
+    pub(super) async fn scheme_to_use(&self) -> &'static str {
         let host = self.host.as_str();
         if !is_loopback_host(host_of(host)) && !is_insecure(host, &self.opts) {
             return "https";
@@ -148,8 +74,8 @@ impl Registry {
         }
     }
 
-    /// The client for our own requests (mounts, token fetches), made on first use with the same
-    /// trust as oci-client's; `None` when it cannot be made, and the caller does without.
+    /// The client for every registry and token request, made on first use with this host's
+    /// trust; `None` when it cannot be made (the caller then reports that).
     pub(super) fn http(&self) -> Option<&reqwest::Client> {
         let made = self.http.get_or_init(|| {
             self.trust
@@ -170,16 +96,6 @@ impl Registry {
         }
     }
 
-    /// The scheme settled for this host; `https` until it is.
-    pub(crate) fn scheme(&self) -> &'static str {
-        self.transport.get().map_or("https", |t| t.scheme)
-    }
-
-    /// `scheme://host`, for URLs we build ourselves.
-    pub(super) fn base_url(&self) -> String {
-        format!("{}://{}", self.scheme(), self.host)
-    }
-
     /// The trust this host's clients were built with.
     pub(crate) fn trust(&self) -> &tls::Trust {
         &self.trust
@@ -190,12 +106,6 @@ fn is_insecure(host: &str, opts: &RegistryOptions) -> bool {
     opts.insecure
         .iter()
         .any(|i| i == host || i == host_of(host))
-}
-
-/// Hosts whose TLS probe was refused for want of (or for the wrong) client certificate.
-fn client_cert_refusals() -> &'static Mutex<HashMap<String, TlsFailure>> {
-    static REFUSED: OnceLock<Mutex<HashMap<String, TlsFailure>>> = OnceLock::new();
-    REFUSED.get_or_init(Default::default)
 }
 
 /// One TLS handshake, certificates unchecked (this asks whether the port speaks TLS, not
@@ -213,23 +123,6 @@ async fn probe(host: &str, opts: &RegistryOptions) -> Option<&'static str> {
         .ok()?;
     match client.get(format!("https://{host}/v2/")).send().await {
         Ok(_) => Some("https"),
-        // Under TLS 1.3 a server that wants a client certificate says so only after the client
-        // has finished its handshake, so a later request may see just a closed connection;
-        // what the probe learned is kept to say it then.
-        Err(e)
-            if matches!(
-                tls::classify(&e),
-                Some(TlsFailure::ClientCertRequired | TlsFailure::ClientCertRefused)
-            ) =>
-        {
-            if let Some(f) = tls::classify(&e) {
-                client_cert_refusals()
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(host.to_string(), f);
-            }
-            Some("https")
-        }
         Err(e) if tls::is_not_tls(&e) => Some("http"),
         Err(e) if e.is_timeout() || tls::nothing_answered(&e) => {
             tracing::debug!(

@@ -28,6 +28,15 @@ fn backoff_with(base: Duration, attempt: u32, unit: f64) -> Duration {
     exp.mul_f64(0.5 + 0.5 * unit).clamp(MIN_WAIT, MAX_WAIT)
 }
 
+/// The wait before the next try: what the registry's `Retry-After` asked for when it asked for
+/// at most [`super::http::MAX_RETRY_AFTER`], else the usual backoff.
+fn wait_before_retry(asked: Option<Duration>, base: Duration, attempt: u32) -> Duration {
+    match asked {
+        Some(a) if a <= super::http::MAX_RETRY_AFTER => a.max(MIN_WAIT),
+        _ => backoff(base, attempt),
+    }
+}
+
 impl Registry {
     /// Runs `f` until it succeeds, fails for good, or the retries run out; every failure ends as
     /// an [`Error::Registry`] naming this registry and `op`.
@@ -41,7 +50,13 @@ impl Registry {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && attempt < self.opts.retries => {
-                    let wait = backoff(self.opts.backoff, attempt);
+                    let asked = match &e {
+                        Error::Registry { cause, .. } => {
+                            cause.retry_after.map(|s| Duration::from_secs(u64::from(s)))
+                        }
+                        _ => None,
+                    };
+                    let wait = wait_before_retry(asked, self.opts.backoff, attempt);
                     attempt += 1;
                     // `e` names the operation already when it is a registry error.
                     let what = match &e {
@@ -103,6 +118,29 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_honoured_up_to_a_minute() {
+        let base = Duration::from_millis(400);
+        assert_eq!(
+            wait_before_retry(Some(Duration::from_secs(3)), base, 0),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            wait_before_retry(Some(Duration::from_secs(60)), base, 2),
+            Duration::from_secs(60)
+        );
+        assert_eq!(wait_before_retry(Some(Duration::ZERO), base, 0), MIN_WAIT);
+    }
+
+    #[test]
+    fn retry_after_past_a_minute_or_absent_falls_back_to_backoff() {
+        let base = Duration::from_millis(400);
+        for asked in [None, Some(Duration::from_secs(61)), Some(Duration::MAX)] {
+            let w = wait_before_retry(asked, base, 1);
+            assert!(w >= base && w < base * 2, "{asked:?}: {w:?}");
         }
     }
 

@@ -1,13 +1,11 @@
 //! Pushing to a registry: blobs first (skipped when present, mounted when the registry has them
 //! in another repository, uploaded otherwise), then manifests children first, and tags last.
 use crate::error::{Error, Result};
-use crate::oci::blob::{self, BlobSource, ByteStream, Source};
-use crate::oci::image::{Descriptor, Doc, Root};
+use crate::oci::blob::Source;
+use crate::oci::image::Root;
 use crate::oci::reference::RegistryRef;
-use crate::registry::error::Failure;
-use crate::registry::{Registry, RegistryOptions};
+use crate::registry::{mount_scopes, scopes_for, Mount, Registry, RegistryOptions};
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::errors::OciDistributionError;
 use oci_client::RegistryOperation;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,9 +32,12 @@ impl PushStats {
     }
 }
 
-/// Pushes `src` to every target. Blobs and digest-addressed manifests go to each repository
-/// first; tags are written only after every repository has everything, so a failure part-way
-/// never moves a tag.
+/// Pushes `src` to every target. Per repository: nothing when the image is there already (found
+/// by its digest); else blobs (mounted without asking first when the base is in the same
+/// registry, uploaded otherwise), then the platform manifests in parallel. Tags come last, each
+/// moved only if it does not already point at the image, and only after every repository has
+/// everything, so a failure part-way never moves a tag. The index is PUT by tag (the registry
+/// keeps it by digest too), or by digest for a target without one.
 pub(crate) async fn push(
     src: &Source,
     targets: &[RegistryRef],
@@ -45,6 +46,8 @@ pub(crate) async fn push(
     let mut conns: Vec<(String, Arc<Registry>)> = Vec::new();
     let mut stats = PushStats::default();
     let mut done_repos: Vec<String> = Vec::new();
+    let root_digest = src.root.digest();
+    let mut tags: Vec<(Arc<Registry>, RegistryRef, Vec<String>)> = Vec::new();
     for t in targets {
         let reg = match conns.iter().find(|(h, _)| h == &t.registry) {
             Some((_, r)) => r.clone(),
@@ -54,63 +57,109 @@ pub(crate) async fn push(
                 r
             }
         };
+        let from = src.blobs.registry().filter(|f| f.same_registry(t));
+        let scopes = match from {
+            Some(f) => mount_scopes(t, f),
+            None => scopes_for(t, RegistryOperation::Push),
+        };
+        let tagged = t.tag.as_ref().map(|tag| RegistryRef {
+            tag: Some(tag.clone()),
+            digest: None,
+            ..t.clone()
+        });
         if done_repos.contains(&t.repo_name()) {
+            tags.extend(tagged.map(|r| (reg.clone(), r, scopes)));
             continue;
         }
         done_repos.push(t.repo_name());
-        reg.authenticate(t, RegistryOperation::Push).await?;
-        stats.add(&push_blobs(&reg, t, src).await?);
-        for img in src.root.images() {
+        reg.authorization(&scopes).await?;
+        // An unchanged rebuild: the tag points at the image already, or the image is there
+        // under its digest. Both asked at once: one round trip either way.
+        let by_digest = t.with_digest(&root_digest);
+        let (tag_now, present) = tokio::join!(
+            async {
+                match &tagged {
+                    Some(r) => reg.manifest_digest(r, &scopes).await,
+                    None => Ok(None),
+                }
+            },
+            reg.manifest_digest(&by_digest, &scopes)
+        );
+        let present = present?.is_some();
+        let tag_done = tag_now?.as_deref() == Some(root_digest.as_str());
+        if present {
+            stats.existing += src.root.blobs()?.len();
+        } else {
+            stats.add(&push_blobs(&reg, t, src, &scopes).await?);
             if matches!(src.root, Root::Index { .. }) {
-                reg.put_manifest(&t.with_digest(&img.manifest.digest()), &img.manifest)
+                futures_util::stream::iter(src.root.images())
+                    .map(|img| {
+                        let r = t.with_digest(&img.manifest.digest());
+                        let (reg, scopes) = (&reg, &scopes);
+                        async move { reg.put_manifest(&r, &img.manifest, scopes).await }
+                    })
+                    .buffer_unordered(reg.opts.concurrency.max(1))
+                    .try_collect::<Vec<()>>()
+                    .await?;
+            }
+            if tagged.is_none() {
+                reg.put_manifest(&by_digest, src.root.doc(), &scopes)
                     .await?;
             }
         }
-        reg.put_manifest(&t.with_digest(&src.root.digest()), src.root.doc())
-            .await?;
-    }
-    for t in targets {
-        if let Some(tag) = &t.tag {
-            let reg = &conns
-                .iter()
-                .find(|(h, _)| h == &t.registry)
-                .expect("connected")
-                .1;
-            let tagged = RegistryRef {
-                tag: Some(tag.clone()),
-                digest: None,
-                ..t.clone()
-            };
-            reg.put_manifest(&tagged, src.root.doc()).await?;
+        if let Some(r) = tagged.filter(|_| !tag_done) {
+            tags.push((reg.clone(), r, scopes));
         }
+    }
+    // Every repository holds everything now: move the tags, one after another, so that a tag
+    // refused for good leaves the ones after it where they were.
+    for (reg, r, scopes) in &tags {
+        reg.put_manifest(r, src.root.doc(), scopes).await?;
     }
     Ok(stats)
 }
 
-async fn push_blobs(reg: &Arc<Registry>, target: &RegistryRef, src: &Source) -> Result<PushStats> {
+async fn push_blobs(
+    reg: &Arc<Registry>,
+    target: &RegistryRef,
+    src: &Source,
+    scopes: &[String],
+) -> Result<PushStats> {
     let uploaded = AtomicUsize::new(0);
     let uploaded_bytes = AtomicU64::new(0);
     let mounted = AtomicUsize::new(0);
     let existing = AtomicUsize::new(0);
-    let blobs = src.root.distributable_blobs()?;
+    let mut blobs = src.root.distributable_blobs()?;
+    // Uploads (two requests each where the registry declines a single-request upload) start
+    // first, so that the one-request mounts and HEADs fill in behind them within --jobs.
+    blobs.sort_by_key(|d| !src.blobs.local(&d.digest));
     let from = src.blobs.registry().cloned();
     futures_util::stream::iter(blobs.iter().map(|d| {
         let (uploaded, uploaded_bytes, mounted, existing) =
             (&uploaded, &uploaded_bytes, &mounted, &existing);
         let from = from.as_ref();
         async move {
-            if reg.blob_exists(target, &d.digest).await? {
+            // Blobs made here (the config layer, in memory or spooled, and the configs) are
+            // nowhere to mount from: upload them straight away.
+            let local = src.blobs.local(&d.digest);
+            let mut session = None;
+            if let Some(f) = from.filter(|f| !local && f.same_registry(target)) {
+                // No HEAD first: a mount answers 201 for a blob the target has already.
+                match reg.mount(target, f, &d.digest, scopes).await {
+                    Mount::Mounted => {
+                        mounted.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    Mount::Session(u) => session = Some(u),
+                    Mount::Declined => {}
+                }
+            } else if !local && reg.blob_exists(target, &d.digest, scopes).await? {
+                // A blob we would have to fetch first: worth one HEAD to skip the copy.
                 existing.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
-            let local = src.blobs.in_memory(&d.digest).is_some();
-            if let Some(f) = from.filter(|f| !local && f.same_registry(target)) {
-                if reg.mount(target, f, &d.digest).await {
-                    mounted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-            }
-            reg.upload(target, d, src.blobs.as_ref()).await?;
+            reg.upload(target, d, src.blobs.as_ref(), scopes, session)
+                .await?;
             uploaded.fetch_add(1, Ordering::Relaxed);
             uploaded_bytes.fetch_add(d.size, Ordering::Relaxed);
             Ok::<(), Error>(())
@@ -125,92 +174,4 @@ async fn push_blobs(reg: &Arc<Registry>, target: &RegistryRef, src: &Source) -> 
         mounted: mounted.into_inner(),
         existing: existing.into_inner(),
     })
-}
-
-impl Registry {
-    async fn blob_exists(&self, target: &RegistryRef, digest: &str) -> Result<bool> {
-        let op = format!("checking blob {digest} in {}", target.repo_name());
-        self.retry(&op, || async {
-            let res = self
-                .oci()
-                .await?
-                .blob_exists(&target.to_oci(), digest)
-                .await;
-            let path = format!("/v2/{}/blobs/{digest}", target.repository);
-            let ok = if matches!(res, Ok(false)) {
-                "404"
-            } else {
-                "200"
-            };
-            self.log_http("HEAD", &path, &res, ok);
-            res.map_err(|e| self.error(&op, e))
-        })
-        .await
-    }
-
-    async fn upload(
-        &self,
-        target: &RegistryRef,
-        desc: &Descriptor,
-        src: &dyn BlobSource,
-    ) -> Result<()> {
-        let op = format!("uploading blob {} to {}", desc.digest, target.repo_name());
-        self.retry(&op, || async {
-            // Each attempt restarts from the source: a broken stream is never resumed.
-            let body: ByteStream = match src.in_memory(&desc.digest) {
-                Some(b) => futures_util::stream::once(async move { Ok(b) }).boxed(),
-                None => src.open(desc).await?,
-            };
-            let body = blob::verified(body, desc, format!("blob {}", desc.digest))
-                .map_err(OciDistributionError::IoError);
-            let res = self
-                .oci()
-                .await?
-                .push_blob_stream(&target.to_oci(), body, &desc.digest, Some(desc.size))
-                .await;
-            let path = format!("/v2/{}/blobs/uploads/", target.repository);
-            if res.is_ok() {
-                self.log_http("POST", &path, &res, "202");
-            }
-            let put = format!("{path}<session>?digest={}", desc.digest);
-            self.log_http(
-                if res.is_ok() { "PUT" } else { "POST+PUT" },
-                &put,
-                &res,
-                "201",
-            );
-            if let Err(e) = &res {
-                // Our own verification refused the body: the source's copy is bad, so a source
-                // that serves a local copy (the cache) must go back to the origin next time.
-                if Failure::of(e).io == Some(std::io::ErrorKind::InvalidData) {
-                    src.distrust(&desc.digest);
-                }
-            }
-            res.map(|_| ()).map_err(|e| self.error(&op, e))
-        })
-        .await
-    }
-
-    async fn put_manifest(&self, target: &RegistryRef, doc: &Doc) -> Result<()> {
-        let op = format!("pushing manifest {target}");
-        let ct: reqwest::header::HeaderValue = doc
-            .media_type
-            .parse()
-            .map_err(|_| Error::invalid("manifest", "media type is not a valid header"))?;
-        self.retry(&op, || async {
-            let res = self
-                .oci()
-                .await?
-                .push_manifest_raw(&target.to_oci(), doc.bytes.clone(), ct.clone())
-                .await;
-            let path = format!(
-                "/v2/{}/manifests/{}",
-                target.repository,
-                target.tag_or_digest()
-            );
-            self.log_http("PUT", &path, &res, "201");
-            res.map(|_| ()).map_err(|e| self.error(&op, e))
-        })
-        .await
-    }
 }

@@ -6,26 +6,65 @@ use crate::oci::digest;
 use crate::oci::image::{check_manifest, media, Descriptor, Doc, Image, Root};
 use crate::oci::reference::RegistryRef;
 use crate::registry::error::{root_cause, transport_kind};
-use crate::registry::{retry, Registry};
+use crate::registry::{retry, scopes_for, Body, Registry};
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
+use futures_util::{stream, StreamExt, TryStreamExt};
+use oci_client::errors::OciDistributionError;
 use oci_client::RegistryOperation;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
+use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 
 impl Registry {
     /// Fetches a manifest or index as raw bytes; a digest-pinned reference must match its pin.
     async fn manifest(&self, r: &RegistryRef) -> Result<Doc> {
         let op = format!("fetching manifest {r}");
-        let (bytes, _) = self
+        let scopes = scopes_for(r, RegistryOperation::Pull);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(&media::ACCEPTED.join(", ")).expect("media types are ASCII"),
+        );
+        let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
+        let bytes = self
             .retry(&op, || async {
                 let res = self
-                    .oci()
-                    .await?
-                    .pull_manifest_raw(&r.to_oci(), &self.auth, media::ACCEPTED)
-                    .await;
-                let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
-                self.log_http("GET", &path, &res, "200");
-                res.map_err(|e| self.error(&op, e))
+                    .send(
+                        &op,
+                        &scopes,
+                        Method::GET,
+                        &path,
+                        headers.clone(),
+                        Body::Empty,
+                    )
+                    .await?;
+                if res.status() != StatusCode::OK {
+                    return Err(self.status_error(&op, res).await);
+                }
+                let said = res
+                    .headers()
+                    .get("Docker-Content-Digest")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|d| d.starts_with("sha256:"))
+                    .map(str::to_string);
+                let bytes = res
+                    .bytes()
+                    .await
+                    .map_err(|e| self.error(&op, OciDistributionError::RequestError(e)))?;
+                // A manifest fetched by tag has no pin, but the registry says its digest: a
+                // copy corrupted on the way is fetched again.
+                match said {
+                    Some(d) if d != digest::sha256(&bytes) => Err(self.error(
+                        &op,
+                        OciDistributionError::DigestError(
+                            oci_client::errors::DigestError::VerificationError {
+                                expected: d,
+                                actual: digest::sha256(&bytes),
+                            },
+                        ),
+                    )),
+                    _ => Ok(bytes),
+                }
             })
             .await?;
         if let Some(pin) = &r.digest {
@@ -50,17 +89,30 @@ impl Registry {
             registry: self.clone(),
             repo: r.clone(),
         });
+        let jobs = self.opts.concurrency.max(1);
         let root = if media::is_index(&doc.media_type) {
             let v = doc.json(&format!("index {r}"))?;
-            let mut images = Vec::new();
+            let mut entries = Vec::new();
             for (i, e) in v["manifests"].as_array().into_iter().flatten().enumerate() {
                 let d = Descriptor::from_json(e, &format!("index {r} manifests[{i}]"))?;
                 if d.is_attestation() || !media::is_manifest(&d.media_type) {
                     continue;
                 }
-                let child = self.manifest(&r.with_digest(&d.digest)).await?;
-                images.push(image_with_config(self, child, Some(d), blobs.as_ref(), r).await?);
+                entries.push(d);
             }
+            // The platform manifests, then their configs, each step in parallel: two round
+            // trips whatever the number of platforms (within --jobs).
+            let children: Vec<Doc> = stream::iter(entries.iter())
+                .map(|d| self.manifest_owned(r.with_digest(&d.digest)))
+                .buffered(jobs)
+                .try_collect()
+                .await?;
+            let blobs_ref = blobs.as_ref();
+            let images = stream::iter(children.into_iter().zip(entries))
+                .map(|(child, d)| image_with_config(self, child, Some(d), blobs_ref, r))
+                .buffered(jobs)
+                .try_collect()
+                .await?;
             Root::Index { index: doc, images }
         } else {
             Root::Image(image_with_config(self, doc, None, blobs.as_ref(), r).await?)
@@ -72,22 +124,35 @@ impl Registry {
         })
     }
 
+    async fn manifest_owned(&self, r: RegistryRef) -> Result<Doc> {
+        self.manifest(&r).await
+    }
+
     async fn open_blob(
         &self,
         repo: &RegistryRef,
         desc: &Descriptor,
         op: &str,
     ) -> Result<ByteStream> {
+        let scopes = scopes_for(repo, RegistryOperation::Pull);
+        let path = format!("/v2/{}/blobs/{}", repo.repository, desc.digest);
         self.retry(op, || async {
             let res = self
-                .oci()
-                .await?
-                .pull_blob_stream(&repo.to_oci(), desc.digest.as_str())
-                .await;
-            let path = format!("/v2/{}/blobs/{}", repo.repository, desc.digest);
-            self.log_http("GET", &path, &res, "200");
-            let s = res.map_err(|e| self.error(op, e))?;
-            Ok(s.stream)
+                .send(
+                    op,
+                    &scopes,
+                    Method::GET,
+                    &path,
+                    HeaderMap::new(),
+                    Body::Empty,
+                )
+                .await?;
+            // Registries send blob downloads to object storage on another host.
+            let res = self.follow(op, &scopes, res).await?;
+            if res.status() != StatusCode::OK {
+                return Err(self.status_error(op, res).await);
+            }
+            Ok(res.bytes_stream().map_err(std::io::Error::other).boxed())
         })
         .await
     }

@@ -1,6 +1,6 @@
-//! TLS trust, built in one place for every client mockimg makes: oci-client's for the registry
-//! protocol, ours for mounts and token servers, and any later one (object stores) through
-//! [`Trust::client_builder`].
+//! TLS trust, built in one place for every client mockimg makes: the registry client (which also
+//! presents a client certificate when one is configured), token servers, and any later one
+//! (object stores) through [`Trust::client_builder`].
 //!
 //! The system's roots (which honour `SSL_CERT_FILE` and `SSL_CERT_DIR`) are always trusted; a
 //! registry's own CAs are added to them, never put in their place. They come from `--cert-dir`
@@ -88,20 +88,6 @@ impl Trust {
             b = b.identity(id);
         }
         Ok(b)
-    }
-
-    /// This trust as oci-client takes it: extra roots and the verification switch.
-    pub(crate) fn apply_to_oci(&self, c: &mut oci_client::client::ClientConfig) {
-        use oci_client::client::{Certificate, CertificateEncoding};
-        // One entry per certificate: oci-client reads a PEM entry as one certificate only.
-        c.extra_root_certificates = self
-            .ders()
-            .map(|der| Certificate {
-                encoding: CertificateEncoding::Der,
-                data: der,
-            })
-            .collect();
-        c.accept_invalid_certificates = !self.verify;
     }
 
     /// Whether a client certificate will be offered.

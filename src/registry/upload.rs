@@ -1,0 +1,257 @@
+//! The push side's requests: HEAD a blob or manifest, upload a blob, PUT a manifest.
+//!
+//! A blob goes up in one request (`POST …/blobs/uploads/?digest=` with the body) where the
+//! registry accepts that (201); a registry that answers 202 instead gets the body in a PUT to
+//! the session it opened, and is not asked the single-request way again in this process. A blob
+//! larger than [`MONOLITHIC_TRY_MAX`] is never sent in the POST before the registry has shown it
+//! takes it (and only one held in memory), so a registry that ignores such a body does not cost
+//! the transfer twice. Either
+//! way a blob is one streamed body, never chunks: no chunk-size minimums to trip over (ECR
+//! wants 5 MiB).
+use super::http::Body;
+use super::Registry;
+use crate::error::{Error, Result};
+use crate::oci::blob::{self, BlobSource, ByteStream};
+use crate::oci::image::{media, Descriptor, Doc};
+use crate::oci::reference::RegistryRef;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use std::sync::atomic::Ordering;
+
+/// The largest blob sent in a single-request upload before the registry has accepted one.
+const MONOLITHIC_TRY_MAX: u64 = 1 << 20;
+
+/// What this registry did with a single-request upload: not tried yet, took it, declined it.
+pub(crate) const MONOLITHIC_UNKNOWN: u8 = 0;
+const MONOLITHIC_YES: u8 = 1;
+const MONOLITHIC_NO: u8 = 2;
+
+impl Registry {
+    /// Whether `target`'s repository holds `digest`.
+    pub(crate) async fn blob_exists(
+        &self,
+        target: &RegistryRef,
+        digest: &str,
+        scopes: &[String],
+    ) -> Result<bool> {
+        let op = format!("checking blob {digest} in {}", target.repo_name());
+        let path = format!("/v2/{}/blobs/{digest}", target.repository);
+        self.retry(&op, || async {
+            let res = self
+                .send(
+                    &op,
+                    scopes,
+                    Method::HEAD,
+                    &path,
+                    HeaderMap::new(),
+                    Body::Empty,
+                )
+                .await?;
+            match res.status() {
+                s if s.is_success() => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(self.status_error(&op, res).await),
+            }
+        })
+        .await
+    }
+
+    /// The digest `r` (a tag or a digest) names in its repository, or `None` when there is no
+    /// such manifest (or the registry does not say which digest it is).
+    pub(crate) async fn manifest_digest(
+        &self,
+        r: &RegistryRef,
+        scopes: &[String],
+    ) -> Result<Option<String>> {
+        // Ends with the repository: refused access names it (see `error::access_op`).
+        let op = format!(
+            "checking manifest {} in {}",
+            r.tag_or_digest(),
+            r.repo_name()
+        );
+        let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_str(&media::ACCEPTED.join(", ")).expect("media types are ASCII"),
+        );
+        self.retry(&op, || async {
+            let res = self
+                .send(
+                    &op,
+                    scopes,
+                    Method::HEAD,
+                    &path,
+                    headers.clone(),
+                    Body::Empty,
+                )
+                .await?;
+            match res.status() {
+                s if s.is_success() => Ok(res
+                    .headers()
+                    .get("Docker-Content-Digest")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    // Asked by digest, the answer is that digest whatever the headers say.
+                    .or_else(|| r.digest.clone())),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(self.status_error(&op, res).await),
+            }
+        })
+        .await
+    }
+
+    /// Uploads `desc` from `src` into `target`, into `session` when a declined mount opened one.
+    pub(crate) async fn upload(
+        &self,
+        target: &RegistryRef,
+        desc: &Descriptor,
+        src: &dyn BlobSource,
+        scopes: &[String],
+        session: Option<reqwest::Url>,
+    ) -> Result<()> {
+        let op = format!("uploading blob {} to {}", desc.digest, target.repo_name());
+        let mut session = session;
+        self.retry(&op, || {
+            let session = session.take();
+            let op = &op;
+            async move {
+                let res = self
+                    .upload_once(target, desc, src, scopes, session, op)
+                    .await;
+                if let Err(Error::Registry { cause, .. }) = &res {
+                    // Our own verification refused the body: the source's copy is bad, so a
+                    // source that serves a local copy (the cache) must go back to the origin.
+                    if cause.io == Some(std::io::ErrorKind::InvalidData) {
+                        src.distrust(&desc.digest);
+                    }
+                }
+                res
+            }
+        })
+        .await
+    }
+
+    async fn upload_once(
+        &self,
+        target: &RegistryRef,
+        desc: &Descriptor,
+        src: &dyn BlobSource,
+        scopes: &[String],
+        session: Option<reqwest::Url>,
+        op: &str,
+    ) -> Result<()> {
+        let start = format!(
+            "/v2/{}/blobs/uploads/?digest={}",
+            target.repository, desc.digest
+        );
+        let session = match session {
+            Some(u) => u,
+            None => {
+                let mono = self.monolithic.load(Ordering::Relaxed);
+                // Until the registry has taken one, only a small blob held in memory is tried:
+                // a declined body is then cheap, and no source is read twice.
+                let single = mono == MONOLITHIC_YES
+                    || (mono == MONOLITHIC_UNKNOWN
+                        && desc.size <= MONOLITHIC_TRY_MAX
+                        && src.in_memory(&desc.digest).is_some());
+                let body = if single {
+                    self.body(desc, src).await?
+                } else {
+                    Body::Empty
+                };
+                let res = self
+                    .send(op, scopes, Method::POST, &start, octet_stream(), body)
+                    .await?;
+                match res.status() {
+                    StatusCode::CREATED if single => {
+                        self.monolithic.store(MONOLITHIC_YES, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    StatusCode::ACCEPTED => {
+                        if single {
+                            self.monolithic.store(MONOLITHIC_NO, Ordering::Relaxed);
+                        }
+                        self.location(op, &res)?
+                    }
+                    _ => return Err(self.status_error(op, res).await),
+                }
+            }
+        };
+        let mut url = session;
+        url.query_pairs_mut().append_pair("digest", &desc.digest);
+        let body = self.body(desc, src).await?;
+        let res = self
+            .send(op, scopes, Method::PUT, url.as_str(), octet_stream(), body)
+            .await?;
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(op, res).await)
+        }
+    }
+
+    /// The blob's bytes as a request body, checked against its digest as they go: each attempt
+    /// restarts from the source, a broken stream is never resumed.
+    async fn body(&self, desc: &Descriptor, src: &dyn BlobSource) -> Result<Body> {
+        if let Some(b) = src.in_memory(&desc.digest) {
+            return Ok(Body::Bytes(b));
+        }
+        let stream: ByteStream = src.open(desc).await?;
+        let verified = blob::verified(stream, desc, format!("blob {}", desc.digest)).boxed();
+        Ok(Body::Stream(
+            reqwest::Body::wrap_stream(verified),
+            desc.size,
+        ))
+    }
+
+    /// PUTs `doc` as `target` (by tag or by digest).
+    pub(crate) async fn put_manifest(
+        &self,
+        target: &RegistryRef,
+        doc: &Doc,
+        scopes: &[String],
+    ) -> Result<()> {
+        let op = format!("pushing manifest {target}");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            doc.media_type
+                .parse()
+                .map_err(|_| Error::invalid("manifest", "media type is not a valid header"))?,
+        );
+        let path = format!(
+            "/v2/{}/manifests/{}",
+            target.repository,
+            target.tag_or_digest()
+        );
+        self.retry(&op, || async {
+            let res = self
+                .send(
+                    &op,
+                    scopes,
+                    Method::PUT,
+                    &path,
+                    headers.clone(),
+                    Body::Bytes(doc.bytes.clone()),
+                )
+                .await?;
+            if res.status().is_success() {
+                Ok(())
+            } else {
+                Err(self.status_error(&op, res).await)
+            }
+        })
+        .await
+    }
+}
+
+fn octet_stream() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h
+}
