@@ -13,7 +13,22 @@ const MIN_WAIT: Duration = Duration::from_millis(1);
 /// [`MAX_WAIT`], then jittered into its upper half so concurrent blobs that failed together do
 /// not retry together.
 pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
-    backoff_with(base, attempt, rand::random::<f64>())
+    backoff_with(base, attempt, jitter())
+}
+
+/// A number in `[0, 1)` that differs between calls and processes. Jitter only has to keep
+/// retries apart, not be unpredictable, so the standard library's randomly keyed hasher over
+/// the clock does (one dependency fewer than a random-number crate).
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    h.write_u128(now);
+    // The top 53 bits fill an f64's mantissa exactly.
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// [`backoff`] with the jitter drawn by the caller (`unit` in `[0, 1)`).
@@ -89,6 +104,14 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_stays_in_the_unit_interval_and_varies() {
+        let draws: Vec<f64> = (0..64).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|u| (0.0..1.0).contains(u)), "{draws:?}");
+        let first = draws[0];
+        assert!(draws.iter().any(|u| *u != first), "{draws:?}");
+    }
 
     #[test]
     fn backoff_doubles_and_stays_in_its_upper_half() {
