@@ -362,6 +362,7 @@ fn load_run(single: bool) {
         &tag,
     ])
     .ok();
+    ocicheck::assert_archive(&archive);
 
     let loaded = daemon.load(&archive, &tag);
     assert!(
@@ -447,6 +448,7 @@ fn env_recursion_and_config_path_reach_the_running_container() {
             "/mocks",
         ])
         .ok();
+    ocicheck::assert_archive(&archive);
     daemon.load(&archive, &tag);
     let out = docker(&["run", "--rm", "--platform", "linux/amd64", &tag]);
     for want in [

@@ -221,6 +221,7 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
     ])
     .ok();
     assert_eq!(dir_names(out.path()), ["mocks.tar"], "no temp file left");
+    ocicheck::assert_archive(&tar);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&tar).unwrap().permissions().mode() & 0o777,
@@ -597,6 +598,7 @@ fn oci_layout_gains_tags_without_rewriting_blobs() {
     let d3 = build("team/mocks:soap+team/mocks:soap-latest", "examples/soap");
     assert_ne!(d3, d1);
     let after = blob_stamps(&layout);
+    ocicheck::assert_layout(&layout);
     for (name, stamp) in &stamps {
         assert_eq!(after.get(name), Some(stamp), "{name} untouched");
     }
@@ -759,6 +761,7 @@ fn bases_from_files_build_offline_to_files_and_registries() {
             "{label}"
         );
         let file_digest = o["digest"].as_str().unwrap().to_string();
+        ocicheck::assert_archive(&tar);
         let raw = skopeo(&[
             "inspect",
             "--raw",
@@ -1349,6 +1352,8 @@ fn docker_schema2_registry_base_exports_and_pushes_back() {
         ])
         .ok();
     let digest = run.stdout.trim().to_string();
+    ocicheck::assert_archive(&tar);
+    ocicheck::assert_layout(&layout);
     // Two file sinks, one download: the second sink reads the cache the first one filled.
     assert_eq!(blob_gets(&reg, before, "imposter", &layers), layers.len());
 

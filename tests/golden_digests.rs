@@ -45,6 +45,7 @@ fn readme_examples_keep_their_image_digests_in_archives_and_layouts() {
             "--json",
         ]);
         assert_eq!(digest(run), want, "{example}: archive digest changed");
+        ocicheck::assert_archive(&tar);
         let layout = out.path().join(format!("{example}-layout"));
         let run = env.run(&[
             "build",
@@ -58,6 +59,7 @@ fn readme_examples_keep_their_image_digests_in_archives_and_layouts() {
             "--json",
         ]);
         assert_eq!(digest(run), want, "{example}: layout digest changed");
+        ocicheck::assert_layout(&layout);
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 pub mod fixtures;
 pub mod moto;
+pub mod ocicheck;
 pub mod proxy;
 pub mod tls;
 pub mod token;
