@@ -149,7 +149,8 @@ impl std::fmt::Display for ErrorCode {
 /// What a failed registry request was, as data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Failure {
-    /// The first error code of the response body, when it had one.
+    /// The error code of the response body that decides a retry (see [`decisive`]), when it
+    /// had one.
     pub code: Option<ErrorCode>,
     /// The HTTP status, when an answer came and its status is known.
     pub status: Option<u16>,
@@ -196,15 +197,12 @@ impl Failure {
             E::AuthenticationFailure(_) => Self::code(ErrorCode::Unauthorized),
             E::ImageManifestNotFoundError(_) => Self::status(404),
             E::RegistryError { envelope, .. } => Failure {
-                code: envelope
-                    .errors
-                    .first()
-                    .map(|x| ErrorCode::from_oci(&x.code)),
+                code: decisive(envelope.errors.iter().map(|x| ErrorCode::from_oci(&x.code))),
                 ..Self::default()
             },
             // oci-client parses the error body of 4xx answers only; a 5xx keeps it as text.
             E::ServerError { code, message, .. } => Failure {
-                code: body_codes(message).into_iter().next(),
+                code: decisive(body_codes(message)),
                 status: Some(*code),
                 ..Self::default()
             },
@@ -310,6 +308,17 @@ pub(crate) fn transport_kind(e: &(dyn std::error::Error + 'static)) -> Option<Er
         cur = err.source();
     }
     fallback
+}
+
+/// Of a body's error codes, the one that settles the retry decision: a refusal first (one final
+/// code makes the answer final, whatever else is listed; CNCF distribution sends a manifest
+/// naming a missing blob as 500 with `UNKNOWN` codes ahead of `MANIFEST_BLOB_UNKNOWN`), then a
+/// code that says to retry, else the first.
+fn decisive(codes: impl IntoIterator<Item = ErrorCode>) -> Option<ErrorCode> {
+    let codes: Vec<ErrorCode> = codes.into_iter().collect();
+    let pick = |want: bool| codes.iter().position(|c| c.transient() == Some(want));
+    let i = pick(false).or_else(|| pick(true)).unwrap_or(0);
+    codes.into_iter().nth(i)
 }
 
 /// The error codes of a distribution-spec error body, in order; none when it is not one.
@@ -500,6 +509,16 @@ mod tests {
             assert_eq!(f.code, Some(ErrorCode::parse(code)));
             assert!(!f.is_transient(), "{code} as 500");
         }
+        // As distribution 2.8 sends a manifest whose foreign layer URL it refuses: unknown
+        // codes first, the refusal last.
+        let e = OciDistributionError::ServerError {
+            code: 500,
+            url: "http://r/v2/a/manifests/1".into(),
+            message: r#"{"errors":[{"code":"UNKNOWN","message":"unknown error"},{"code":"UNKNOWN","message":"unknown error"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry"}]}"#.into(),
+        };
+        let f = Failure::of(&e);
+        assert_eq!(f.code, Some(ErrorCode::ManifestBlobUnknown));
+        assert!(!f.is_transient(), "a refusal listed after unknown codes");
         // A 500 with no code, or one we do not know, is the server's trouble: try again.
         let plain = OciDistributionError::ServerError {
             code: 500,

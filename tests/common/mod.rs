@@ -37,6 +37,16 @@ impl Registry {
         Self::start_inner(None)
     }
 
+    /// Accepting manifests whose foreign (non-distributable) layers point at http(s) URLs:
+    /// distribution refuses every such URL unless `validation.manifests.urls.allow` lists it.
+    pub fn start_allowing_foreign_urls() -> Registry {
+        Self::start_full(
+            None,
+            None,
+            "validation:\n  manifests:\n    urls:\n      allow:\n        - '^https?://'\n",
+        )
+    }
+
     /// With htpasswd basic auth for `user`/`password`.
     pub fn start_with_auth(user: &str, password: &str) -> Registry {
         Self::start_inner(Some((user, password)))
@@ -83,7 +93,8 @@ impl Registry {
         Self::start_full(auth, ts, "")
     }
 
-    /// `http_extra` is YAML appended under `http:` (indented two spaces).
+    /// `http_extra` is YAML appended after `http:`'s address: keys indented two spaces belong
+    /// to `http:`, keys at column 0 are top-level sections.
     fn start_full(
         auth: Option<(&str, &str)>,
         ts: Option<&token::TokenServer>,
