@@ -149,7 +149,7 @@ impl std::fmt::Display for ErrorCode {
 /// What a failed registry request was, as data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Failure {
-    /// The error code of the response body that decides a retry (see [`decisive`]), when it
+    /// The error code of the response body that decides a retry (see `decisive`), when it
     /// had one.
     pub code: Option<ErrorCode>,
     /// The HTTP status, when an answer came and its status is known.
