@@ -191,6 +191,13 @@ pub(crate) async fn publish(
     on_upload: &(dyn Fn(&str, u64) + Send + Sync),
 ) -> Result<Outcome, PublishError> {
     let t = &opts.target;
+    let local = t.scheme == Scheme::File;
+    if local {
+        let t2 = t.clone();
+        tokio::task::spawn_blocking(move || store::check_local_tree(&t2))
+            .await
+            .map_err(|e| crate::error::Error::io("checking", &t.bucket, e.into()))??;
+    }
     let remote = list(store.as_ref(), t).await?;
     let previous = if remote.iter().any(|r| r.rel == RECORD_NAME) {
         read_record(store.as_ref(), t).await?
@@ -234,6 +241,9 @@ pub(crate) async fn publish(
         .try_collect::<Vec<()>>()
         .await?;
     if let Some(record) = &outcome.plan.record {
+        if local {
+            store::check_local_key(t, RECORD_NAME)?;
+        }
         let key = t.key(RECORD_NAME)?;
         let mut po = PutOptions::default();
         if attributes {
@@ -246,6 +256,9 @@ pub(crate) async fn publish(
     }
     futures_util::stream::iter(outcome.plan.delete.iter())
         .map(|rel| async move {
+            if local {
+                store::check_local_key(t, rel)?;
+            }
             let key = t.key(rel)?;
             match store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -281,6 +294,9 @@ async fn upload(
             "changed while publishing — run mockimg publish again",
         )
         .into());
+    }
+    if t.scheme == Scheme::File {
+        store::check_local_key(t, &f.rel)?;
     }
     let mut po = PutOptions::default();
     if attributes {
