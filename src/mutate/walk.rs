@@ -322,6 +322,23 @@ pub(crate) fn collect(dir: &Path, opts: &WalkOptions) -> Result<Vec<Entry>> {
     collect_walk(dir, opts).map(|w| w.entries)
 }
 
+/// The files a build, bundle or publish of `dir` reads, once the walk has resolved every
+/// symlink: each as (path in the config tree, file read for it on disk), the files under
+/// symlinked directories included, sorted by tree path. Fails as `build` does on the first
+/// entry that cannot go into an image. For tools and the fuzz harness; the commands use the
+/// walk directly.
+pub fn config_files(dir: &Path, opts: &WalkOptions) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let w = collect_walk(dir, opts)?;
+    let mut out: Vec<(PathBuf, PathBuf)> = w
+        .entries
+        .iter()
+        .chain(&w.linked)
+        .filter_map(|e| e.content().map(|(p, _)| (e.rel.clone(), p.to_path_buf())))
+        .collect();
+    out.sort_by(|a, b| by_bytes(&a.0, &b.0));
+    Ok(out)
+}
+
 /// Opens a file the walk handed out for reading: never through a symlink (`O_NOFOLLOW`), never
 /// blocking on a fifo (`O_NONBLOCK`), and only if it is (still) a regular file.
 pub(crate) fn open_regular(path: &Path) -> io::Result<(fs::File, fs::Metadata)> {
