@@ -344,3 +344,39 @@ fn hex_sha256(b: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(b))
 }
+
+#[test]
+fn a_fifo_or_device_as_project_file_or_imposterignore_is_never_read() {
+    let (h, c) = host();
+    let st = std::process::Command::new("mkfifo")
+        .arg(c.join("imposter-project.yaml"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let env = Env::new();
+    let l = run_limited(&env, &["validate", s(&c)]);
+    assert_eq!(l.run.code, 1, "{}", l.run.stderr);
+    assert!(
+        l.run.stderr.contains("imposter-project.yaml")
+            && l.run.stderr.contains("not a regular file"),
+        "{}",
+        l.run.stderr
+    );
+    std::fs::remove_file(c.join("imposter-project.yaml")).unwrap();
+    symlink("/dev/zero", c.join(".imposterignore")).unwrap();
+    let l = run_limited(&env, &["validate", s(&c)]);
+    assert_eq!(l.run.code, 1, "{}", l.run.stderr);
+    assert!(
+        l.max_rss_kib < MAX_RSS_KIB,
+        "peak RSS {} KiB",
+        l.max_rss_kib
+    );
+    let out = h.path().join("out.tar");
+    let l = build_to(&env, &c, &out, &["--no-validate"]);
+    refused(&l, &[".imposterignore"]);
+    assert!(
+        l.max_rss_kib < MAX_RSS_KIB,
+        "peak RSS {} KiB",
+        l.max_rss_kib
+    );
+}

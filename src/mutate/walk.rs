@@ -356,6 +356,30 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<(fs::File, fs::Metadata)> 
     Ok((f, meta))
 }
 
+/// Reads a small text file of the config directory that is read before (or besides) the walk:
+/// the project file, `.imposterignore`. Links are followed (they are read, not shipped), but
+/// only to a regular file, opened without blocking, and at most `cap` bytes.
+pub(crate) fn read_small_text(path: &Path, cap: u64) -> io::Result<String> {
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+    let not_regular = || invalid("not a regular file (a fifo, socket or device?)".into());
+    if !fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(f, cap + 1), &mut text)?;
+    if text.len() as u64 > cap {
+        return Err(invalid(format!("larger than {cap} bytes")));
+    }
+    Ok(text)
+}
+
 fn by_bytes(a: &Path, b: &Path) -> std::cmp::Ordering {
     a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes())
 }
