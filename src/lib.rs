@@ -23,5 +23,6 @@ pub mod imposter;
 pub mod mutate;
 pub mod oci;
 pub mod registry;
+pub mod sign;
 pub mod sink;
 pub mod source;
