@@ -390,8 +390,9 @@ async fn tag_of(
             hits.push(t);
         }
     }
-    hits.sort();
-    hits.first().map(|t| t.to_string()).ok_or_else(|| {
+    // Tags re-pushed under an older name too: the highest release names it.
+    hits.sort_by_key(|t| version::parse(t).map(|r| (r.major, r.minor, r.patch)));
+    hits.last().map(|t| t.to_string()).ok_or_else(|| {
         Error::Usage(format!(
             "no release tag of {} points at the image's base {digest}, so its version is \
              unknown — name the new base with --engine-version V or --base REF",

@@ -80,6 +80,60 @@ fn next_page(link: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::list_tags;
+    use crate::oci::reference::RegistryRef;
+    use crate::registry::{Registry, RegistryOptions};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A registry edge the test registry does not show (distribution 2.8 ignores `n` on tag
+    /// lists): pages linked by `Link`, the last page without one.
+    #[tokio::test]
+    async fn every_page_of_a_paged_tag_list_is_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    // A TLS ClientHello (the scheme probe): answered as a plain HTTP server
+                    // answers one.
+                    let Some(path) = req.strip_prefix("GET ").and_then(|r| r.split(' ').next())
+                    else {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    let (body, link) = match path {
+                        "/v2/engine/tags/list?n=1000" => (
+                            r#"{"tags":["4.9.2","4.9.3"]}"#,
+                            "</v2/engine/tags/list?last=4.9.3&n=2>; rel=\"next\"\r\n",
+                        ),
+                        "/v2/engine/tags/list?last=4.9.3&n=2" => {
+                            (r#"{"tags":["4.9.10","latest"]}"#, "")
+                        }
+                        _ => ("{}", ""),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+                        body.len(),
+                        link.replace("</", "Link: </")
+                    );
+                    let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+                });
+            }
+        });
+        let r = RegistryRef::parse(&format!("{addr}/engine:4.9.3")).unwrap();
+        let reg = Registry::connect(&r.registry, &RegistryOptions::default()).unwrap();
+        let tags = list_tags(&reg, &r).await.unwrap();
+        assert_eq!(tags, ["4.9.2", "4.9.3", "4.9.10", "latest"]);
+    }
+
     #[test]
     fn link_header_gives_the_next_page() {
         let l = r#"</v2/engine/tags/list?last=4.9.3&n=2>; rel="next""#;
