@@ -426,3 +426,48 @@ fn check_variant(repo: &RegistryRef, v: &str, old: Option<&str>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(name: &str) -> RegistryRef {
+        RegistryRef::parse(&format!("docker.io/outofcoffee/{name}")).unwrap()
+    }
+
+    #[test]
+    fn engine_version_keeps_the_engine_generation_and_variant() {
+        assert!(check_variant(&repo("imposter"), "4.9.10", Some("4.9.3")).is_ok());
+        assert!(check_variant(&repo("imposter-all"), "5.21.4", None).is_ok());
+        let e = check_variant(&repo("imposter"), "5.21.3", Some("4.9.3")).unwrap_err();
+        assert!(
+            e.is_usage() && e.to_string().contains("mockimg build"),
+            "{e}"
+        );
+        let e = check_variant(&repo("imposter-distroless"), "5.21.3", None).unwrap_err();
+        assert!(e.to_string().contains("distroless"), "{e}");
+        assert!(check_variant(&repo("imposter"), "latest", None).is_err());
+    }
+
+    #[test]
+    fn the_jvm_engine_names_its_release_in_the_environment() {
+        use crate::oci::image::{media, Doc, Image};
+        let img = |env: serde_json::Value| {
+            let cfg = serde_json::json!({"config": {"Env": env}});
+            Root::Image(Image {
+                manifest: Doc::new(media::OCI_MANIFEST, b"{}".to_vec()),
+                config: Doc::new(media::OCI_CONFIG, serde_json::to_vec(&cfg).unwrap()),
+                index_entry: None,
+            })
+        };
+        assert_eq!(
+            env_version(&img(serde_json::json!([
+                "PATH=/bin",
+                "IMPOSTER_VERSION=4.9.3"
+            ])))
+            .as_deref(),
+            Some("4.9.3")
+        );
+        assert_eq!(env_version(&img(serde_json::json!(["PATH=/bin"]))), None);
+    }
+}
