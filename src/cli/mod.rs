@@ -5,6 +5,7 @@ mod exit;
 mod output;
 pub mod progress;
 mod publish;
+mod rebase;
 
 pub use args::{Cli, Command};
 pub use exit::exit_code;
@@ -146,6 +147,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(v) => v.quiet,
         Command::Bundle(b) => b.quiet,
         Command::Publish(p) => p.quiet,
+        Command::Rebase(r) => r.quiet,
         _ => false,
     };
     init_logging(cli.verbose, quiet);
@@ -158,6 +160,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => run_login(args).await,
         Command::Logout(args) => run_logout(args),
         Command::Publish(args) => publish::run_publish(args).await,
+        Command::Rebase(args) => rebase::run_rebase(args).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
