@@ -108,6 +108,14 @@ pub(crate) fn summary(
             parts.push(format!("wrote {}", files.join(" and ")));
         }
     }
+    if !o.outside.is_empty() {
+        let paths: Vec<&str> = o.outside.iter().map(|f| f.path.as_str()).collect();
+        parts.push(format!(
+            "{} from outside the config directory ({})",
+            plural(o.outside.len(), "file", "files"),
+            paths.join(", ")
+        ));
+    }
     parts.push(format!("{:.1} s", elapsed.as_secs_f64()));
     parts.join(", ")
 }
@@ -155,6 +163,9 @@ struct ValidationJson<'a> {
     ok: bool,
     config_files: &'a [String],
     findings: Vec<FindingJson<'a>>,
+    /// Referenced files outside the config directory that would ship in the image.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    outside: &'a [crate::mutate::outside::OutsideFile],
 }
 
 /// Prints a validation report as `validate` does: JSON on stdout, or findings and a count line
@@ -184,6 +195,7 @@ pub(crate) fn print_validation(
             ok: report.is_ok(),
             config_files: &report.config_files,
             findings,
+            outside: &report.outside,
         };
         println!("{}", serde_json::to_string(&v)?);
     } else {
@@ -289,6 +301,7 @@ mod tests {
             }),
             push,
             base: None,
+            outside: Vec::new(),
         }
     }
 
