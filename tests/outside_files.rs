@@ -145,7 +145,8 @@ fn configs_one_and_three_folders_down_resolve_to_their_own_paths() {
     let run = build(&dir, &[]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
-        run.stderr.contains("climbs above the image's root"),
+        run.stderr
+            .contains("climbs above / from /opt/imposter/config"),
         "{}",
         run.stderr
     );
@@ -208,7 +209,7 @@ fn the_same_tree_for_the_go_engine_is_refused_with_the_fix() {
 }
 
 #[test]
-fn no_outside_files_and_publish_refuse_outside_references() {
+fn no_outside_files_publish_and_bundle_refuse_outside_references() {
     let (_repo, dir) = repository(1, "plugin: openapi\nspecFile: ../openapi.yaml\n");
     let run = build(&dir, &["--no-outside-files"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
@@ -231,6 +232,26 @@ fn no_outside_files_and_publish_refuse_outside_references() {
         run.stderr
     );
     assert!(!bucket.path().join("mocks").exists(), "nothing uploaded");
+    let zip = bucket.path().join("bundle.zip");
+    let run = Env::new().run(&[
+        "bundle",
+        dir.to_str().unwrap(),
+        "--target",
+        "awslambda",
+        "--engine-zip",
+        "no-such-engine.zip",
+        "-o",
+        zip.to_str().unwrap(),
+        "--no-outside-files",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("--no-outside-files keeps the zip to the config directory"),
+        "{}",
+        run.stderr
+    );
+    assert!(!zip.exists());
     let validate = Env::new().run(&["validate", dir.to_str().unwrap()]).ok();
     assert!(
         validate
@@ -249,4 +270,83 @@ fn a_config_without_outside_references_builds_the_same_layer_with_or_without_the
     let b: serde_json::Value = serde_json::from_str(without.stdout.trim()).unwrap();
     assert_eq!(a["layer"]["digest"], b["layer"]["digest"]);
     assert!(a.get("outside").is_none(), "{a}");
+}
+
+fn python(code: &str) -> String {
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(code)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn bundle(dir: &Path, engine: &Path, zip: &Path) -> Run {
+    Env::new().run(&[
+        "bundle",
+        dir.to_str().unwrap(),
+        "--target",
+        "awslambda",
+        "--engine-zip",
+        engine.to_str().unwrap(),
+        "-o",
+        zip.to_str().unwrap(),
+        "--json",
+    ])
+}
+
+#[test]
+fn a_lambda_zip_holds_outside_files_at_its_root_where_var_task_config_reaches_them() {
+    let work = tempfile::tempdir().unwrap();
+    let engine = work.path().join("imposter-awslambda.zip");
+    python(&format!(
+        "import zipfile\nz=zipfile.ZipFile({:?},'w')\nz.writestr('lib/imposter.jar', b'jar')\nz.close()",
+        engine.display()
+    ));
+    let (_repo, dir) = repository(1, &spec_config(1));
+    let zip = work.path().join("bundle.zip");
+    let run = bundle(&dir, &engine, &zip).ok();
+    let json: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let paths: Vec<&str> = json["outside"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/var/task/hooks.groovy", "/var/task/openapi.yaml"]);
+    // Read back with Python's zipfile: bytes and the exec bit.
+    let out = python(&format!(
+        "import zipfile\nz=zipfile.ZipFile({:?})\nprint(z.read('openapi.yaml').decode(), end='')\nprint(oct((z.getinfo('hooks.groovy').external_attr >> 16) & 0o777))\nprint(sorted(z.namelist()))",
+        zip.display()
+    ));
+    assert!(out.starts_with(SPEC), "{out}");
+    assert!(out.contains("0o755"), "{out}");
+    assert!(out.contains("'config/pets-config.yaml'"), "{out}");
+
+    // From two folders down the reference climbs out of /var/task: refused, nothing written.
+    let (_repo2, deep) = repository(2, &spec_config(2));
+    let zip2 = work.path().join("deep.zip");
+    let run = bundle(&deep, &engine, &zip2);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("climbs above /var/task"),
+        "{}",
+        run.stderr
+    );
+    assert!(!zip2.exists());
+
+    // A name the engine's archive already holds is refused.
+    let (repo3, clash) = repository(1, "plugin: openapi\nspecFile: ../lib/imposter.jar\n");
+    write(&repo3.path().join("lib/imposter.jar"), "not a jar");
+    let zip3 = work.path().join("clash.zip");
+    let run = bundle(&clash, &engine, &zip3);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("which the engine's archive cannot share"),
+        "{}",
+        run.stderr
+    );
+    assert!(!zip3.exists());
 }

@@ -290,6 +290,10 @@ pub struct BundleArgs {
     /// Skip config validation.
     #[arg(long)]
     pub no_validate: bool,
+    /// Refuse referenced files outside the config directory instead of putting them at the
+    /// zip's root (/var/task), where the engine reads them.
+    #[arg(long)]
+    pub no_outside_files: bool,
     /// Validate config files in subdirectories too (the engine scans recursively).
     #[arg(long)]
     pub recursive: bool,

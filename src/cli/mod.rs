@@ -240,9 +240,7 @@ fn outside_policy(refuse: bool, config_path: &str) -> validate::OutsidePolicy {
     if refuse {
         validate::OutsidePolicy::Refuse(NO_OUTSIDE_FILES.to_string())
     } else {
-        validate::OutsidePolicy::Ship {
-            config_path: config_path.to_string(),
-        }
+        validate::OutsidePolicy::image(config_path)
     }
 }
 
@@ -410,14 +408,11 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Why `bundle` refuses a referenced file outside the config directory.
-const BUNDLE_OUTSIDE: &str = "the Lambda zip's root is the engine's own (the function's task \
-     root holds the engine beside config/), so mockimg does not place files there";
-
 fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
     let walk = WalkOptions {
         excludes: a.exclude,
     };
+    let mut outside = Vec::new();
     if !a.no_validate {
         // The engine archive says which engine runs the config.
         let engine = a.engine_archive.as_ref().map(|_| "golang".to_string());
@@ -429,10 +424,22 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
                 ..EngineFlags::default()
             },
             env: BTreeMap::new(),
-            outside: validate::OutsidePolicy::Refuse(BUNDLE_OUTSIDE.to_string()),
+            outside: if a.no_outside_files {
+                validate::OutsidePolicy::Refuse(
+                    "--no-outside-files keeps the zip to the config directory".to_string(),
+                )
+            } else {
+                let root = crate::imposter::bundle::LAMBDA_TASK_ROOT;
+                validate::OutsidePolicy::Ship {
+                    config_path: format!("{root}/config"),
+                    floor: root.to_string(),
+                    into: "the Lambda zip".to_string(),
+                }
+            },
         };
         let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
         settle(&mut report, a.quiet, a.strict)?;
+        outside = std::mem::take(&mut report.outside);
     }
     let engine = match (a.engine_zip, a.engine_archive) {
         (Some(z), _) => crate::imposter::bundle::EngineArchive::JvmZip(z),
@@ -450,6 +457,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         force: a.force,
         walk,
         mtime: build::source_date_epoch()?.unwrap_or(0),
+        outside,
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
     output::print_bundle(&s, a.json)

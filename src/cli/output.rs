@@ -222,6 +222,8 @@ struct BundleJson<'a> {
     config_files: usize,
     size: u64,
     sha256: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    outside: &'a [crate::mutate::outside::OutsideFile],
 }
 
 /// Prints what `bundle` wrote.
@@ -233,12 +235,23 @@ pub(crate) fn print_bundle(s: &BundleSummary, json: bool) -> anyhow::Result<()> 
             config_files: s.config_files,
             size: s.size,
             sha256: &s.sha256,
+            outside: &s.outside,
         };
         println!("{}", serde_json::to_string(&v)?);
     } else {
         println!("{}", s.output.display());
+        let outside = if s.outside.is_empty() {
+            String::new()
+        } else {
+            let paths: Vec<&str> = s.outside.iter().map(|f| f.path.as_str()).collect();
+            format!(
+                ", {} from outside the config directory ({})",
+                plural(s.outside.len(), "file", "files"),
+                paths.join(", ")
+            )
+        };
         eprintln!(
-            "wrote {}: {} entries ({} config files), {}, sha256 {}",
+            "wrote {}: {} entries ({} config files{outside}), {}, sha256 {}",
             s.output.display(),
             s.entries,
             s.config_files,

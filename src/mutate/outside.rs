@@ -62,6 +62,19 @@ pub(crate) fn conflicts(files: &[OutsideFile], config_path: &str) -> Vec<(usize,
     let config = Path::new(config_path);
     for (i, f) in files.iter().enumerate() {
         let p = Path::new(&f.path);
+        if p.starts_with(config) {
+            // `../config/x` from a config directory named otherwise: inside the config path in
+            // the image, where the config tree goes.
+            out.push((
+                i,
+                format!(
+                    "would land at '{}', inside the config path {config_path} where the config \
+                     directory goes",
+                    f.path
+                ),
+            ));
+            continue;
+        }
         if config.starts_with(p) {
             out.push((
                 i,
@@ -177,6 +190,10 @@ mod tests {
         assert_eq!(conflicts(&nested, c).len(), 1);
         let ancestor = [file("../../imposter", "/opt/imposter", "/r/x")];
         assert_eq!(conflicts(&ancestor, c).len(), 1);
+        let inside = [file("../config/x", "/opt/imposter/config/x", "/r/config/x")];
+        assert!(conflicts(&inside, c)[0]
+            .1
+            .contains("inside the config path"));
     }
 
     #[test]

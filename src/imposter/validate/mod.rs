@@ -197,7 +197,7 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
         }
         .check_config();
     }
-    if let OutsidePolicy::Ship { config_path } = &opts.outside {
+    if let OutsidePolicy::Ship { config_path, .. } = &opts.outside {
         for (i, why) in crate::mutate::outside::conflicts(&outside, config_path) {
             let f = &outside[i];
             report.findings.push(Finding::error(

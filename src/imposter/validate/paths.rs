@@ -124,8 +124,13 @@ pub enum OutsidePolicy {
     /// Ship it in the config layer at the path the engine resolves it to, with the config
     /// directory at this absolute path in the image.
     Ship {
-        /// `--config-path`.
+        /// `--config-path` (for a Lambda zip, `/var/task/config`).
         config_path: String,
+        /// The directory a file may not climb out of: `/` in an image, `/var/task` (the zip's
+        /// root) in a Lambda zip.
+        floor: String,
+        /// Where it ships, for messages: "the image", "the Lambda zip".
+        into: String,
     },
     /// Refuse it, for this reason (e.g. "--no-outside-files keeps the image to the config
     /// directory").
@@ -134,8 +139,17 @@ pub enum OutsidePolicy {
 
 impl Default for OutsidePolicy {
     fn default() -> Self {
+        OutsidePolicy::image(crate::mutate::layer::DEFAULT_CONFIG_PATH)
+    }
+}
+
+impl OutsidePolicy {
+    /// Ship into an image whose config directory is at `config_path`.
+    pub fn image(config_path: &str) -> Self {
         OutsidePolicy::Ship {
-            config_path: crate::mutate::layer::DEFAULT_CONFIG_PATH.to_string(),
+            config_path: config_path.to_string(),
+            floor: "/".to_string(),
+            into: "the image".to_string(),
         }
     }
 }
@@ -199,7 +213,7 @@ impl Checker<'_> {
             }
             Scope::Anywhere => {}
         }
-        let config_path = match self.policy {
+        let (config_path, floor, into) = match self.policy {
             OutsidePolicy::Refuse(reason) => {
                 let message = format!(
                     "'{raw}' resolves outside the config directory (to '{shown}'): {reason} — \
@@ -207,15 +221,26 @@ impl Checker<'_> {
                 );
                 return self.err(key, message);
             }
-            OutsidePolicy::Ship { config_path } => config_path.clone(),
+            OutsidePolicy::Ship {
+                config_path,
+                floor,
+                into,
+            } => (config_path.clone(), floor.clone(), into.clone()),
         };
         let rel_dir = base.strip_prefix(self.root).unwrap_or(Path::new(""));
-        let Some(path) = outside::image_path(&config_path, rel_dir, raw) else {
+        let landing = outside::image_path(&config_path, rel_dir, raw)
+            .filter(|p| Path::new(p).starts_with(&floor) && Path::new(p) != Path::new(&floor));
+        let Some(path) = landing else {
+            let fix = if floor == "/" {
+                " or use a deeper --config-path"
+            } else {
+                ""
+            };
             return self.err(
                 key,
                 format!(
-                    "'{raw}' climbs above the image's root from {config_path}, so the file has \
-                     no place in the image — move it into '{dir}' or use a deeper --config-path"
+                    "'{raw}' climbs above {floor} from {config_path}, so the file has no place in \
+                     {into} — move it into '{dir}'{fix}"
                 ),
             );
         };
@@ -292,7 +317,7 @@ impl Checker<'_> {
             self.file,
             key,
             format!(
-                "'{raw}' is outside the config directory: '{}' ships at {path} in the image, \
+                "'{raw}' is outside the config directory: '{}' ships at {path} in {into}, \
                  where the engine looks for it",
                 physical.display()
             ),

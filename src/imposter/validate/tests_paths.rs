@@ -182,13 +182,11 @@ fn no_outside_files_restores_the_refusal() {
 #[test]
 fn a_reference_that_climbs_above_the_image_root_is_refused() {
     let (_tmp, dir) = repo(3, "plugin: openapi\nspecFile: ../../../openapi.yaml\n");
-    let shallow = OutsidePolicy::Ship {
-        config_path: "/config".into(),
-    };
+    let shallow = OutsidePolicy::image("/config");
     let report = validate_dir(&dir, &opts("core", shallow)).unwrap();
     let e = errors(&report);
     assert!(
-        e[0].contains("climbs above the image's root from /config"),
+        e[0].contains("climbs above / from /config, so the file has no place in the image"),
         "{e:?}"
     );
 }
