@@ -79,9 +79,9 @@ impl Field {
     /// `validatePath` refuses escapes from it, and is called only for response files
     /// (`ResponseFileServiceImpl.kt:135,156`) and preload files (`StoreServiceImpl.kt:123`);
     /// specs (`SpecificationLoaderService.kt:168`), scripts (`ScriptUtil.kt:86`) and WSDLs
-    /// (`SoapPluginImpl.kt:120`) are joined onto the folder and read unchecked. A static `dir`
-    /// (`HandlerServiceImpl.kt:224`) is kept to the folder, as before: mockimg never ships a
-    /// directory from outside.
+    /// (`SoapPluginImpl.kt:120`) are joined onto the folder and read unchecked, and so is a
+    /// static `dir` (`HandlerServiceImpl.kt:224`), though mockimg never ships a directory from
+    /// outside.
     ///
     /// Go (`ConfigDir` is the root, `internal/config/config.go:116`; references are prefixed
     /// with the config file's folder, `prefix.go:7-30`, `config.go:171,176,185`):
@@ -95,9 +95,11 @@ impl Field {
         match (self, engine) {
             (Field::SpecFile | Field::WsdlFile, _) => Scope::Anywhere,
             (Field::Script, Generation::Jvm) => Scope::Anywhere,
-            (Field::ResponseFile | Field::PreloadFile | Field::ResponseDir, Generation::Jvm) => {
-                Scope::ConfigFileDir
-            }
+            // A static dir is served from `File(config.dir, dir)` by a Vert.x StaticHandler with
+            // root file-system access (VertxWebServerFactoryImpl.kt:173-175): no check. mockimg
+            // ships no directory from outside, so one outside the config directory is refused.
+            (Field::ResponseDir, Generation::Jvm) => Scope::Anywhere,
+            (Field::ResponseFile | Field::PreloadFile, Generation::Jvm) => Scope::ConfigFileDir,
             (Field::ProtoFile, _) => Scope::Root,
             (_, Generation::Go) => Scope::Root,
         }
@@ -322,6 +324,9 @@ impl Checker<'_> {
                 physical.display()
             ),
         ));
+        if kind == Field::WsdlFile && gen == Generation::Jvm {
+            self.warn_left_behind_schemas(raw, key, &physical);
+        }
         self.outside.push(OutsideFile {
             reference: raw.to_string(),
             config: self.file.to_string(),
@@ -330,6 +335,34 @@ impl Checker<'_> {
             path,
             executable: meta.permissions().mode() & 0o111 != 0,
         });
+    }
+}
+
+impl Checker<'_> {
+    /// The JVM engine's WSDL parser also reads every `*.xsd` in the WSDL's folder
+    /// (imposter-jvm-engine@v4.9.3 `AbstractWsdlParser.kt:85`); from outside, only the WSDL ships.
+    fn warn_left_behind_schemas(&mut self, raw: &str, key: &str, wsdl: &Path) {
+        let Some(folder) = wsdl.parent() else { return };
+        let mut xsds: Vec<String> = fs::read_dir(folder)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".xsd"))
+            .collect();
+        if xsds.is_empty() {
+            return;
+        }
+        xsds.sort();
+        self.findings.push(Finding::warning(
+            self.file,
+            key,
+            format!(
+                "'{raw}' ships alone, but the JVM engine also loads the schemas beside a WSDL \
+                 ({}), which stay behind — move the WSDL and its schemas into the config directory",
+                xsds.join(", ")
+            ),
+        ));
     }
 }
 
@@ -343,7 +376,7 @@ mod tests {
         let jvm = Generation::Jvm;
         assert_eq!(ResponseFile.scope(jvm), Scope::ConfigFileDir);
         assert_eq!(PreloadFile.scope(jvm), Scope::ConfigFileDir);
-        for f in [SpecFile, WsdlFile, Script] {
+        for f in [SpecFile, WsdlFile, Script, ResponseDir] {
             assert_eq!(f.scope(jvm), Scope::Anywhere, "{f:?}");
         }
         let go = Generation::Go;

@@ -269,3 +269,38 @@ fn grpc_proto_files_resolve_from_the_root_config_dir() {
     let report = check(tmp.path(), "go");
     assert!(errors(&report).is_empty(), "{:#?}", report.findings);
 }
+
+#[test]
+fn a_static_dir_may_leave_its_folder_on_the_jvm_engine() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "static/index.html", "<p>hi</p>");
+    write(
+        tmp.path(),
+        "site/site-config.yaml",
+        "plugin: rest\nresources:\n  - path: /www/*\n    response:\n      dir: ../static\n",
+    );
+    let jvm = check(tmp.path(), "core");
+    assert!(jvm.is_ok(), "{:#?}", jvm.findings);
+    let go = check(tmp.path(), "go");
+    assert!(go.is_ok(), "{:#?}", go.findings);
+}
+
+#[test]
+fn an_outside_wsdl_ships_with_a_warning_about_the_schemas_beside_it() {
+    let (_tmp, dir) = repo(1, "plugin: soap\nwsdlFile: ../service.wsdl\n");
+    write(&dir.join(".."), "service.wsdl", "<definitions/>");
+    write(&dir.join(".."), "types.xsd", "<schema/>");
+    let report = check(&dir, "core");
+    assert!(report.is_ok(), "{:#?}", report.findings);
+    assert_eq!(paths(&report), ["/opt/imposter/service.wsdl"]);
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Warning
+                && f.message.contains("types.xsd")
+                && f.message.contains("stay behind")),
+        "{:#?}",
+        report.findings
+    );
+}
