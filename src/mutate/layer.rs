@@ -4,10 +4,9 @@ use crate::error::{Error, Result};
 use crate::mutate::gzip::ParallelGz;
 use crate::mutate::outside::{self, OutsideFile};
 use crate::mutate::spool::Spool;
-use crate::mutate::walk::{Entry, EntryKind};
+use crate::mutate::walk::{open_regular, Entry, EntryKind};
 use crate::oci::blob::LocalBlob;
 use crate::oci::digest::HashingWriter;
-use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -201,7 +200,7 @@ fn append_config<W: Write>(
                 append_file(tar, &path, &e.source, *executable, opts.mtime)?;
                 files += 1;
             }
-            EntryKind::Symlink { target } => {
+            EntryKind::Symlink { target, .. } => {
                 let mut h = header(tar::EntryType::Symlink, 0o777, opts.mtime);
                 h.set_size(0);
                 tar.append_link(&mut h, &path, target).map_err(io)?;
@@ -219,10 +218,10 @@ fn append_file<W: Write>(
     mtime: u64,
 ) -> Result<()> {
     let read_err = |err| Error::io("reading config file", source, err);
-    let f = fs::File::open(source).map_err(read_err)?;
-    // The size comes from the open file, not the walk, so a file that changed in between is
-    // still written consistently.
-    let size = f.metadata().map_err(read_err)?.len();
+    // Never through a link, never a fifo swapped in since the walk; the size comes from the
+    // open file, so a file that changed in between is written consistently.
+    let (f, meta) = open_regular(source).map_err(read_err)?;
+    let size = meta.len();
     let mode = if executable { 0o755 } else { 0o644 };
     let mut h = header(tar::EntryType::Regular, mode, mtime);
     h.set_size(size);
@@ -253,6 +252,7 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &Path, mtime: u64) -> s
 mod tests {
     use super::*;
     use crate::mutate::walk::{collect, WalkOptions};
+    use std::fs;
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
 
