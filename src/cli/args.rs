@@ -215,6 +215,10 @@ pub struct BuildArgs {
     /// Skip config validation.
     #[arg(long)]
     pub no_validate: bool,
+    /// Refuse referenced files outside the config directory (by default a spec or script the
+    /// engine reads from outside, e.g. specFile: ../openapi.yaml, ships where it looks for it).
+    #[arg(long)]
+    pub no_outside_files: bool,
     /// Load config files in subdirectories too: validates them and sets
     /// IMPOSTER_CONFIG_SCAN_RECURSIVE=true in the image.
     #[arg(long)]
@@ -335,6 +339,10 @@ pub struct BundleArgs {
     /// Skip config validation.
     #[arg(long)]
     pub no_validate: bool,
+    /// Refuse referenced files outside the config directory instead of putting them at the
+    /// zip's root (/var/task), where the engine reads them.
+    #[arg(long)]
+    pub no_outside_files: bool,
     /// Validate config files in subdirectories too (the engine scans recursively).
     #[arg(long)]
     pub recursive: bool,
@@ -392,6 +400,9 @@ pub struct ValidateArgs {
     /// Environment variable the image will have (as build's --env).
     #[arg(long, value_name = "K=V")]
     pub env: Vec<String>,
+    /// Refuse referenced files outside the config directory (as build's --no-outside-files).
+    #[arg(long)]
+    pub no_outside_files: bool,
     /// Print findings as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
