@@ -297,6 +297,18 @@ fn mtls_registry_takes_an_x509_v1_client_certificate_made_by_openssl() {
         format!("sha256:{}", sha256_hex(raw.as_bytes())),
         digest_of(&run.stdout)
     );
+    // With --insecure-registry the server goes unchecked, and the pair is still presented.
+    let run = build_push(
+        &env,
+        &base,
+        &tls.reference("team/mocks:v1-insecure"),
+        &["--cert-dir", cert_dir, "--insecure-registry", &tls.addr],
+    )
+    .ok();
+    assert_eq!(
+        digest_of(&run.stdout),
+        format!("sha256:{}", sha256_hex(raw.as_bytes()))
+    );
 }
 
 #[test]
