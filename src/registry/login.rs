@@ -130,8 +130,11 @@ impl Registry {
                 ..Default::default()
             },
         };
-        let http = self.http().ok_or_else(|| {
-            Error::Usage(format!("no HTTP client could be made for {}", self.host))
+        let http = self.http_or_why().map_err(|why| {
+            Error::Usage(format!(
+                "no HTTP client could be made for {}: {why}",
+                self.host
+            ))
         })?;
         let basic = format!(
             "Basic {}",

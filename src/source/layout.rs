@@ -91,12 +91,14 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
 }
 
 /// The `index.json` entry the user means: the one tagged `tag` (by OCI ref name, or the tag of
-/// its containerd name), or the only one.
+/// its containerd name), or the only one; several entries of one digest are one image.
 fn choose<'a>(descs: &'a [Descriptor], tag: Option<&str>, what: &str) -> Result<&'a Descriptor> {
-    let names: Vec<String> = descs
-        .iter()
-        .filter_map(|d| d.annotation(REF_NAME).map(str::to_string))
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for n in descs.iter().filter_map(|d| d.annotation(REF_NAME)) {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    }
     match tag {
         Some(t) => descs
             .iter()
@@ -115,7 +117,10 @@ fn choose<'a>(descs: &'a [Descriptor], tag: Option<&str>, what: &str) -> Result<
                     }
                 ))
             }),
-        None if descs.len() == 1 => Ok(&descs[0]),
+        // One image under several names (`ctr images export`, `mockimg build --tag a --tag b`).
+        None if descs.iter().all(|d| d.digest == descs[0].digest) && !descs.is_empty() => {
+            Ok(&descs[0])
+        }
         None if descs.is_empty() => Err(Error::invalid(what, "index.json lists no image")),
         None => Err(Error::Usage(format!(
             "{what} holds {} images; name one with :TAG (it has: {})",
@@ -193,6 +198,31 @@ mod tests {
             "{msg}"
         );
         assert!(!e.is_retryable(), "refused, not retried as corrupt: {msg}");
+    }
+
+    fn entry(digest_byte: char, full: &str, tag: &str) -> Descriptor {
+        let e = json!({
+            "mediaType": media::OCI_INDEX,
+            "digest": format!("sha256:{}", digest_byte.to_string().repeat(64)),
+            "size": 2,
+            "annotations": {REF_NAME: tag, CONTAINERD_NAME: full},
+        });
+        Descriptor::from_json(&e, "t").unwrap()
+    }
+
+    #[test]
+    fn several_names_of_one_image_need_no_tag_and_share_one() {
+        let one = [
+            entry('a', "docker.io/team/a:1", "1"),
+            entry('a', "127.0.0.1:5000/mocks/app:1", "1"),
+        ];
+        assert_eq!(choose(&one, None, "l").unwrap().digest, one[0].digest);
+        assert_eq!(choose(&one, Some("1"), "l").unwrap().digest, one[0].digest);
+        let two = [entry('a', "x/a:1", "1"), entry('b', "x/b:2", "2")];
+        let e = choose(&two, None, "l").unwrap_err().to_string();
+        assert!(e.contains("holds 2 images") && e.contains("1, 2"), "{e}");
+        let e = choose(&one, Some("9"), "l").unwrap_err().to_string();
+        assert!(e.contains("(it has: 1)"), "{e}");
     }
 
     #[test]
