@@ -3,6 +3,7 @@
 //! could point outside the archive are refused while indexing, so nothing past this point has to
 //! think about them.
 use crate::error::{Error, Result};
+use crate::source::store::{open_regular, read_capped};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
@@ -19,8 +20,7 @@ impl TarIndex {
     /// large archive costs a few reads). Entries with absolute or `..` paths are rejected: they
     /// mark a hostile or broken archive.
     pub fn open(path: &Path) -> Result<TarIndex> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let (f, len) = open_regular(path)?;
         let mut ar = tar::Archive::new(std::io::BufReader::new(f));
         let mut entries = HashMap::new();
         let mut links: Vec<(String, String)> = Vec::new();
@@ -107,21 +107,18 @@ impl TarIndex {
             return Ok(None);
         };
         let path = &self.path;
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
+        let (mut f, _) = open_regular(path)?;
         f.seek(SeekFrom::Start(off))
             .map_err(|e| Error::io("reading archive", path, e))?;
         Ok(Some((f.take(size), size)))
     }
 
-    /// Reads a small file whole.
-    pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let (mut r, size) = self
+    /// Reads a small file whole, refusing one over `cap` bytes.
+    pub(crate) fn read(&self, name: &str, cap: u64) -> Result<Vec<u8>> {
+        let (r, size) = self
             .reader(name)?
             .ok_or_else(|| Error::path(&self.path, format!("lacks {name}")))?;
-        let mut v = Vec::with_capacity(size as usize);
-        r.read_to_end(&mut v)
-            .map_err(|e| Error::io("reading archive", &self.path, e))?;
-        Ok(v)
+        read_capped(r, size, cap, &self.path, name)
     }
 }
 
@@ -261,7 +258,7 @@ mod tests {
     }
 
     fn read(ix: &TarIndex, name: &str) -> Vec<u8> {
-        ix.read(name).unwrap()
+        ix.read(name, 1 << 20).unwrap()
     }
 
     #[test]
