@@ -8,6 +8,7 @@ use crate::sink::atomic;
 use crate::sink::names::add_entries;
 pub use crate::sink::names::ImageName;
 use crate::sink::refetch::copy_blob;
+use crate::sink::temps;
 use crate::source::store::blob_path;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -30,7 +31,7 @@ pub(crate) fn docs(root: &Root) -> Vec<&Doc> {
 pub(crate) struct StagedLayout {
     dir: PathBuf,
     /// A new layout is built in a temp directory beside `dir` and renamed into place.
-    fresh: Option<tempfile::TempDir>,
+    fresh: Option<(tempfile::TempDir, temps::Live)>,
     /// Blobs this write added to an existing layout: removed again unless committed.
     added: Vec<PathBuf>,
     index: Vec<u8>,
@@ -41,7 +42,7 @@ impl StagedLayout {
     /// layout's `index.json` (its blobs are already there).
     pub(crate) fn commit(mut self) -> Result<()> {
         match self.fresh.take() {
-            Some(tmp) => {
+            Some((tmp, _live)) => {
                 let path = tmp.keep();
                 let r = commit_fresh(&path, &self.dir);
                 if r.is_err() {
@@ -109,12 +110,13 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
     let work = if empty {
         let parent = atomic::parent_of(dir);
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+        temps::clean_stale(parent);
         let tmp = tempfile::Builder::new()
-            .prefix(".mockimg-layout-")
+            .prefix(&temps::dir_prefix())
             .tempdir_in(parent)
             .map_err(|e| Error::io("creating temp directory", parent, e))?;
         let p = tmp.path().to_path_buf();
-        staged.fresh = Some(tmp);
+        staged.fresh = Some((tmp, temps::Live::new(&p)));
         atomic::write(&p.join("oci-layout"), OCI_LAYOUT_FILE, atomic::READABLE)?;
         p
     } else {

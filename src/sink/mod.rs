@@ -8,6 +8,7 @@ pub(crate) mod layout;
 mod names;
 mod refetch;
 pub(crate) mod registry;
+pub(crate) mod temps;
 
 pub use layout::ImageName;
 pub use registry::PushStats;
