@@ -85,10 +85,29 @@ pub(crate) async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
     stage(src, dir, names).await?.commit()
 }
 
+/// Refuses a layout target that is a symlink, before any work: the new layout is renamed into
+/// place at the end, and a rename replaces the link (or fails on it) instead of writing where
+/// it points.
+pub(crate) fn check_target(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let to = std::fs::read_link(dir)
+                .map(|t| format!(" (to {})", t.display()))
+                .unwrap_or_default();
+            Err(Error::path(
+                dir,
+                format!("is a symlink{to} — give the directory it points to as --oci-layout"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Writes every blob of the image into the layout `dir` (a new one in a temp directory beside
 /// it), verified, and prepares its `index.json`; nothing shows as an image until
 /// [`StagedLayout::commit`]. Blobs already present are kept as they are.
 pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Result<StagedLayout> {
+    check_target(dir)?;
     let empty = match std::fs::read_dir(dir) {
         Ok(mut d) => d.next().is_none(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
