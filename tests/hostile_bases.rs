@@ -63,6 +63,24 @@ impl Layout {
         l
     }
 
+    /// Rewrites the config through `edit` (and the manifest and index that point at it).
+    fn edit_config(&mut self, edit: impl FnOnce(&mut Value)) {
+        let d = self.dir.path();
+        let mut cfg: Value =
+            serde_json::from_slice(&std::fs::read(self.blob(&self.config)).unwrap()).unwrap();
+        edit(&mut cfg);
+        let cfg = serde_json::to_vec(&cfg).unwrap();
+        let mut m: Value =
+            serde_json::from_slice(&std::fs::read(self.blob(&self.manifest)).unwrap()).unwrap();
+        self.config = put(d, &cfg);
+        m["config"] = json!({"mediaType": OCI_CONFIG, "digest": self.config, "size": cfg.len()});
+        let m = serde_json::to_vec(&m).unwrap();
+        self.manifest = put(d, &m);
+        self.set_index(
+            json!({"mediaType": OCI_MANIFEST, "digest": self.manifest, "size": m.len()}),
+        );
+    }
+
     fn set_index(&self, entry: Value) {
         let mut entry = entry;
         entry["annotations"] = json!({"org.opencontainers.image.ref.name": "t"});
@@ -284,4 +302,84 @@ fn descriptor_sizes_that_lie_are_refused() {
         &l.base(),
         &[&l.config, &format!("descriptor says {}", real + 1)],
     );
+}
+
+#[test]
+fn a_layout_layer_whose_diff_id_is_wrong_is_not_exported() {
+    let mut l = Layout::new();
+    let wrong = sha256(b"not the layer");
+    l.edit_config(|c| c["rootfs"]["diff_ids"] = json!([wrong]));
+    let line = build_fails(&l.base(), &[&l.layer, &wrong, "diff_id"]);
+    assert!(!line.contains("content mismatch"), "{line}");
+}
+
+#[test]
+fn a_docker_archive_gzip_layer_whose_diff_id_is_wrong_is_not_exported() {
+    let l = Layout::new();
+    let gz = std::fs::read(l.blob(&l.layer)).unwrap();
+    let wrong = sha256(b"not the layer");
+    let config = json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [wrong]},
+    })
+    .to_string();
+    let manifest =
+        json!([{"Config": "c.json", "RepoTags": ["saved:1"], "Layers": ["l/layer.tar.gz"]}])
+            .to_string();
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        ("manifest.json", manifest.as_bytes()),
+        ("c.json", config.as_bytes()),
+        ("l/layer.tar.gz", &gz[..]),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).unwrap();
+    }
+    let d = tempfile::tempdir().unwrap();
+    let tar = d.path().join("saved.tar");
+    std::fs::write(&tar, b.into_inner().unwrap()).unwrap();
+    build_fails(
+        &format!("docker-archive:{}", tar.display()),
+        &[&l.layer, &wrong, "diff_id"],
+    );
+}
+
+#[test]
+fn a_corrupt_blob_already_in_a_target_layout_is_written_again() {
+    let l = Layout::new();
+    let env = Env::new();
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("layout");
+    let export = |tag: &str| {
+        let cfg = examples("rest");
+        env.run(&[
+            "build",
+            cfg.to_str().unwrap(),
+            "--base",
+            &l.base(),
+            "--oci-layout",
+            target.to_str().unwrap(),
+            "--tag",
+            tag,
+            "--no-validate",
+        ])
+        .ok()
+    };
+    export("team/mocks:one");
+    let blob = target.join("blobs/sha256").join(&l.layer[7..]);
+    let good = std::fs::read(&blob).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    std::fs::write(&blob, &bad).unwrap();
+    let run = export("team/mocks:two");
+    assert!(
+        run.stderr.contains(&l.layer[7..]),
+        "the rewrite is said: {}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read(&blob).unwrap(), good);
+    ocicheck::assert_layout(&target);
 }

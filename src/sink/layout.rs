@@ -154,20 +154,26 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
         .map_err(|e| Error::io("creating layout", &blobs_dir, e))?;
     for d in src.root.distributable_blobs()? {
         let mut dest = work.join(blob_path(&d.digest)?);
-        if dest.is_file() {
+        let present = dest.exists();
+        if present && holds(&dest, &d.digest, d.size).await {
             continue;
         }
         copy_blob(src, &d, &mut dest, |dest, s| {
             Box::pin(atomic::write_stream(dest, s))
         })
         .await?;
-        staged.added.push(dest);
+        if !present {
+            staged.added.push(dest);
+        }
     }
     for doc in docs(&src.root) {
         let dest = work.join(blob_path(&doc.digest())?);
-        if !dest.is_file() {
+        let present = dest.exists();
+        if !present || !holds(&dest, &doc.digest(), doc.bytes.len() as u64).await {
             atomic::write(&dest, &doc.bytes, atomic::READABLE)?;
-            staged.added.push(dest);
+            if !present {
+                staged.added.push(dest);
+            }
         }
     }
     if staged.fresh.is_some() {
@@ -178,6 +184,37 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
         atomic::write(&work.join("index.json"), &staged.index, atomic::READABLE)?;
     }
     Ok(staged)
+}
+
+/// Whether the blob already in the layout at `path` is the one its name says: a regular file of
+/// `size` bytes hashing to `digest`. A corrupt or truncated copy (a crash, a disk error, a
+/// hand edit) is then written again rather than kept, and readers would refuse it.
+async fn holds(path: &Path, digest: &str, size: u64) -> bool {
+    let (p, want) = (path.to_path_buf(), digest.to_string());
+    let check = move || -> std::io::Result<bool> {
+        let (f, len) = match crate::source::store::open_regular(&p) {
+            Ok(x) => x,
+            Err(_) => return Ok(false),
+        };
+        if len != size {
+            return Ok(false);
+        }
+        let mut h = crate::oci::digest::HashingWriter::new(std::io::sink());
+        std::io::copy(&mut std::io::Read::take(f, size), &mut h)?;
+        Ok(h.hasher.finish() == want)
+    };
+    let ok = tokio::task::spawn_blocking(check)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or(false);
+    if !ok {
+        tracing::warn!(
+            "{} is not the blob {digest} its name says; writing it again",
+            path.display()
+        );
+    }
+    ok
 }
 
 fn read_index(path: &Path, new: bool) -> Result<Value> {

@@ -4,6 +4,7 @@
 
 pub(crate) mod archive;
 pub mod atomic;
+mod diffid;
 pub(crate) mod layout;
 mod names;
 mod refetch;
