@@ -153,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => false,
     };
     init_logging(cli.verbose, quiet);
+    exit::install_signal_handlers();
     let r = match cli.command {
         Command::Build(args) => run_build(args).await,
         Command::Push(args) => run_push(args).await,
@@ -174,6 +175,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     crate::cli::progress::finish();
+    if let Err(e) = &r {
+        if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+            // A blocking thread of the cancelled job may have written on meanwhile.
+            crate::sink::temps::remove_all();
+        }
+    }
     r
 }
 

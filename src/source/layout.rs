@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::digest;
 use crate::oci::image::{check_manifest, media, Descriptor, Doc, Image, Root};
-use crate::source::store::{blob_path, LocalBlobs, Store};
+use crate::source::store::{blob_path, LocalBlobs, Store, MAX_CONFIG, MAX_MANIFEST};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,9 +27,10 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
         };
         return Err(Error::path(PathBuf::from(store.describe()), hint));
     }
-    let idx: Value = serde_json::from_slice(&store.read("index.json")?).map_err(|e| {
-        Error::invalid(format!("{what} index.json"), format!("not valid JSON: {e}"))
-    })?;
+    let idx: Value =
+        serde_json::from_slice(&store.read("index.json", MAX_MANIFEST)?).map_err(|e| {
+            Error::invalid(format!("{what} index.json"), format!("not valid JSON: {e}"))
+        })?;
     let entries = idx
         .get("manifests")
         .and_then(Value::as_array)
@@ -40,7 +41,7 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
         .map(|(i, e)| Descriptor::from_json(e, &format!("{what} index.json manifests[{i}]")))
         .collect::<Result<_>>()?;
     let chosen = choose(&descs, tag, &what)?;
-    let doc = read_doc(&store, chosen, &what)?;
+    let doc = read_doc(&store, chosen, &what, MAX_MANIFEST)?;
     let root = if media::is_index(&chosen.media_type) {
         check_manifest(&doc.bytes, Some(&chosen.media_type), &what)?;
         let v = doc.json(&what)?;
@@ -64,7 +65,7 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
                 );
                 continue;
             }
-            let child = read_doc(&store, &d, &what)?;
+            let child = read_doc(&store, &d, &what, MAX_MANIFEST)?;
             images.push(load_image(&store, child, Some(d), &what)?);
         }
         if images.is_empty() {
@@ -130,14 +131,27 @@ fn choose<'a>(descs: &'a [Descriptor], tag: Option<&str>, what: &str) -> Result<
     }
 }
 
-/// A manifest, index or config the layout holds, checked against its digest.
-fn read_doc(store: &Store, d: &Descriptor, what: &str) -> Result<Doc> {
-    let bytes = store.read(&blob_path(&d.digest)?).map_err(|_| {
-        Error::path(
-            PathBuf::from(store.describe()),
+/// A manifest, index or config the layout holds, checked against its descriptor's size and
+/// digest; at most `cap` bytes are read.
+fn read_doc(store: &Store, d: &Descriptor, what: &str, cap: u64) -> Result<Doc> {
+    let name = blob_path(&d.digest)?;
+    let at = || PathBuf::from(store.describe());
+    if !store.has(&name) {
+        return Err(Error::path(
+            at(),
             format!("{what}: blob {} is missing — the archive's index.json points at a blob it does not hold", d.digest),
-        )
-    })?;
+        ));
+    }
+    if d.size > cap {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "its descriptor says blob {} is {} bytes, more than the {cap} it may hold — refusing to load it",
+                d.digest, d.size
+            ),
+        ));
+    }
+    let bytes = store.read(&name, cap)?;
     let got = digest::sha256(&bytes);
     if got != d.digest {
         return Err(Error::DigestMismatch {
@@ -145,6 +159,17 @@ fn read_doc(store: &Store, d: &Descriptor, what: &str) -> Result<Doc> {
             expected: d.digest.clone(),
             actual: got,
         });
+    }
+    if bytes.len() as u64 != d.size {
+        return Err(Error::path(
+            at(),
+            format!(
+                "{what}: blob {} holds {} bytes, but its descriptor says {} — fix the descriptor",
+                d.digest,
+                bytes.len(),
+                d.size
+            ),
+        ));
     }
     Ok(Doc::new(d.media_type.clone(), bytes))
 }
@@ -162,7 +187,7 @@ fn load_image(
         index_entry: entry,
     };
     let cd = tmp.config_descriptor()?;
-    let config = read_doc(store, &cd, &format!("{what} config"))?;
+    let config = read_doc(store, &cd, &format!("{what} config"), MAX_CONFIG)?;
     Ok(Image { config, ..tmp })
 }
 
