@@ -174,6 +174,45 @@ fn a_push_signed_with_a_cosign_key_is_accepted_and_unsigned_or_foreign_keys_are_
 }
 
 #[test]
+fn a_second_key_adds_its_signature_beside_the_first_and_a_re_push_adds_nothing() {
+    let reg = Registry::start();
+    let base = seed_engine(&reg, false);
+    let keys = tempfile::tempdir().unwrap();
+    let (a_key, a_pub) = generate_key(keys.path(), "a", "pw");
+    let (b_key, b_pub) = generate_key(keys.path(), "b", "pw");
+    let env = Env::new().set("COSIGN_PASSWORD", "pw");
+    let target = reg.reference("team/mocks:1");
+    let out = build(
+        &env,
+        &base,
+        &target,
+        &["--sign-key", a_key.to_str().unwrap()],
+    )
+    .ok();
+    let digest = digest_of(out.stdout.lines().next().unwrap());
+    build(
+        &env,
+        &base,
+        &target,
+        &["--sign-key", b_key.to_str().unwrap()],
+    )
+    .ok();
+    build(
+        &env,
+        &base,
+        &target,
+        &["--sign-key", b_key.to_str().unwrap()],
+    )
+    .ok();
+    for public in [&a_pub, &b_pub] {
+        let (ok, err) = verifies_like_cosign(&reg, "team/mocks", "1", public, None);
+        assert!(ok, "{}: {err}", public.display());
+    }
+    let sig = raw_manifest(&reg.reference(&format!("team/mocks:{}.sig", digest.replace(':', "-"))));
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 2, "{sig}");
+}
+
+#[test]
 fn a_tag_moved_to_another_digest_is_refused_even_with_the_old_signature_beside_it() {
     let reg = Registry::start();
     let base = seed_engine(&reg, false);

@@ -39,34 +39,33 @@ pub struct Signed {
     pub signature: String,
 }
 
-/// The `.sig` image: `(config bytes, manifest bytes)`. One layer per signature (several keys
-/// sign the same payload: the same blob, one annotation each), and a config as
+/// The layer descriptor of one signature: the payload blob, the signature in its annotation.
+pub fn signature_layer(s: &Signed) -> Value {
+    json!({
+        "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
+        "size": s.payload.len(),
+        "digest": digest::sha256(&s.payload),
+        "annotations": {SIGNATURE_ANNOTATION: s.signature},
+    })
+}
+
+/// The `.sig` image over `layers` (descriptors as [`signature_layer`] makes them, or kept from
+/// the `.sig` image already there): `(config bytes, manifest bytes)`. The config is what
 /// go-containerregistry writes for layers appended to an empty image: zero times, empty
-/// platform, one history entry and one diff_id (the payload's digest: it is not compressed)
-/// per layer.
-pub fn signature_image(sigs: &[Signed]) -> (Vec<u8>, Vec<u8>) {
+/// platform, one history entry and one diff_id (the layer's digest: payloads are not
+/// compressed) per layer.
+pub fn signature_image(layers: &[Value]) -> (Vec<u8>, Vec<u8>) {
     let zero = "0001-01-01T00:00:00Z";
-    let diff_ids: Vec<String> = sigs.iter().map(|s| digest::sha256(&s.payload)).collect();
+    let diff_ids: Vec<&Value> = layers.iter().map(|l| &l["digest"]).collect();
     let config = json!({
         "architecture": "",
         "created": zero,
-        "history": sigs.iter().map(|_| json!({"created": zero})).collect::<Vec<_>>(),
+        "history": layers.iter().map(|_| json!({"created": zero})).collect::<Vec<_>>(),
         "os": "",
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "config": {},
     });
     let config = serde_json::to_vec(&config).expect("JSON values serialise");
-    let layers: Vec<Value> = sigs
-        .iter()
-        .map(|s| {
-            json!({
-                "mediaType": SIMPLE_SIGNING_MEDIA_TYPE,
-                "size": s.payload.len(),
-                "digest": digest::sha256(&s.payload),
-                "annotations": {SIGNATURE_ANNOTATION: s.signature},
-            })
-        })
-        .collect();
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_MANIFEST,
@@ -107,7 +106,8 @@ mod tests {
             payload: b"{}".to_vec(),
             signature: sig.into(),
         };
-        let (config, manifest) = signature_image(&[s("AAA"), s("BBB")]);
+        let (config, manifest) =
+            signature_image(&[signature_layer(&s("AAA")), signature_layer(&s("BBB"))]);
         let d = digest::sha256(b"{}");
         assert_eq!(
             String::from_utf8(config.clone()).unwrap(),

@@ -3,7 +3,7 @@
 //! signature a layer of it. Runs after the image and its tags are in place, so a verifier never
 //! finds a signature for something that is not there.
 use super::key::SigningKey;
-use super::payload::{signature_image, signature_tag, simple_signing, Signed};
+use super::payload::{signature_image, signature_layer, signature_tag, simple_signing, Signed};
 use crate::error::{Error, Result};
 use crate::oci::blob::{BlobSource, ByteStream};
 use crate::oci::digest;
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use oci_client::RegistryOperation;
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// What was signed: `repo@digest` lines, one per signed manifest per repository.
@@ -72,9 +73,30 @@ async fn push_one(
             signature: B64.encode(k.sign(&payload)),
         })
         .collect();
-    let (config, manifest) = signature_image(&sigs);
     let reg = Registry::connect(&target.registry, opts)?;
     let scopes = scopes_for(target, RegistryOperation::Push);
+    let tagged = RegistryRef {
+        tag: Some(signature_tag(image_digest)),
+        digest: None,
+        ..target.clone()
+    };
+    // Signatures already there (another key, another tool) stay, as `cosign sign` keeps them;
+    // ours are deterministic, so a re-push finds them equal and adds nothing.
+    let ours: Vec<Value> = sigs.iter().map(signature_layer).collect();
+    let mut layers: Vec<Value> = Vec::new();
+    if reg.manifest_digest(&tagged, &scopes).await?.is_some() {
+        let old = reg.manifest(&tagged).await?.json("signature manifest")?;
+        layers.extend(
+            old["layers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|l| !ours.contains(l))
+                .cloned(),
+        );
+    }
+    layers.extend(ours);
+    let (config, manifest) = signature_image(&layers);
     let blobs = Memory(HashMap::from([
         (digest::sha256(&payload), Bytes::from(payload.clone())),
         (digest::sha256(&config), Bytes::from(config.clone())),
@@ -88,11 +110,6 @@ async fn push_one(
             reg.upload(target, &d, &blobs, &scopes, None).await?;
         }
     }
-    let tagged = RegistryRef {
-        tag: Some(signature_tag(image_digest)),
-        digest: None,
-        ..target.clone()
-    };
     reg.put_manifest(&tagged, &Doc::new(media::OCI_MANIFEST, manifest), &scopes)
         .await
 }
