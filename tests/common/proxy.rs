@@ -60,6 +60,8 @@ pub struct Seen {
     pub fault: Option<Fault>,
     /// Whether the request carried an `Authorization` header.
     pub authorized: bool,
+    /// When its head arrived, from the proxy's start.
+    pub at: Duration,
 }
 
 struct Inner {
@@ -75,6 +77,9 @@ struct Inner {
     /// without a fault).
     bytes_up: AtomicU64,
     bytes_down: AtomicU64,
+    /// Milliseconds every request waits before it is handled: one simulated round trip.
+    delay_ms: AtomicU64,
+    started: Instant,
 }
 
 pub struct Proxy {
@@ -106,6 +111,8 @@ impl Proxy {
             released: AtomicBool::new(false),
             bytes_up: AtomicU64::new(0),
             bytes_down: AtomicU64::new(0),
+            delay_ms: AtomicU64::new(0),
+            started: Instant::now(),
         });
         let i = inner.clone();
         std::thread::spawn(move || {
@@ -179,6 +186,13 @@ impl Proxy {
             std::thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+
+    /// Makes every later request wait `d` before it is handled, as a distant registry would.
+    pub fn set_delay(&self, d: Duration) {
+        self.inner
+            .delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Request-body bytes the proxy has forwarded to the registry (what the registry received).
@@ -334,7 +348,13 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
         path: path.clone(),
         fault: fault.clone(),
         authorized: header(&head, "authorization").is_some(),
+        at: inner.started.elapsed(),
     });
+    let delay = inner.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        // The simulated distance, not synchronisation: nothing waits for it to pass.
+        std::thread::sleep(Duration::from_millis(delay));
+    }
     let has_body = header(&head, "content-length").is_some_and(|l| l != "0")
         || header(&head, "transfer-encoding").is_some();
 
