@@ -46,7 +46,8 @@ pub(crate) async fn push(
 ) -> Result<PushStats> {
     let mut conns: Vec<(String, Arc<Registry>)> = Vec::new();
     let mut stats = PushStats::default();
-    let mut done_repos: Vec<String> = Vec::new();
+    // Repositories done, with the scopes their token was granted for.
+    let mut done_repos: Vec<(String, Vec<String>)> = Vec::new();
     let root_digest = src.root.digest();
     let mut tags: Vec<(Arc<Registry>, RegistryRef, Vec<String>)> = Vec::new();
     for t in targets {
@@ -62,7 +63,7 @@ pub(crate) async fn push(
         // from every one of those repositories.
         let base = base_repository(src);
         let descs = src.root.distributable_blobs()?;
-        let remote: Vec<Remote> = descs
+        let mut remote: Vec<Remote> = descs
             .iter()
             .filter(|d| !src.blobs.local(&d.digest))
             .map(|d| Remote {
@@ -83,12 +84,30 @@ pub(crate) async fn push(
             digest: None,
             ..t.clone()
         });
-        if done_repos.contains(&t.repo_name()) {
-            tags.extend(tagged.map(|r| (reg.clone(), r, scopes)));
+        if let Some((_, granted)) = done_repos.iter().find(|(n, _)| n == &t.repo_name()) {
+            tags.extend(tagged.map(|r| (reg.clone(), r, granted.clone())));
             continue;
         }
-        done_repos.push(t.repo_name());
-        reg.authorization(&scopes).await?;
+        // A token server may refuse a token for a repository the record or a hint names that
+        // this login cannot read: then mount only from the base's own repository.
+        let own = base.as_ref().filter(|b| b.same_registry(t));
+        let narrow = match own {
+            Some(f) => mount_scopes(t, f),
+            None => scopes_for(t, RegistryOperation::Push),
+        };
+        let scopes = match reg.authorization(&scopes).await {
+            Err(e) if scopes.len() > narrow.len() => {
+                tracing::debug!("{e}; mounting only from the base's own repository");
+                reg.authorization(&narrow).await?;
+                for r in &mut remote {
+                    r.candidates
+                        .retain(|c| own.is_some_and(|o| o.repository == c.repository));
+                }
+                narrow
+            }
+            res => res.map(|_| scopes)?,
+        };
+        done_repos.push((t.repo_name(), scopes.clone()));
         // An unchanged rebuild: the tag points at the image already, or the image is there
         // under its digest. Both asked at once: one round trip either way.
         let by_digest = t.with_digest(&root_digest);
