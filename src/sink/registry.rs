@@ -61,14 +61,19 @@ pub(crate) async fn push(
         };
         // Where each blob not made here might be mounted from; the token must let us pull
         // from every one of those repositories.
-        let base = base_repository(src);
+        let fallback = base_repository(src);
         let descs = src.root.distributable_blobs()?;
         let mut remote: Vec<Remote> = descs
             .iter()
             .filter(|d| !src.blobs.local(&d.digest))
-            .map(|d| Remote {
-                desc: d,
-                candidates: mount_candidates(&d.digest, t, base.as_ref(), opts),
+            .map(|d| {
+                // A rebase reads blobs from two repositories: each blob's own.
+                let base = src.blobs.registry_of(&d.digest).or(fallback.as_ref());
+                Remote {
+                    desc: d,
+                    candidates: mount_candidates(&d.digest, t, base, opts),
+                    base: base.cloned(),
+                }
             })
             .collect();
         let mut scopes = scopes_for(t, RegistryOperation::Push);
@@ -90,18 +95,15 @@ pub(crate) async fn push(
         }
         // A token server may refuse a token for a repository the record or a hint names that
         // this login cannot read: then mount only from the base's own repository.
-        let own = base.as_ref().filter(|b| b.same_registry(t));
-        let narrow = match own {
-            Some(f) => mount_scopes(t, f),
-            None => scopes_for(t, RegistryOperation::Push),
-        };
+        let narrow = push_scopes(src, t)?;
         let scopes = match reg.authorization(&scopes).await {
             Err(e) if scopes.len() > narrow.len() => {
                 tracing::debug!("{e}; mounting only from the base's own repository");
                 reg.authorization(&narrow).await?;
                 for r in &mut remote {
+                    let own = r.base.clone().filter(|b| b.same_registry(t));
                     r.candidates
-                        .retain(|c| own.is_some_and(|o| o.repository == c.repository));
+                        .retain(|c| own.as_ref().is_some_and(|o| o.repository == c.repository));
                 }
                 narrow
             }
@@ -263,20 +265,50 @@ fn mount_candidates(
 /// Records where the source's blobs were read from (a registry base), so that a later push of
 /// an image built on it (an archive pushed to that registry) can mount them.
 pub(crate) fn note_source(src: &Source, opts: &RegistryOptions) {
-    let (Some(l), Some(from)) = (&opts.locations, src.blobs.registry()) else {
-        return;
-    };
+    let Some(l) = &opts.locations else { return };
     for d in src.root.distributable_blobs().unwrap_or_default() {
-        if !src.blobs.local(&d.digest) {
-            l.learn(&d.digest, from);
+        if let Some(from) = src.blobs.registry_of(&d.digest) {
+            if !src.blobs.local(&d.digest) {
+                l.learn(&d.digest, from);
+            }
         }
     }
 }
 
-/// One blob this build did not make, and where it might be mounted from.
+/// One blob this build did not make, the repository it is read from, and where it might be
+/// mounted from.
 struct Remote<'a> {
     desc: &'a Descriptor,
+    base: Option<RegistryRef>,
     candidates: Vec<RegistryRef>,
+}
+
+/// The token scopes of a push to `t` that mounts only from where the blobs are read: push on
+/// the target, and pull on every repository of the same registry that a blob comes from.
+fn push_scopes(src: &Source, t: &RegistryRef) -> Result<Vec<String>> {
+    let mut froms: Vec<&RegistryRef> = Vec::new();
+    if let Some(f) = src.blobs.registry() {
+        froms.push(f);
+    }
+    for d in src.root.distributable_blobs()? {
+        if let Some(f) = src.blobs.registry_of(&d.digest) {
+            if !froms.iter().any(|g| g.repo_name() == f.repo_name()) {
+                froms.push(f);
+            }
+        }
+    }
+    let mut froms = froms.into_iter().filter(|f| f.same_registry(t));
+    let Some(first) = froms.next() else {
+        return Ok(scopes_for(t, RegistryOperation::Push));
+    };
+    let mut scopes = mount_scopes(t, first);
+    for f in froms {
+        let s = format!("repository:{}:pull", f.repository);
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    Ok(scopes)
 }
 
 #[derive(Default)]
@@ -303,7 +335,6 @@ async fn push_blobs(
     let c = Counts::default();
     let jobs = reg.opts.concurrency.max(1);
     let blobs = src.root.distributable_blobs()?;
-    let base = base_repository(src);
     let uploads = futures_util::stream::iter(
         blobs
             .iter()
@@ -313,7 +344,7 @@ async fn push_blobs(
     .buffer_unordered(jobs)
     .try_collect::<Vec<()>>();
     let others = futures_util::stream::iter(remote.iter().map(|r| {
-        let base = base.as_ref();
+        let base = r.base.as_ref();
         let c = &c;
         async move {
             let digest = &r.desc.digest;
