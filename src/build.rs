@@ -297,6 +297,8 @@ pub async fn write_sinks(
         .filter(|(_, p)| *p)
         .map(|(r, _)| r.clone())
         .collect();
+    // Where the base's blobs were read from, for later pushes of what is written here.
+    crate::sink::registry::note_source(src, sinks.registry);
     let to_file = crate::cli::progress::track(src, crate::cli::progress::Sink::File);
     let archive = match sinks.output {
         Some(path) => Some(archive::stage(&to_file, path, &names).await?),
@@ -311,12 +313,16 @@ pub async fn write_sinks(
         None
     } else {
         let tracked = crate::cli::progress::track(pushed, crate::cli::progress::Sink::Registry);
-        let stats = crate::sink::registry::push(&tracked, &push, sinks.registry).await?;
+        let res = crate::sink::registry::push(&tracked, &push, sinks.registry).await;
+        // What the push found out holds whether or not it got to the end.
+        save_locations(sinks.registry);
+        let stats = res?;
         if !sinks.sign.is_empty() {
             crate::sign::push_signatures(&pushed.root, &push, sinks.sign, sinks.registry).await?;
         }
         Some(stats)
     };
+    save_locations(sinks.registry);
     if let Some(a) = archive {
         a.commit()?;
     }
@@ -354,6 +360,12 @@ pub async fn write_sinks(
         base: None,
         outside: Vec::new(),
     })
+}
+
+fn save_locations(opts: &RegistryOptions) {
+    if let Some(l) = &opts.locations {
+        l.save();
+    }
 }
 
 /// A base that cannot be reached (no answer at all, e.g. offline or a name that does not
