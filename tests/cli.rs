@@ -386,7 +386,7 @@ fn verbose_logs_every_registry_request_without_secrets() {
         .filter_map(|l| l.split_once("mockimg::http: ").map(|(_, r)| r))
         .collect();
     assert!(!logged.is_empty(), "{}", run.stderr);
-    // Every request the registry saw (bar oci-client's own /v2/ auth pings, shown with -vv) has
+    // Every request the registry saw has
     // its line: method, full URL, status.
     let mut checked = 0;
     for r in &requests {

@@ -31,12 +31,12 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 fn init_logging(verbose: u8, quiet: bool) {
-    // -v: mockimg's own debug lines, one per registry request; -vv: oci-client's internals too.
+    // -v: mockimg's own debug lines, one per registry request; -vv: how long each took too.
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "mockimg=info,warn",
         (false, 1) => "mockimg=debug,info",
-        (false, _) => "mockimg=debug,oci_client=debug,info",
+        (false, _) => "mockimg=trace,info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));

@@ -3,7 +3,7 @@
 //! no Docker CLI. The file is written whole, mode 0600, through the one atomic writer.
 use super::auth::Challenge;
 use super::credentials;
-use super::error::Failure;
+use super::failure::Failure;
 use super::{Registry, RegistryOptions};
 use crate::error::{Error, Result};
 use crate::sink::atomic::AtomicFile;
@@ -123,10 +123,10 @@ impl Registry {
             operation: "logging in".into(),
             message: format!(
                 "cannot connect ({}) — check the host name and port",
-                super::error::root_cause(&e)
+                super::failure::root_cause(&e)
             ),
             cause: Failure {
-                io: super::error::transport_kind(&e),
+                io: super::failure::transport_kind(&e),
                 ..Default::default()
             },
         };

@@ -4,9 +4,8 @@ use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::image::Root;
 use crate::oci::reference::RegistryRef;
-use crate::registry::{mount_scopes, scopes_for, Mount, Registry, RegistryOptions};
+use crate::registry::{mount_scopes, scopes_for, Action, Mount, Registry, RegistryOptions};
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::RegistryOperation;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -60,7 +59,7 @@ pub(crate) async fn push(
         let from = src.blobs.registry().filter(|f| f.same_registry(t));
         let scopes = match from {
             Some(f) => mount_scopes(t, f),
-            None => scopes_for(t, RegistryOperation::Push),
+            None => scopes_for(t, Action::Push),
         };
         let tagged = t.tag.as_ref().map(|tag| RegistryRef {
             tag: Some(tag.clone()),
@@ -72,18 +71,18 @@ pub(crate) async fn push(
             continue;
         }
         done_repos.push(t.repo_name());
-        reg.authorization(&scopes).await?;
+        reg.authorization(Action::Push, &scopes).await?;
         // An unchanged rebuild: the tag points at the image already, or the image is there
         // under its digest. Both asked at once: one round trip either way.
         let by_digest = t.with_digest(&root_digest);
         let (tag_now, present) = tokio::join!(
             async {
                 match &tagged {
-                    Some(r) => reg.manifest_digest(r, &scopes).await,
+                    Some(r) => reg.manifest_head(r, &scopes).await,
                     None => Ok(None),
                 }
             },
-            reg.manifest_digest(&by_digest, &scopes)
+            reg.manifest_head(&by_digest, &scopes)
         );
         let present = present?.is_some();
         let tag_done = tag_now?.as_deref() == Some(root_digest.as_str());
@@ -96,14 +95,14 @@ pub(crate) async fn push(
                     .map(|img| {
                         let r = t.with_digest(&img.manifest.digest());
                         let (reg, scopes) = (&reg, &scopes);
-                        async move { reg.put_manifest(&r, &img.manifest, scopes).await }
+                        async move { reg.manifest_put(&r, &img.manifest, scopes).await }
                     })
                     .buffer_unordered(reg.opts.concurrency.max(1))
                     .try_collect::<Vec<()>>()
                     .await?;
             }
             if tagged.is_none() {
-                reg.put_manifest(&by_digest, src.root.doc(), &scopes)
+                reg.manifest_put(&by_digest, src.root.doc(), &scopes)
                     .await?;
             }
         }
@@ -114,7 +113,7 @@ pub(crate) async fn push(
     // Every repository holds everything now: move the tags, one after another, so that a tag
     // refused for good leaves the ones after it where they were.
     for (reg, r, scopes) in &tags {
-        reg.put_manifest(r, src.root.doc(), scopes).await?;
+        reg.manifest_put(r, src.root.doc(), scopes).await?;
     }
     Ok(stats)
 }
@@ -145,7 +144,7 @@ async fn push_blobs(
             let mut session = None;
             if let Some(f) = from.filter(|f| !local && f.same_registry(target)) {
                 // No HEAD first: a mount answers 201 for a blob the target has already.
-                match reg.mount(target, f, &d.digest, scopes).await {
+                match reg.blob_mount(target, f, &d.digest, scopes).await {
                     Mount::Mounted => {
                         mounted.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
@@ -153,12 +152,12 @@ async fn push_blobs(
                     Mount::Session(u) => session = Some(u),
                     Mount::Declined => {}
                 }
-            } else if !local && reg.blob_exists(target, &d.digest, scopes).await? {
+            } else if !local && reg.blob_head(target, &d.digest, scopes).await? {
                 // A blob we would have to fetch first: worth one HEAD to skip the copy.
                 existing.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
-            reg.upload(target, d, src.blobs.as_ref(), scopes, session)
+            reg.blob_upload(target, d, src.blobs.as_ref(), scopes, session)
                 .await?;
             uploaded.fetch_add(1, Ordering::Relaxed);
             uploaded_bytes.fetch_add(d.size, Ordering::Relaxed);
