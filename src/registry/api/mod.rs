@@ -117,16 +117,17 @@ impl Registry {
         max: u64,
         what: &str,
     ) -> Result<bytes::Bytes> {
-        let too_big = |n: String| {
+        let mib = max >> 20;
+        let too_big = |said: String| {
             self.failed(
                 ask.op,
                 None,
                 Failure::default(),
-                format!("the {what} is {n} bytes, more than the {max} mockimg reads (a registry's limit is 4 MiB); is this a registry?"),
+                format!("the {what} {said}, more than the {mib} MiB a registry stores; refusing to read it"),
             )
         };
         if let Some(n) = res.content_length().filter(|n| *n > max) {
-            return Err(too_big(n.to_string()));
+            return Err(too_big(format!("is {n} bytes")));
         }
         let mut out = Vec::new();
         let mut body = res.bytes_stream();
@@ -134,7 +135,7 @@ impl Registry {
             let chunk =
                 chunk.map_err(|e| self.transport_error(ask.op, (ask.action, ask.repo), &e))?;
             if (out.len() + chunk.len()) as u64 > max {
-                return Err(too_big(format!("over {max}")));
+                return Err(too_big("runs on".into()));
             }
             out.extend_from_slice(&chunk);
         }
