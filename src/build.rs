@@ -11,6 +11,7 @@ use crate::registry::RegistryOptions;
 use crate::sink::layout::ImageName;
 use crate::sink::registry::PushStats;
 use crate::sink::{archive, layout};
+use crate::sink::{Kind, Progress};
 use crate::source::cache::Cache;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -145,7 +146,7 @@ fn platforms_of(src: &Source) -> Vec<String> {
 }
 
 /// Builds the layer, appends it to the base, and writes the result to every requested sink.
-pub async fn build(req: &BuildRequest) -> Result<Outcome> {
+pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcome> {
     let entries = walk::collect(&req.config_dir, &req.walk)?;
     let base_ref = req
         .base
@@ -233,7 +234,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         oci_layout: req.oci_layout.as_deref(),
         registry: &req.registry,
     };
-    let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks).await?;
+    let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks, progress).await?;
     outcome.base = Some(BaseSummary {
         reference: base_ref.to_string(),
         digest: base.root.digest(),
@@ -268,6 +269,7 @@ pub async fn write_sinks(
     src: &Source,
     for_registries: Option<&Source>,
     sinks: &Sinks<'_>,
+    progress: &dyn Progress,
 ) -> Result<Outcome> {
     let names: Vec<ImageName> = sinks
         .names
@@ -280,7 +282,7 @@ pub async fn write_sinks(
         .filter(|(_, p)| *p)
         .map(|(r, _)| r.clone())
         .collect();
-    let to_file = crate::cli::progress::track(src, crate::cli::progress::Sink::File);
+    let to_file = progress.track(src, Kind::File);
     let archive = match sinks.output {
         Some(path) => Some(archive::stage(&to_file, path, &names).await?),
         None => None,
@@ -293,7 +295,7 @@ pub async fn write_sinks(
     let stats = if push.is_empty() {
         None
     } else {
-        let tracked = crate::cli::progress::track(pushed, crate::cli::progress::Sink::Registry);
+        let tracked = progress.track(pushed, Kind::Registry);
         Some(crate::sink::registry::push(&tracked, &push, sinks.registry).await?)
     };
     if let Some(a) = archive {
@@ -377,6 +379,7 @@ pub async fn push_existing(
     source: &ImageRef,
     targets: &[RegistryRef],
     opts: &RegistryOptions,
+    progress: &dyn Progress,
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
     crate::sink::note_foreign_layers(&src.root)?;
@@ -386,7 +389,7 @@ pub async fn push_existing(
         oci_layout: None,
         registry: opts,
     };
-    write_sinks(&src, None, &sinks).await
+    write_sinks(&src, None, &sinks, progress).await
 }
 
 /// What `mockimg inspect` shows.

@@ -308,11 +308,13 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             "no --push, --output or --oci-layout: the image is built but not written anywhere"
         );
     }
-    let outcome = interruptible(build::build(&req)).await.map_err(|e| {
-        job_error(e, || {
-            format!("building {} onto {}", a.config_dir.display(), base)
-        })
-    })?;
+    let outcome = interruptible(build::build(&req, &progress::Shown))
+        .await
+        .map_err(|e| {
+            job_error(e, || {
+                format!("building {} onto {}", a.config_dir.display(), base)
+            })
+        })?;
     output::report(
         &outcome,
         &a.out,
@@ -332,9 +334,14 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
         push_hosts: targets.iter().map(|t| t.registry.clone()).collect(),
         ..a.registry.options()
     };
-    let o = interruptible(build::push_existing(&src, &targets, &opts))
-        .await
-        .map_err(|e| job_error(e, || format!("pushing {src}")))?;
+    let o = interruptible(build::push_existing(
+        &src,
+        &targets,
+        &opts,
+        &progress::Shown,
+    ))
+    .await
+    .map_err(|e| job_error(e, || format!("pushing {src}")))?;
     output::report(
         &o,
         &a.out,

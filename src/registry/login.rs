@@ -5,8 +5,8 @@ use super::auth::Challenge;
 use super::credentials;
 use super::failure::Failure;
 use super::{Registry, RegistryOptions};
+use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
-use crate::sink::atomic::AtomicFile;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
@@ -83,7 +83,7 @@ fn read(file: &Path) -> Result<Option<Value>> {
 
 /// Credentials files are secrets: 0600 in a 0700 directory when mockimg creates it.
 fn write(file: &Path, v: &Value) -> Result<()> {
-    let dir = crate::sink::atomic::parent_of(file);
+    let dir = crate::atomic::parent_of(file);
     if !dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()

@@ -1,10 +1,10 @@
 //! Writes an image into an OCI image layout directory (`--oci-layout DIR`), in two steps: staged
 //! (every blob on disk and verified) and committed (the image becomes visible). A build commits
 //! only after every push succeeded, so a failed build leaves the disk as it was.
+use crate::atomic;
 use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::image::{media, Doc, Root};
-use crate::sink::atomic;
 use crate::sink::names::add_entries;
 pub use crate::sink::names::ImageName;
 use crate::sink::refetch::copy_blob;
