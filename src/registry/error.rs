@@ -45,3 +45,46 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RegistryOptions;
+
+    #[test]
+    fn refused_access_names_the_repository_and_the_direction() {
+        let reg = Registry::connect("127.0.0.1:9", &RegistryOptions::default()).unwrap();
+        let op = "checking blob sha256:ab in 127.0.0.1:9/team/mocks";
+        let push = reg.failed(
+            op,
+            Some((Action::Push, "127.0.0.1:9/team/mocks")),
+            Failure::status(401),
+            "HTTP 401".into(),
+        );
+        assert!(
+            push.to_string()
+                .starts_with("pushing to 127.0.0.1:9/team/mocks: 401 unauthorized — run 'mockimg login 127.0.0.1:9'"),
+            "{push}"
+        );
+        let pull = reg.failed(
+            "fetching manifest 127.0.0.1:9/base:1",
+            Some((Action::Pull, "127.0.0.1:9/base:1")),
+            Failure::status(403),
+            String::new(),
+        );
+        assert!(
+            pull.to_string()
+                .starts_with("pulling 127.0.0.1:9/base:1: 403 denied"),
+            "{pull}"
+        );
+        // Anything else keeps the operation and says what happened.
+        let other = reg.failed(
+            op,
+            Some((Action::Push, "127.0.0.1:9/team/mocks")),
+            Failure::status(500),
+            "HTTP 500: oops".into(),
+        );
+        assert_eq!(other.to_string(), format!("{op}: HTTP 500: oops"));
+        assert!(other.is_retryable());
+    }
+}

@@ -1,5 +1,5 @@
 //! The registry client, in two layers: the transport (`transport.rs`: one call, `send`, that
-//! takes a [`transport::Request`] and returns the response or the transport's failure) and the
+//! takes a `transport::Request` and returns the response or the transport's failure) and the
 //! API (`api/`: every distribution-spec call, each over `send`). Below them, leaves that import
 //! nothing above: `failure.rs` (a failure as data, the one retry decision) and `tls/classify.rs`.
 //! The pull side's orchestration lives in `crate::source::registry`, the push side's in

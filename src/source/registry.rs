@@ -71,7 +71,7 @@ async fn image_with_config(
         index_entry: entry,
     };
     let cd = tmp.config_descriptor()?;
-    let what = format!("config of {r}");
+    let what = format!("config {} of {r}", cd.digest);
     // A config that arrives corrupted is fetched again, like any other transient failure.
     let op = format!("fetching config {} of {r}", cd.digest);
     let bytes = reg.retry(&op, || blob::read_all(blobs, &cd, &what)).await?;

@@ -389,10 +389,14 @@ fn a_blob_longer_than_its_descriptor_is_refused_naming_its_digest() {
         let padded = [st.blobs[&config].clone(), vec![b' '; 1 << 20]].concat();
         st.blobs.insert(config.clone(), padded);
     }
-    let out = run(&Env::new(), &["inspect", &reg.reference("imposter:4.9.3")]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(out.stderr.contains(&config), "{}", out.stderr);
-    assert!(out.stderr.contains("descriptor"), "{}", out.stderr);
+    // Announced by its Content-Length, then without one (chunked): refused either way.
+    for chunked in [false, true] {
+        reg.state.lock().unwrap().chunked = chunked;
+        let out = run(&Env::new(), &["inspect", &reg.reference("imposter:4.9.3")]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.stderr.contains(&config), "{}", out.stderr);
+        assert!(out.stderr.contains("descriptor"), "{}", out.stderr);
+    }
 }
 
 #[tokio::test]
