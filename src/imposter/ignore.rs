@@ -6,7 +6,6 @@
 //! exactly; the Go engine skips any path that contains a line. Without the file both skip the
 //! same default list.
 use super::engine::Generation;
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -27,24 +26,28 @@ pub(crate) struct IgnoreRules {
     pub generation: Generation,
 }
 
+/// A `.imposterignore` larger than this is not one.
+const MAX_FILE: u64 = 1 << 20;
+
 impl IgnoreRules {
     /// Reads `dir/.imposterignore`, or the default list when there is none.
     pub(crate) fn load(dir: &Path, generation: Generation) -> io::Result<IgnoreRules> {
-        let (entries, from_file) = match fs::read_to_string(dir.join(IMPOSTERIGNORE)) {
-            Ok(text) => (
-                text.lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                    .map(str::to_string)
-                    .collect(),
-                true,
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => (
-                DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect(),
-                false,
-            ),
-            Err(e) => return Err(e),
-        };
+        let (entries, from_file) =
+            match crate::mutate::walk::read_small_text(&dir.join(IMPOSTERIGNORE), MAX_FILE) {
+                Ok(text) => (
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_string)
+                        .collect(),
+                    true,
+                ),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => (
+                    DEFAULT_IGNORED.iter().map(|s| s.to_string()).collect(),
+                    false,
+                ),
+                Err(e) => return Err(e),
+            };
         Ok(IgnoreRules {
             entries,
             from_file,
@@ -83,6 +86,7 @@ impl IgnoreRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn rules(lines: Option<&str>, generation: Generation) -> IgnoreRules {
         let d = tempfile::tempdir().unwrap();

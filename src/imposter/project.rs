@@ -6,7 +6,6 @@
 use super::yaml::{describe, kind_of, untag};
 use serde_norway::Value;
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -74,6 +73,9 @@ pub enum ProjectError {
     },
 }
 
+/// A project file larger than this is not one (and a fifo or device is never read).
+const MAX_PROJECT_FILE: u64 = 1 << 20;
+
 /// Reads the project file from `dir`. `Ok(None)` when there is none.
 pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
     for name in PROJECT_FILES {
@@ -82,7 +84,7 @@ pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
         if path.is_dir() {
             continue;
         }
-        match fs::read_to_string(&path) {
+        match crate::mutate::walk::read_small_text(&path, MAX_PROJECT_FILE) {
             Ok(text) => return parse(&path, name, &text).map(Some),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(source) => return Err(ProjectError::Io { path, source }),
