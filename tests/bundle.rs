@@ -170,6 +170,7 @@ fn run(
         force,
         walk: WalkOptions::default(),
         mtime: MTIME,
+        outside: Vec::new(),
     })
 }
 

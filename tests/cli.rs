@@ -45,6 +45,7 @@ fn help_has_examples_for_every_subcommand() {
         "validate",
         "bundle",
         "publish",
+        "rebase",
         "completions",
     ] {
         assert!(top.stdout.contains(sub), "--help lists {sub}");

@@ -463,3 +463,56 @@ fn env_recursion_and_config_path_reach_the_running_container() {
         assert!(out.lines().any(|l| l == want), "{want} missing:\n{out}");
     }
 }
+
+/// Issue 27: a spec outside the mock's folder (`specFile: ../../openapi.yaml` from a config two
+/// folders down a repository) is in the running container where the engine resolves the
+/// reference: through the image's config directory.
+#[test]
+fn a_spec_outside_the_config_dir_is_read_through_the_config_path_in_a_container() {
+    let reg = Registry::start();
+    let port = reg.addr.rsplit(':').next().unwrap().to_string();
+    let mut daemon = Daemon::new(&format!("outside-{port}"));
+    let env = Env::new();
+    let base = seed_busybox(&reg, true);
+
+    let repo = tempfile::tempdir().unwrap();
+    let spec = b"openapi: 3.0.0\ninfo: {title: pets, version: '1'}\npaths: {}\n";
+    std::fs::write(repo.path().join("openapi.yaml"), spec).unwrap();
+    let dir = repo.path().join("services/pets");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("pets-config.yaml"),
+        "plugin: openapi\nspecFile: ../../openapi.yaml\n",
+    )
+    .unwrap();
+
+    let target = reg.reference(&format!("team/pets:outside-{port}"));
+    env.run(&[
+        "build",
+        dir.to_str().unwrap(),
+        "--base",
+        &base,
+        "--push",
+        &target,
+    ])
+    .ok();
+    daemon.pull(&target);
+    let name = format!("{}-cat", daemon.prefix);
+    daemon.containers.push(name.clone());
+    let o = docker_out(&[
+        "run",
+        "--name",
+        &name,
+        "--entrypoint",
+        "/bin/busybox",
+        &target,
+        "cat",
+        "/opt/imposter/config/../../openapi.yaml",
+    ]);
+    assert!(
+        o.status.success(),
+        "cat failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.stdout, spec);
+}

@@ -93,7 +93,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     let env = BTreeMap::new();
     // The same checks as build, through the same function: nothing is uploaded for an invalid
     // config.
-    let choice = super::check_tree(&super::Check {
+    let (choice, _) = super::check_tree(&super::Check {
         dir: &a.config_dir,
         project: project.as_ref(),
         flags: EngineFlags {
@@ -107,6 +107,12 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         no_validate: a.no_validate,
         quiet: a.quiet,
         strict: a.strict,
+        // A bucket prefix is the whole config: the engine reading it has no outside.
+        outside: crate::imposter::validate::OutsidePolicy::Refuse(
+            "publish copies the config directory alone, and a bucket prefix has no outside for \
+             the engine to reach"
+                .to_string(),
+        ),
     })?;
     let (engine, version) = publish::engine_record(&choice);
     let mtime = build::source_date_epoch()?.unwrap_or(0);

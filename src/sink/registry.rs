@@ -56,11 +56,7 @@ pub(crate) async fn push(
                 r
             }
         };
-        let from = src.blobs.registry().filter(|f| f.same_registry(t));
-        let scopes = match from {
-            Some(f) => mount_scopes(t, f),
-            None => scopes_for(t, Action::Push),
-        };
+        let scopes = push_scopes(src, t)?;
         let tagged = t.tag.as_ref().map(|tag| RegistryRef {
             tag: Some(tag.clone()),
             digest: None,
@@ -78,11 +74,11 @@ pub(crate) async fn push(
         let (tag_now, present) = tokio::join!(
             async {
                 match &tagged {
-                    Some(r) => reg.manifest_head(r, &scopes).await,
+                    Some(r) => reg.manifest_head(Action::Push, r, &scopes).await,
                     None => Ok(None),
                 }
             },
-            reg.manifest_head(&by_digest, &scopes)
+            reg.manifest_head(Action::Push, &by_digest, &scopes)
         );
         let present = present?.is_some();
         let tag_done = tag_now?.as_deref() == Some(root_digest.as_str());
@@ -118,6 +114,34 @@ pub(crate) async fn push(
     Ok(stats)
 }
 
+/// The token scopes of a push to `t`: push on the target, and pull on every repository of the
+/// same registry that a blob can be mounted from (one scope set, so one token).
+fn push_scopes(src: &Source, t: &RegistryRef) -> Result<Vec<String>> {
+    let mut froms: Vec<&RegistryRef> = Vec::new();
+    if let Some(f) = src.blobs.registry() {
+        froms.push(f);
+    }
+    for d in src.root.distributable_blobs()? {
+        if let Some(f) = src.blobs.registry_of(&d.digest) {
+            if !froms.iter().any(|g| g.repo_name() == f.repo_name()) {
+                froms.push(f);
+            }
+        }
+    }
+    let mut froms = froms.into_iter().filter(|f| f.same_registry(t));
+    let Some(first) = froms.next() else {
+        return Ok(scopes_for(t, Action::Push));
+    };
+    let mut scopes = mount_scopes(t, first);
+    for f in froms {
+        let s = format!("repository:{}:pull", f.repository);
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    Ok(scopes)
+}
+
 async fn push_blobs(
     reg: &Arc<Registry>,
     target: &RegistryRef,
@@ -132,11 +156,10 @@ async fn push_blobs(
     // Uploads (two requests each where the registry declines a single-request upload) start
     // first, so that the one-request mounts and HEADs fill in behind them within --jobs.
     blobs.sort_by_key(|d| !src.blobs.local(&d.digest));
-    let from = src.blobs.registry().cloned();
     futures_util::stream::iter(blobs.iter().map(|d| {
         let (uploaded, uploaded_bytes, mounted, existing) =
             (&uploaded, &uploaded_bytes, &mounted, &existing);
-        let from = from.as_ref();
+        let from = src.blobs.registry_of(&d.digest);
         async move {
             // Blobs made here (the config layer, in memory or spooled, and the configs) are
             // nowhere to mount from: upload them straight away.

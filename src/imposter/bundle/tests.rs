@@ -84,6 +84,7 @@ fn opts(config: &Path, engine: EngineArchive, output: PathBuf) -> BundleOptions 
         force: false,
         walk: WalkOptions::default(),
         mtime: 1_700_000_000,
+        outside: Vec::new(),
     }
 }
 
