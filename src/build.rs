@@ -153,6 +153,9 @@ fn platforms_of(src: &Source) -> Vec<String> {
 
 /// Builds the layer, appends it to the base, and writes the result to every requested sink.
 pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcome> {
+    if let Some(dir) = &req.oci_layout {
+        crate::sink::layout::check_target(dir)?;
+    }
     let entries = walk::collect(&req.config_dir, &req.walk)?;
     let base_ref = req
         .base

@@ -28,3 +28,4 @@ pub mod rebase;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub(crate) mod temps;

@@ -386,6 +386,48 @@ fn load_run(single: bool) {
 }
 
 #[test]
+fn archive_with_names_sharing_a_tag_loads_under_every_name_in_docker() {
+    let reg = Registry::start();
+    let port = reg.addr.rsplit(':').next().unwrap().to_string();
+    let mut daemon = Daemon::new(&format!("names-{port}"));
+    let base = seed_busybox(&reg, false);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("m.tar");
+    let names = [
+        reg.reference(&format!("mocks/app-{port}:1")),
+        format!("team/a-{port}:1"),
+        format!("other/c-{port}:1"),
+    ];
+    Env::new()
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &names[0],
+            "--tag",
+            &names[1],
+            "--tag",
+            &names[2],
+            "--output",
+            &archive.display().to_string(),
+        ])
+        .ok();
+    daemon.images.extend(names.iter().cloned());
+    let loaded = docker(&["load", "-i", &archive.display().to_string()]);
+    let mut ids = Vec::new();
+    for n in &names {
+        assert!(
+            loaded.contains(&format!("Loaded image: {n}")),
+            "{n} not loaded:\n{loaded}"
+        );
+        ids.push(docker(&["image", "inspect", "--format", "{{.Id}}", n]));
+    }
+    assert!(ids.iter().all(|i| i == &ids[0]), "one image: {ids:?}");
+}
+
+#[test]
 fn archive_over_an_oci_index_base_loads_and_runs_in_docker() {
     load_run(false);
 }

@@ -25,7 +25,7 @@ pub(crate) const LONG_VERSION: &str = concat!(
 )]
 /// The whole command line.
 pub struct Cli {
-    /// Debug logs: -v one line per registry request (method, URL, status), -vv with each one's time too; RUST_LOG works as well.
+    /// Debug logs: -v one line per registry request (method, URL, status) and cache and TLS decisions, -vv also how long each request took to answer; RUST_LOG works as well.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// The subcommand to run.

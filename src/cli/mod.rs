@@ -32,7 +32,9 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 fn init_logging(verbose: u8, quiet: bool) {
-    // -v: mockimg's own debug lines, one per registry request; -vv: how long each took too.
+    // -v: mockimg's own debug lines, one per registry request; -vv: mockimg's trace lines too
+    // (each request's time to answer). Every request is mockimg's own now, so other crates'
+    // logs add nothing a user can act on.
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "mockimg=info,warn",
@@ -151,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => false,
     };
     init_logging(cli.verbose, quiet);
+    exit::install_signal_handlers();
     let r = match cli.command {
         Command::Build(args) => run_build(args).await,
         Command::Push(args) => run_push(args).await,
@@ -172,6 +175,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     crate::cli::progress::finish();
+    if let Err(e) = &r {
+        if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+            // A blocking thread of the cancelled job may have written on meanwhile.
+            crate::temps::remove_all();
+        }
+    }
     r
 }
 

@@ -135,10 +135,12 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     };
     // Dropping the publish on Ctrl-C leaves no partial object: each upload is one PUT (or a
     // temp file and a rename), and the record is only written after all of them.
+    let job = super::exit::Job::start();
     let outcome = tokio::select! {
         r = publish::publish(store, &tree, &opts, &on_upload) => r.map_err(cli_error)?,
-        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
+        _ = super::exit::signalled() => return Err(Error::Interrupted.into()),
     };
+    drop(job);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

@@ -3,6 +3,7 @@
 //! File sinks write through [`crate::atomic`] and copy blobs through one verified, refetching copy.
 
 pub(crate) mod archive;
+mod diffid;
 pub(crate) mod layout;
 mod names;
 mod refetch;

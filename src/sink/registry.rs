@@ -2,8 +2,10 @@
 //! in another repository, uploaded otherwise), then manifests children first, and tags last.
 use crate::error::{Error, Result};
 use crate::oci::blob::Source;
-use crate::oci::image::Root;
+use crate::oci::image::media;
+use crate::oci::image::{Doc, Root};
 use crate::oci::reference::RegistryRef;
+use crate::registry::failure::ErrorCode;
 use crate::registry::{mount_scopes, scopes_for, Action, Mount, Registry, RegistryOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -46,6 +48,12 @@ pub(crate) async fn push(
     let mut stats = PushStats::default();
     let mut done_repos: Vec<String> = Vec::new();
     let root_digest = src.root.digest();
+    // Every blob a manifest names is put or found by this push unless a layer is foreign.
+    let settles = !src
+        .root
+        .blobs()?
+        .iter()
+        .any(|d| media::is_foreign(&d.media_type));
     let mut tags: Vec<(Arc<Registry>, RegistryRef, Vec<String>)> = Vec::new();
     for t in targets {
         let reg = match conns.iter().find(|(h, _)| h == &t.registry) {
@@ -91,15 +99,14 @@ pub(crate) async fn push(
                     .map(|img| {
                         let r = t.with_digest(&img.manifest.digest());
                         let (reg, scopes) = (&reg, &scopes);
-                        async move { reg.manifest_put(&r, &img.manifest, scopes).await }
+                        async move { put_manifest(reg, &r, &img.manifest, scopes, settles).await }
                     })
                     .buffer_unordered(reg.opts.concurrency.max(1))
                     .try_collect::<Vec<()>>()
                     .await?;
             }
             if tagged.is_none() {
-                reg.manifest_put(&by_digest, src.root.doc(), &scopes)
-                    .await?;
+                put_manifest(&reg, &by_digest, src.root.doc(), &scopes, settles).await?;
             }
         }
         if let Some(r) = tagged.filter(|_| !tag_done) {
@@ -109,7 +116,7 @@ pub(crate) async fn push(
     // Every repository holds everything now: move the tags, one after another, so that a tag
     // refused for good leaves the ones after it where they were.
     for (reg, r, scopes) in &tags {
-        reg.manifest_put(r, src.root.doc(), scopes).await?;
+        put_manifest(reg, r, src.root.doc(), scopes, settles).await?;
     }
     Ok(stats)
 }
@@ -140,6 +147,53 @@ fn push_scopes(src: &Source, t: &RegistryRef) -> Result<Vec<String>> {
         }
     }
     Ok(scopes)
+}
+
+/// How often a manifest is PUT again while the registry still says a blob or child manifest
+/// it names is unknown, after this push put or found every one of them.
+const SETTLE_TRIES: u32 = 4;
+
+/// PUTs a manifest whose blobs and child manifests are all in the repository (`settles`: this
+/// push put or found each one; no foreign layer). Such a manifest answered `MANIFEST_BLOB_UNKNOWN`
+/// (or `BLOB_UNKNOWN`) is not refused for good: CNCF distribution's filesystem storage rewrites
+/// a repository's link file in place each time a blob or manifest is put or mounted, and another
+/// push of the same image into the same repository reads as "unknown" for that instant (seen
+/// with four builds pushing one base's image to one repository at once). So it is asked again,
+/// a few times with the usual backoff; anywhere else those codes stay final.
+async fn put_manifest(
+    reg: &Registry,
+    target: &RegistryRef,
+    doc: &Doc,
+    scopes: &[String],
+    settles: bool,
+) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match reg.manifest_put(target, doc, scopes).await {
+            Err(e) if settles && attempt < SETTLE_TRIES && names_unknown(&e) => {
+                let wait = crate::registry::retry::backoff(reg.opts.backoff, attempt);
+                attempt += 1;
+                tracing::warn!(
+                    "{e} — every blob it names is in the repository, so the registry is still \
+                     settling a concurrent write; retry {attempt}/{SETTLE_TRIES} in {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The registry answered that a manifest names a blob or manifest it does not hold.
+fn names_unknown(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Registry { cause, .. }
+            if matches!(
+                cause.code,
+                Some(ErrorCode::ManifestBlobUnknown | ErrorCode::BlobUnknown)
+            )
+    )
 }
 
 async fn push_blobs(
