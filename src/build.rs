@@ -294,6 +294,8 @@ pub async fn write_sinks(
         .filter(|(_, p)| *p)
         .map(|(r, _)| r.clone())
         .collect();
+    // Where the base's blobs were read from, for later pushes of what is written here.
+    crate::sink::registry::note_source(src, sinks.registry);
     let to_file = progress.track(src, Kind::File);
     let archive = match sinks.output {
         Some(path) => Some(archive::stage(&to_file, path, &names).await?),
@@ -308,8 +310,12 @@ pub async fn write_sinks(
         None
     } else {
         let tracked = progress.track(pushed, Kind::Registry);
-        Some(crate::sink::registry::push(&tracked, &push, sinks.registry).await?)
+        let res = crate::sink::registry::push(&tracked, &push, sinks.registry).await;
+        // What the push found out holds whether or not it got to the end.
+        save_locations(sinks.registry);
+        Some(res?)
     };
+    save_locations(sinks.registry);
     if let Some(a) = archive {
         a.commit()?;
     }
@@ -347,6 +353,12 @@ pub async fn write_sinks(
         base: None,
         outside: Vec::new(),
     })
+}
+
+fn save_locations(opts: &RegistryOptions) {
+    if let Some(l) = &opts.locations {
+        l.save();
+    }
 }
 
 /// A base that cannot be reached (no answer at all, e.g. offline or a name that does not

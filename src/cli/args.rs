@@ -232,9 +232,13 @@ pub struct BuildArgs {
     /// Blob cache directory (default $MOCKIMG_CACHE_DIR or $XDG_CACHE_HOME/mockimg).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Don't use the blob cache.
+    /// Don't use the blob cache (nor the record of where blobs were seen, kept beside it).
     #[arg(long)]
     pub no_cache: bool,
+    /// Repository on the target registry that holds the base's layers, to mount them from
+    /// (repeatable; REPO or HOST/REPO): for CI jobs without a cache.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -271,6 +275,10 @@ pub struct RebaseArgs {
     /// Write the result into an OCI image layout directory.
     #[arg(long, value_name = "DIR")]
     pub oci_layout: Option<PathBuf>,
+    /// Repository on the target registry that holds the new base's layers, to mount them from
+    /// (repeatable; REPO or HOST/REPO).
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
     /// Print the old base, the new base and what would be pushed; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -291,6 +299,10 @@ pub struct PushArgs {
     /// Target references.
     #[arg(required = true)]
     pub targets: Vec<String>,
+    /// Repository on the target registry that holds the image's base layers, to mount them
+    /// from (repeatable; REPO or HOST/REPO).
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -435,6 +447,14 @@ pub(crate) fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>, Er
         Some(k) => Err(Error::Usage(format!("--env {k:?}: not a variable name"))),
         None => Ok(env),
     }
+}
+
+/// `--mount-from` values.
+pub(crate) fn mount_from(items: &[String]) -> Result<Vec<crate::sink::MountFrom>, Error> {
+    items
+        .iter()
+        .map(|s| crate::sink::MountFrom::parse(s))
+        .collect()
 }
 
 pub(crate) fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error> {

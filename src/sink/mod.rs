@@ -12,7 +12,7 @@ pub(crate) mod registry;
 /// The atomic writer's old place, kept while code written against it is merged.
 pub use crate::atomic;
 pub use layout::ImageName;
-pub use registry::PushStats;
+pub use registry::{MountFrom, PushStats};
 
 use crate::oci::blob::Source;
 
