@@ -181,7 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Err(e) = &r {
         if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
             // A blocking thread of the cancelled job may have written on meanwhile.
-            crate::sink::temps::remove_all();
+            crate::temps::remove_all();
         }
     }
     r
@@ -350,11 +350,13 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             "no --push, --output or --oci-layout: the image is built but not written anywhere"
         );
     }
-    let outcome = interruptible(build::build(&req)).await.map_err(|e| {
-        job_error(e, || {
-            format!("building {} onto {}", a.config_dir.display(), base)
-        })
-    })?;
+    let outcome = interruptible(build::build(&req, &progress::Shown))
+        .await
+        .map_err(|e| {
+            job_error(e, || {
+                format!("building {} onto {}", a.config_dir.display(), base)
+            })
+        })?;
     output::report(
         &outcome,
         &a.out,
@@ -386,9 +388,15 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
         ..a.registry.options()
     };
     let keys = a.sign.keys(true)?;
-    let o = interruptible(build::push_existing(&src, &targets, &opts, &keys))
-        .await
-        .map_err(|e| job_error(e, || format!("pushing {src}")))?;
+    let o = interruptible(build::push_existing(
+        &src,
+        &targets,
+        &opts,
+        &keys,
+        &progress::Shown,
+    ))
+    .await
+    .map_err(|e| job_error(e, || format!("pushing {src}")))?;
     output::report(
         &o,
         &a.out,
