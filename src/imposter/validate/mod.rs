@@ -196,6 +196,9 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
 /// moves, a deprecated project file name, and project plugins the engine lacks.
 pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> Vec<Finding> {
     let mut out = Vec::new();
+    for note in &choice.notes {
+        out.push(Finding::note("", "", note.clone()));
+    }
     if choice.floating {
         out.push(Finding::warning(
             "",
@@ -209,16 +212,6 @@ pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> 
         ));
     }
     let Some(p) = project else { return out };
-    if p.is_deprecated_name() {
-        out.push(Finding::warning(
-            p.file_name,
-            "",
-            format!(
-                "'{}' is a deprecated name — rename it to {PROJECT_FILE}",
-                p.file_name
-            ),
-        ));
-    }
     for (i, plugin) in p.plugins.iter().enumerate() {
         let key = format!("plugins[{i}]");
         if plugins::is_placeholder(plugin) {
