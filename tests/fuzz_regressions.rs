@@ -141,3 +141,52 @@ fn linked_layout_opens_and_reads_every_blob() {
         "{out}"
     );
 }
+
+#[test]
+fn every_saved_config_tree_input_replays() {
+    let all = all_inputs("config_tree");
+    assert!(!all.is_empty());
+    for (name, bytes) in all {
+        let out = harness::config_tree(&bytes);
+        assert!(!out.is_empty(), "{name}");
+    }
+}
+
+/// The reproductions of hostile config trees: links that resolve outside (through a link to
+/// the root, or through an excluded absolute link), link loops, links to special files,
+/// whiteout names and exponentially many paths through directory links are all refused, in
+/// time, naming the entry; links inside the tree resolve to the files they name.
+#[test]
+fn hostile_config_trees_are_refused_by_the_walker() {
+    let cases = [
+        (
+            "link-chain-through-link-to-root",
+            "leak.txt: symlink resolves outside",
+        ),
+        (
+            "link-through-excluded-absolute-link",
+            "x.json: symlink resolves outside",
+        ),
+        ("two-links-to-the-root", "a: symlink loops back"),
+        (
+            "link-to-excluded-fifo-and-socket",
+            "pipe.json: symlink points to a fifo",
+        ),
+        ("whiteout-names", ".wh.README.txt: name starts with '.wh.'"),
+        (
+            "exponential-directory-links",
+            "symlinked directories expand to more than",
+        ),
+    ];
+    for (name, want) in cases {
+        let out = harness::config_tree(&input("config_tree", name));
+        assert!(
+            out.starts_with("error: ") && out.contains(want),
+            "{name}: {out}"
+        );
+        assert!(!out.contains('\n'), "{name}: one line: {out}");
+    }
+    let out = harness::config_tree(&input("config_tree", "linked-directories-inside"));
+    // one.json, alias.json, and both again under `linked/` and `deeper/l2/`.
+    assert_eq!(out, "ok 6 files");
+}

@@ -13,12 +13,20 @@
 //!   name, including `../x` and `/x`). `(MODE >> 1) & 3` picks the tag to open. In DATA,
 //!   `@@N@@` becomes the digest and `@#N@` the size of the earlier record N; a NAME of `@` becomes
 //!   `blobs/sha256/<hex of DATA>`.
+//! - `config_tree`: records `KIND NAME \0 DATA` joined by SEP that build a config tree of
+//!   files, directories, symlinks, fifos and sockets, plus `--exclude` patterns (see `tree.rs`).
 use mockimg::mutate::{append_layer, AppendOptions, LayerInfo};
 use mockimg::oci::{self as blob, media, sha256};
 use mockimg::oci::{check_manifest, Descriptor, Doc, Image, ImageRef, Platform, RegistryRef, Root};
 use mockimg::registry::RegistryOptions;
 use mockimg::source::TarIndex;
 use serde_json::Value;
+
+// A path relative to this file, so `tests/fuzz_regressions.rs` (which includes this file) finds
+// it too.
+#[path = "tree.rs"]
+mod tree;
+pub use tree::config_tree;
 
 /// Separates the parts of a `manifest` input and the records of a structured `archive` input.
 pub const SEP: &[u8] = b"\xff--\xff";

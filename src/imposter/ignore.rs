@@ -15,7 +15,6 @@
 //!
 //! Without the file both skip the same default list.
 use super::engine::{Generation, ENGINE_CONFIG_DIR};
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -40,10 +39,13 @@ pub(crate) struct IgnoreRules {
     pub root: String,
 }
 
+/// A `.imposterignore` larger than this is not one.
+const MAX_FILE: u64 = 1 << 20;
+
 impl IgnoreRules {
     /// Reads `dir/.imposterignore` as `generation` reads it, or the default list.
     pub(crate) fn load(dir: &Path, generation: Generation) -> io::Result<IgnoreRules> {
-        let text = match fs::read_to_string(dir.join(IMPOSTERIGNORE)) {
+        let text = match crate::mutate::walk::read_small_text(&dir.join(IMPOSTERIGNORE), MAX_FILE) {
             Ok(text) => Some(text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
@@ -124,6 +126,7 @@ impl IgnoreRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn rules(lines: Option<&str>, generation: Generation) -> IgnoreRules {
         let d = tempfile::tempdir().unwrap();

@@ -10,7 +10,6 @@
 use super::yaml::{describe, kind_of, untag};
 use serde_norway::Value;
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -89,6 +88,9 @@ pub enum ProjectError {
     },
 }
 
+/// A project file larger than this is not one (and a fifo or device is never read).
+const MAX_PROJECT_FILE: u64 = 1 << 20;
+
 /// Reads the project files from `dir`: the Imposter CLI's first, then mockimg's over it.
 /// `Ok(None)` when there is none.
 pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
@@ -127,7 +129,7 @@ fn first_existing(
         if path.is_dir() {
             continue;
         }
-        match fs::read_to_string(&path) {
+        match crate::mutate::walk::read_small_text(&path, MAX_PROJECT_FILE) {
             Ok(text) => return Ok(Some((name, path, text))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(source) => return Err(ProjectError::Io { path, source }),

@@ -3,10 +3,9 @@
 use crate::error::{Error, Result};
 use crate::mutate::gzip::ParallelGz;
 use crate::mutate::spool::Spool;
-use crate::mutate::walk::{Entry, EntryKind};
+use crate::mutate::walk::{open_regular, Entry, EntryKind};
 use crate::oci::blob::LocalBlob;
 use crate::oci::digest::HashingWriter;
-use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -132,14 +131,11 @@ fn build_into(
         match &e.kind {
             EntryKind::Dir => append_dir(&mut tar, &path, opts.mtime).map_err(io)?,
             EntryKind::File { executable, .. } => {
-                let f = fs::File::open(&e.source)
+                // Never through a link, never a fifo swapped in since the walk; the size comes
+                // from the open file, so a file that changed in between is written consistently.
+                let (f, meta) = open_regular(&e.source)
                     .map_err(|err| Error::io("reading config file", &e.source, err))?;
-                // The size comes from the open file, not the walk, so a file that changed in
-                // between is still written consistently.
-                let size = f
-                    .metadata()
-                    .map_err(|err| Error::io("reading config file", &e.source, err))?
-                    .len();
+                let size = meta.len();
                 let mode = if *executable { 0o755 } else { 0o644 };
                 let mut h = header(tar::EntryType::Regular, mode, opts.mtime);
                 h.set_size(size);
@@ -147,7 +143,7 @@ fn build_into(
                     .map_err(|err| Error::io("reading config file", &e.source, err))?;
                 files += 1;
             }
-            EntryKind::Symlink { target } => {
+            EntryKind::Symlink { target, .. } => {
                 let mut h = header(tar::EntryType::Symlink, 0o777, opts.mtime);
                 h.set_size(0);
                 tar.append_link(&mut h, &path, target).map_err(io)?;
@@ -189,6 +185,7 @@ fn append_dir<W: Write>(tar: &mut tar::Builder<W>, path: &Path, mtime: u64) -> s
 mod tests {
     use super::*;
     use crate::mutate::walk::{collect, WalkOptions};
+    use std::fs;
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
 

@@ -10,4 +10,4 @@ pub(crate) mod walk;
 
 pub use append::{append_layer, AppendOptions, LayerInfo};
 pub use layer::{Layer, LayerOptions};
-pub use walk::WalkOptions;
+pub use walk::{config_files, WalkOptions};

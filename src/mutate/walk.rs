@@ -1,10 +1,18 @@
-//! The one walk of a config directory, shared by the image layer, `validate` and the Lambda
-//! bundle, so that what validation checks is exactly what ends up in the image or zip.
+//! The one walk of a config directory, shared by the image layer, `validate`, the Lambda bundle
+//! and `publish`, so that what validation checks is exactly what ends up in the image, zip or
+//! bucket.
 //!
-//! A walk reports three things: the entries that go in, the paths a filter left out (and which
-//! filter), and the entries that cannot go into an image at all. Deciding what is an error is the
-//! caller's job: [`collect`] (layer, bundle) fails on the first problem, while `validate` only
-//! uses the walk to find configs and to tell a reference that a filter dropped.
+//! A walk reports four things: the entries that go in, the files reached through a symlinked
+//! directory, the paths a filter left out (and which filter), and the entries that cannot go in
+//! at all. Deciding what is an error is the caller's job: [`collect`] (layer, bundle, publish)
+//! fails on the first problem, while `validate` reports every problem as a finding.
+//!
+//! Symlinks are resolved here, once: every link is canonicalized and compared with the
+//! canonical root, so a chain through other links (or through an excluded link) that ends
+//! outside the tree is refused, as are dangling links, loops, links to sockets, fifos and
+//! devices, and directory links that lead back into a directory on their own path. Readers open
+//! the resolved path the walk hands out ([`Entry::content`], [`Walk::linked`]) with
+//! [`open_regular`], which never follows a link and never blocks on a special file.
 //!
 //! `--exclude` is mockimg's own filter on what goes into the image. `.imposterignore` is not a
 //! filter here: the engine only uses it to skip directories while *discovering* config files
@@ -16,14 +24,18 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+
+mod resolve;
 
 /// VCS data never belongs in an image, at any depth.
 const ALWAYS_EXCLUDED_ANYWHERE: &[&str] = &[".git"];
 /// The Imposter CLI's own project files (and its `.imposter` directory), at the top of the
 /// config directory: they describe how to run the engine, they are not config.
 const ALWAYS_EXCLUDED_TOP: &[&str] = &crate::imposter::project::PROJECT_FILES;
+/// The prefix image layers use for whiteouts: a config file named so would delete base content.
+const WHITEOUT_PREFIX: &[u8] = b".wh.";
 
 /// What the user asked to leave out of the image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,10 +56,29 @@ pub(crate) enum EntryKind {
         /// Any execute bit set: the copy keeps it executable.
         executable: bool,
     },
-    /// A symlink whose target text stays inside the tree (checked lexically).
+    /// A symlink whose target text stays inside the tree and whose resolution does too.
     Symlink {
-        /// The link's target, as stored in the link.
+        /// The link's target, as stored in the link (what the image keeps).
         target: PathBuf,
+        /// What it resolves to on disk.
+        resolved: Resolved,
+    },
+}
+
+/// Where a symlink ends up: a canonical path (no links in it) inside the config directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    /// A regular file.
+    File {
+        /// The canonical path to read.
+        path: PathBuf,
+        /// Any execute bit set.
+        executable: bool,
+    },
+    /// A directory; its files are in [`Walk::linked`] under the link's path.
+    Dir {
+        /// The canonical directory.
+        path: PathBuf,
     },
 }
 
@@ -56,10 +87,25 @@ pub(crate) enum EntryKind {
 pub(crate) struct Entry {
     /// Path relative to the config directory.
     pub rel: PathBuf,
-    /// Path on disk.
+    /// Path on disk (for [`Walk::linked`] files: the resolved path, with no links in it).
     pub source: PathBuf,
     /// What it is.
     pub kind: EntryKind,
+}
+
+impl Entry {
+    /// The file whose bytes this entry stands for and whether it is executable: the file
+    /// itself, or the file a symlink resolves to; `None` for directories and links to them.
+    pub(crate) fn content(&self) -> Option<(&Path, bool)> {
+        match &self.kind {
+            EntryKind::File { executable, .. } => Some((&self.source, *executable)),
+            EntryKind::Symlink {
+                resolved: Resolved::File { path, executable },
+                ..
+            } => Some((path, *executable)),
+            _ => None,
+        }
+    }
 }
 
 /// Why the walk left a path out.
@@ -98,8 +144,60 @@ pub(crate) enum ProblemKind {
     Unreadable(io::Error),
     /// A symlink whose target text leaves the config directory.
     LinkOutside(PathBuf),
+    /// A symlink that resolves (through other links) outside the config directory.
+    ResolvesOutside(PathBuf),
+    /// A symlink to nothing.
+    Dangling,
+    /// A symlink that cannot be resolved for another reason.
+    Unresolvable(io::Error),
+    /// Symlinks that loop, or a directory link back into a directory on its own path.
+    Loop,
+    /// Directory links that expand to more than the walk follows.
+    TooManyLinked,
     /// A socket, fifo or device.
     Special(&'static str),
+    /// A symlink to a socket, fifo or device.
+    LinkToSpecial(&'static str),
+    /// A name starting with `.wh.`, which a layer reads as a whiteout.
+    Whiteout,
+}
+
+impl ProblemKind {
+    /// What is wrong and the fix, as one line (without the path).
+    pub(crate) fn message(&self) -> String {
+        match self {
+            ProblemKind::Unreadable(e) => {
+                format!("cannot read this directory: {e} — fix its permissions or remove it")
+            }
+            ProblemKind::LinkOutside(target) => format!(
+                "symlink points outside the config directory (to {}) — copy the file in instead",
+                target.display()
+            ),
+            ProblemKind::ResolvesOutside(real) => format!(
+                "symlink resolves outside the config directory (to {}) — copy the file in instead, or --exclude the link",
+                real.display()
+            ),
+            ProblemKind::Dangling => {
+                "symlink target does not exist — fix the link or --exclude it".into()
+            }
+            ProblemKind::Unresolvable(e) => {
+                format!("cannot resolve this symlink: {e} — fix the link or --exclude it")
+            }
+            ProblemKind::Loop => "symlink loops back to a directory on its own path — remove the link or --exclude it".into(),
+            ProblemKind::TooManyLinked => format!(
+                "symlinked directories expand to more than {} entries (or {} links deep) — replace the links with real directories or --exclude them",
+                resolve::MAX_LINKED,
+                resolve::MAX_LINK_DEPTH
+            ),
+            ProblemKind::Special(what) => {
+                format!("is {what}, which cannot go into an image — remove it or --exclude it")
+            }
+            ProblemKind::LinkToSpecial(what) => format!(
+                "symlink points to {what}, which cannot go into an image — remove it or --exclude it"
+            ),
+            ProblemKind::Whiteout => "name starts with '.wh.', which an image layer reads as a whiteout deleting the base's files — rename it or --exclude it".into(),
+        }
+    }
 }
 
 impl Problem {
@@ -107,17 +205,8 @@ impl Problem {
     pub(crate) fn into_error(self) -> Error {
         match self.kind {
             ProblemKind::Unreadable(e) => Error::io("reading directory", self.source, e),
-            ProblemKind::LinkOutside(target) => Error::path(
-                self.source,
-                format!(
-                    "symlink points outside the config directory (to {}) — copy the file in instead",
-                    target.display()
-                ),
-            ),
-            ProblemKind::Special(what) => Error::path(
-                self.source,
-                format!("is {what}, which cannot go into an image — remove it or --exclude it"),
-            ),
+            // The link as the user sees it (inside the config dir), not where it resolves.
+            kind => Error::path(self.source, kind.message()),
         }
     }
 }
@@ -127,6 +216,10 @@ impl Problem {
 pub(crate) struct Walk {
     /// What goes into the image.
     pub entries: Vec<Entry>,
+    /// The regular files reached through symlinked directories, under the link's path (as an
+    /// engine reading the directory sees them): `source` is the resolved file, `kind` a
+    /// [`EntryKind::File`]. Not in the image (the link is); `publish` uploads them.
+    pub linked: Vec<Entry>,
     /// What a filter left out; an excluded directory is listed, its content is not walked.
     pub excluded: Vec<(PathBuf, Excluded)>,
     /// Entries that cannot go into an image.
@@ -145,6 +238,14 @@ impl Walk {
                     .ok()
                     .map(|i| (self.excluded[i].0.as_path(), &self.excluded[i].1))
             })
+    }
+
+    /// The entry at `rel`, if it goes into the image.
+    pub(crate) fn entry(&self, rel: &Path) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| by_bytes(&e.rel, rel))
+            .ok()
+            .map(|i| &self.entries[i])
     }
 }
 
@@ -191,24 +292,92 @@ pub(crate) fn walk(dir: &Path, opts: &WalkOptions) -> Result<Walk> {
         ));
     }
     let filters = Filters::load(dir, opts)?;
-    let mut out = Walk::default();
     // The root itself must be listable; below it an unreadable directory is a Problem.
     let names = list(dir).map_err(|e| Error::io("reading directory", dir, e))?;
-    visit(dir, Path::new(""), names, &filters, &mut out)?;
+    let real_root =
+        fs::canonicalize(dir).map_err(|e| Error::io("reading config directory", dir, e))?;
+    let mut w = resolve::Walker::new(dir, real_root, filters);
+    w.visit_root(names)?;
+    let mut out = w.out;
     out.entries.sort_by(|a, b| by_bytes(&a.rel, &b.rel));
+    out.linked.sort_by(|a, b| by_bytes(&a.rel, &b.rel));
     out.excluded.sort_by(|a, b| by_bytes(&a.0, &b.0));
     out.problems.sort_by(|a, b| by_bytes(&a.rel, &b.rel));
     Ok(out)
 }
 
+/// [`walk`] for a writer: the whole walk, or the first entry that cannot go into an image as
+/// an error.
+pub(crate) fn collect_walk(dir: &Path, opts: &WalkOptions) -> Result<Walk> {
+    let mut w = walk(dir, opts)?;
+    match std::mem::take(&mut w.problems).into_iter().next() {
+        Some(p) => Err(p.into_error()),
+        None => Ok(w),
+    }
+}
+
 /// Walks `dir` for a writer: every entry that goes in, sorted by path bytes (parents first), or
 /// the first entry that cannot go into an image as an error.
 pub(crate) fn collect(dir: &Path, opts: &WalkOptions) -> Result<Vec<Entry>> {
-    let w = walk(dir, opts)?;
-    match w.problems.into_iter().next() {
-        Some(p) => Err(p.into_error()),
-        None => Ok(w.entries),
+    collect_walk(dir, opts).map(|w| w.entries)
+}
+
+/// The files a build, bundle or publish of `dir` reads, once the walk has resolved every
+/// symlink: each as (path in the config tree, file read for it on disk), the files under
+/// symlinked directories included, sorted by tree path. Fails as `build` does on the first
+/// entry that cannot go into an image. For tools and the fuzz harness; the commands use the
+/// walk directly.
+pub fn config_files(dir: &Path, opts: &WalkOptions) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let w = collect_walk(dir, opts)?;
+    let mut out: Vec<(PathBuf, PathBuf)> = w
+        .entries
+        .iter()
+        .chain(&w.linked)
+        .filter_map(|e| e.content().map(|(p, _)| (e.rel.clone(), p.to_path_buf())))
+        .collect();
+    out.sort_by(|a, b| by_bytes(&a.0, &b.0));
+    Ok(out)
+}
+
+/// Opens a file the walk handed out for reading: never through a symlink (`O_NOFOLLOW`), never
+/// blocking on a fifo (`O_NONBLOCK`), and only if it is (still) a regular file.
+pub(crate) fn open_regular(path: &Path) -> io::Result<(fs::File, fs::Metadata)> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no longer a regular file (it changed since the config directory was walked)",
+        ));
     }
+    Ok((f, meta))
+}
+
+/// Reads a small text file of the config directory that is read before (or besides) the walk:
+/// the project file, `.imposterignore`. Links are followed (they are read, not shipped), but
+/// only to a regular file, opened without blocking, and at most `cap` bytes.
+pub(crate) fn read_small_text(path: &Path, cap: u64) -> io::Result<String> {
+    let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
+    let not_regular = || invalid("not a regular file (a fifo, socket or device?)".into());
+    if !fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(f, cap + 1), &mut text)?;
+    if text.len() as u64 > cap {
+        return Err(invalid(format!("larger than {cap} bytes")));
+    }
+    Ok(text)
 }
 
 fn by_bytes(a: &Path, b: &Path) -> std::cmp::Ordering {
@@ -221,82 +390,18 @@ fn list(dir: &Path) -> io::Result<Vec<std::ffi::OsString>> {
         .collect()
 }
 
-fn visit(
-    root: &Path,
-    rel: &Path,
-    names: Vec<std::ffi::OsString>,
-    filters: &Filters,
-    out: &mut Walk,
-) -> Result<()> {
-    let top = rel.as_os_str().is_empty();
-    for name in names {
-        let child_rel = rel.join(&name);
-        let child = root.join(&child_rel);
-        let n = name.to_string_lossy();
-        let always = ALWAYS_EXCLUDED_ANYWHERE
-            .iter()
-            .chain(if top { ALWAYS_EXCLUDED_TOP } else { &[] })
-            .find(|x| **x == n);
-        if let Some(x) = always {
-            out.excluded.push((child_rel, Excluded::Always(x)));
-            continue;
-        }
-        let meta =
-            fs::symlink_metadata(&child).map_err(|e| Error::io("reading metadata", &child, e))?;
-        let ft = meta.file_type();
-        if let Some(why) = filters.decide(&child, ft.is_dir()) {
-            out.excluded.push((child_rel, why));
-            continue;
-        }
-        let problem = |kind| Problem {
-            rel: child_rel.clone(),
-            source: child.clone(),
-            kind,
-        };
-        let kind = if ft.is_dir() {
-            EntryKind::Dir
-        } else if ft.is_file() {
-            EntryKind::File {
-                size: meta.len(),
-                executable: meta.permissions().mode() & 0o111 != 0,
-            }
-        } else if ft.is_symlink() {
-            let target =
-                fs::read_link(&child).map_err(|e| Error::io("reading symlink", &child, e))?;
-            if !link_stays_inside(&child_rel, &target) {
-                out.problems.push(problem(ProblemKind::LinkOutside(target)));
-                continue;
-            }
-            EntryKind::Symlink { target }
-        } else {
-            let what = if ft.is_socket() {
-                "a socket"
-            } else if ft.is_fifo() {
-                "a fifo"
-            } else {
-                "a device"
-            };
-            out.problems.push(problem(ProblemKind::Special(what)));
-            continue;
-        };
-        let is_dir = kind == EntryKind::Dir;
-        out.entries.push(Entry {
-            rel: child_rel.clone(),
-            source: child.clone(),
-            kind,
-        });
-        if is_dir {
-            match list(&child) {
-                Ok(names) => visit(root, &child_rel, names, filters, out)?,
-                Err(e) => out.problems.push(Problem {
-                    rel: child_rel,
-                    source: child,
-                    kind: ProblemKind::Unreadable(e),
-                }),
-            }
-        }
+fn is_executable(meta: &fs::Metadata) -> bool {
+    meta.permissions().mode() & 0o111 != 0
+}
+
+fn special_kind(ft: fs::FileType) -> &'static str {
+    if ft.is_socket() {
+        "a socket"
+    } else if ft.is_fifo() {
+        "a fifo"
+    } else {
+        "a device"
     }
-    Ok(())
 }
 
 /// Resolves `.` and `..` without touching the file system. `None` when a `..` would climb above
@@ -329,139 +434,4 @@ pub(crate) fn link_stays_inside(link_rel: &Path, target: &Path) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tree() -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path();
-        fs::create_dir_all(p.join("responses/nested")).unwrap();
-        fs::write(p.join("a-config.yaml"), "plugin: rest\n").unwrap();
-        fs::write(p.join("responses/one.json"), "{}").unwrap();
-        fs::write(p.join("responses/nested/two.json"), "[]").unwrap();
-        fs::write(p.join("run.sh"), "#!/bin/sh\n").unwrap();
-        fs::create_dir_all(p.join(".git/objects")).unwrap();
-        fs::write(p.join(".git/HEAD"), "ref").unwrap();
-        fs::write(p.join(".imposter.yaml"), "version: 4.9.3\n").unwrap();
-        d
-    }
-
-    fn rels(entries: &[Entry]) -> Vec<String> {
-        entries
-            .iter()
-            .map(|e| e.rel.to_string_lossy().into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn excludes_name_their_pattern_and_imposterignore_filters_nothing() {
-        let d = tree();
-        fs::write(d.path().join(".imposterignore"), "*.sh\nresponses\n").unwrap();
-        fs::write(d.path().join("imposter-project.yaml"), "engine: docker\n").unwrap();
-        let w = walk(
-            d.path(),
-            &WalkOptions {
-                excludes: vec!["nested/".into()],
-            },
-        )
-        .unwrap();
-        let r = rels(&w.entries);
-        assert!(r.contains(&".imposterignore".to_string()));
-        assert!(r.contains(&"run.sh".to_string()), "{r:?}");
-        assert!(r.contains(&"responses/one.json".to_string()), "{r:?}");
-        assert!(!r
-            .iter()
-            .any(|r| r.contains("nested") || r.contains("imposter-project")));
-        // A file below an excluded directory names the directory and the pattern.
-        assert_eq!(
-            w.exclusion(Path::new("responses/nested/two.json")),
-            Some((
-                Path::new("responses/nested"),
-                &Excluded::Exclude("nested/".into())
-            ))
-        );
-        assert_eq!(
-            w.exclusion(Path::new(".git/HEAD")).map(|x| x.1),
-            Some(&Excluded::Always(".git"))
-        );
-        assert_eq!(
-            w.exclusion(Path::new("imposter-project.yaml")).map(|x| x.1),
-            Some(&Excluded::Always("imposter-project.yaml"))
-        );
-        assert_eq!(w.exclusion(Path::new("responses/one.json")), None);
-    }
-
-    #[test]
-    fn an_exclude_negation_keeps_a_file() {
-        let d = tree();
-        let w = walk(
-            d.path(),
-            &WalkOptions {
-                excludes: vec!["*.json".into(), "!one.json".into()],
-            },
-        )
-        .unwrap();
-        let r = rels(&w.entries);
-        assert!(r.contains(&"responses/one.json".to_string()), "{r:?}");
-        assert!(!r.contains(&"responses/nested/two.json".to_string()));
-    }
-
-    #[test]
-    fn problems_are_reported_not_fatal_until_collect() {
-        let d = tree();
-        std::os::unix::fs::symlink("../../etc/passwd", d.path().join("responses/x")).unwrap();
-        let w = walk(d.path(), &WalkOptions::default()).unwrap();
-        assert_eq!(w.problems.len(), 1);
-        assert!(matches!(w.problems[0].kind, ProblemKind::LinkOutside(_)));
-        let err = collect(d.path(), &WalkOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("outside the config directory"), "{err}");
-    }
-
-    #[test]
-    fn symlinks_inside_kept_outside_rejected() {
-        let d = tree();
-        std::os::unix::fs::symlink("one.json", d.path().join("responses/alias.json")).unwrap();
-        let e = collect(d.path(), &WalkOptions::default()).unwrap();
-        assert!(e
-            .iter()
-            .any(|e| matches!(e.kind, EntryKind::Symlink { .. })));
-        std::os::unix::fs::symlink("../../etc/passwd", d.path().join("responses/x")).unwrap();
-        let err = collect(d.path(), &WalkOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("outside the config directory"), "{err}");
-    }
-
-    #[test]
-    fn fifo_rejected_and_file_as_dir_rejected() {
-        let d = tree();
-        let st = std::process::Command::new("mkfifo")
-            .arg(d.path().join("pipe"))
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let err = collect(d.path(), &WalkOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("fifo"), "{err}");
-        let err = collect(&d.path().join("run.sh"), &WalkOptions::default())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not a directory"), "{err}");
-    }
-
-    #[test]
-    fn normalize_resolves_dots_and_refuses_to_climb_out() {
-        assert_eq!(normalize(Path::new("a/./b/../c")), Some("a/c".into()));
-        assert_eq!(normalize(Path::new("/r/x/../y")), Some("/r/y".into()));
-        assert_eq!(normalize(Path::new("a/../..")), None);
-        assert_eq!(normalize(Path::new("/..")), None);
-        assert_eq!(normalize(Path::new("")), Some(PathBuf::new()));
-        assert!(link_stays_inside(Path::new("a/b/l"), Path::new("../c")));
-        assert!(link_stays_inside(Path::new("l"), Path::new("./x")));
-        assert!(!link_stays_inside(Path::new("a/l"), Path::new("../../x")));
-        assert!(!link_stays_inside(Path::new("l"), Path::new("/etc/passwd")));
-    }
-}
+mod tests;

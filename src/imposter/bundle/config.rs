@@ -4,9 +4,8 @@ use super::zipfile::{copy_tagged, file_options, zip_msg, zip_time};
 use super::{BundleOptions, CONFIG_DIR};
 use crate::error::{Error, Result};
 use crate::mutate::walk::{self, EntryKind};
-use std::fs::{self, File};
-use std::io::{self, Seek, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::fs;
+use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 use zip::result::ZipError;
 use zip::write::SimpleFileOptions;
@@ -51,61 +50,29 @@ pub(super) fn collect_config(opts: &BundleOptions, out_dir: &Path) -> Result<Vec
             )
         })?;
         let name = format!("{CONFIG_DIR}/{rel}");
-        let kind = match e.kind {
-            EntryKind::Dir => {
-                out.push(ConfigItem {
-                    name: name + "/",
-                    kind: ConfigKind::Dir,
-                });
-                continue;
-            }
-            EntryKind::File { executable, .. } => ConfigKind::File {
-                source: e.source,
-                executable,
-            },
-            // Lambda deployment zips do not reliably preserve symlinks (the console, some
-            // uploaders and unzip tools store or extract them as plain files holding the target
-            // path), so a symlink is stored as a copy of the file it points to.
-            EntryKind::Symlink { .. } => resolve_symlink(&e.source, &root)?,
+        if e.kind == EntryKind::Dir {
+            out.push(ConfigItem {
+                name: name + "/",
+                kind: ConfigKind::Dir,
+            });
+            continue;
+        }
+        // Lambda deployment zips do not reliably preserve symlinks (the console, some
+        // uploaders and unzip tools store or extract them as plain files holding the target
+        // path), so a symlink is stored as a copy of the file the walk resolved it to.
+        let Some((source, executable)) = e.content() else {
+            return Err(Error::path(
+                &e.source,
+                "symlink to a directory cannot go into a Lambda zip — replace it with a real directory or --exclude it",
+            ));
+        };
+        let kind = ConfigKind::File {
+            source: source.to_path_buf(),
+            executable,
         };
         out.push(ConfigItem { name, kind });
     }
     Ok(out)
-}
-
-fn resolve_symlink(link: &Path, root: &Path) -> Result<ConfigKind> {
-    let target = fs::canonicalize(link).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            Error::path(
-                link,
-                "symlink target does not exist — fix the link or --exclude it",
-            )
-        } else {
-            Error::io("resolving symlink", link, e)
-        }
-    })?;
-    // The walk checked the link text lexically; this also catches chains through links that
-    // were excluded from the walk.
-    if !target.starts_with(root) {
-        return Err(Error::path(
-            link,
-            format!(
-                "symlink resolves outside the config directory (to {}) — copy the file in instead",
-                target.display()
-            ),
-        ));
-    }
-    let meta = fs::metadata(&target).map_err(|e| Error::io("reading symlink target", link, e))?;
-    if !meta.is_file() {
-        return Err(Error::path(
-            link,
-            "symlink to a directory cannot go into a Lambda zip — replace it with a real directory or --exclude it",
-        ));
-    }
-    Ok(ConfigKind::File {
-        source: target,
-        executable: meta.permissions().mode() & 0o111 != 0,
-    })
 }
 
 /// Writes `config/` and the config tree; returns (entries written, files written).
@@ -132,12 +99,9 @@ pub(super) fn add_config<W: Write + Seek>(
                 .add_directory(item.name.as_str(), dir_opts)
                 .map_err(|e| zerr(&item.name, e))?,
             ConfigKind::File { source, executable } => {
-                let mut f =
-                    File::open(source).map_err(|e| Error::io("reading config file", source, e))?;
-                let size = f
-                    .metadata()
-                    .map_err(|e| Error::io("reading config file", source, e))?
-                    .len();
+                let (mut f, meta) = walk::open_regular(source)
+                    .map_err(|e| Error::io("reading config file", source, e))?;
+                let size = meta.len();
                 let opts = file_options(time, if *executable { 0o755 } else { 0o644 }, size);
                 zip.start_file(item.name.as_str(), opts)
                     .map_err(|e| zerr(&item.name, e))?;

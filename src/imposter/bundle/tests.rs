@@ -490,3 +490,38 @@ fn empty_config_dir_still_has_config_root() {
     assert_eq!(names(&mut read_zip(&out)), ["bootstrap", "config/"]);
     assert_eq!((s.entries, s.config_files), (2, 0));
 }
+
+#[test]
+fn links_resolving_outside_or_to_a_fifo_are_refused_and_nothing_is_written() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("secret.txt"), "host secret").unwrap();
+    let cfg = host.path().join("c");
+    std::fs::create_dir_all(cfg.join("sub/sub2")).unwrap();
+    std::fs::write(cfg.join("a-config.yaml"), "plugin: rest\n").unwrap();
+    symlink("../..", cfg.join("sub/sub2/s")).unwrap();
+    symlink("sub/sub2/s/../secret.txt", cfg.join("leak.txt")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let engine = EngineArchive::JvmZip(engine_zip(work.path()));
+    let out = work.path().join("x.zip");
+    let err = bundle(&opts(&cfg, engine.clone(), out.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("leak.txt") && err.contains("resolves outside"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    let cfg = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(cfg.path().join("pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    symlink("pipe", cfg.path().join("data.json")).unwrap();
+    let mut o = opts(cfg.path(), engine, out.clone());
+    o.walk.excludes = vec!["pipe".into()];
+    let err = bundle(&o).unwrap_err().to_string();
+    assert!(err.contains("data.json") && err.contains("fifo"), "{err}");
+    assert!(!out.exists());
+}

@@ -1,4 +1,5 @@
 use super::*;
+use std::fs;
 
 fn write(dir: &Path, name: &str, body: &str) {
     fs::write(dir.join(name), body).unwrap();

@@ -11,13 +11,13 @@ pub(crate) mod store;
 
 use crate::imposter::engine::EngineChoice;
 use crate::mutate::layer::{self, LayerOptions};
-use crate::mutate::walk::{self, EntryKind, WalkOptions};
+use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::ImageRef;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
 use plan::{LocalFile, Plan, Record, Remote, RECORD_NAME};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use store::{Scheme, Target};
 
@@ -74,23 +74,21 @@ pub(crate) struct Tree {
 /// layer tar, so the digest is that layer's diff_id. The only place publish touches the walker
 /// and the layer builder.
 pub(crate) fn local_tree(dir: &Path, walk: &WalkOptions, mtime: u64) -> Result<Tree, PublishError> {
-    let entries = walk::collect(dir, walk)?;
+    let w = walk::collect_walk(dir, walk)?;
     let built = layer::build(
-        &entries,
+        &w.entries,
         &LayerOptions {
             mtime,
             ..Default::default()
         },
     )?;
+    // Every file as an engine reading the directory sees it: files, links as the file they
+    // resolve to, and the files under symlinked directories. The walk resolved every link; the
+    // paths read here have none left in them.
     let mut files = Vec::new();
-    for e in &entries {
-        match e.kind {
-            EntryKind::Dir => {}
-            EntryKind::File { .. } => files.push(hash_file(dir, &e.rel, &e.source)?),
-            EntryKind::Symlink { .. } if e.source.is_dir() => {
-                expand_linked_dir(dir, &e.rel, &e.source, &mut files)?
-            }
-            EntryKind::Symlink { .. } => files.push(hash_file(dir, &e.rel, &e.source)?),
+    for e in w.entries.iter().chain(&w.linked) {
+        if let Some((source, _)) = e.content() {
+            files.push(hash_file(dir, &e.rel, source)?);
         }
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
@@ -125,8 +123,7 @@ fn rel_string(dir: &Path, rel: &Path) -> Result<String, PublishError> {
 }
 
 fn hash_file(dir: &Path, rel: &Path, source: &Path) -> Result<LocalFile, PublishError> {
-    let bytes = std::fs::read(source)
-        .map_err(|e| crate::error::Error::io("reading config file", source, e))?;
+    let bytes = read_regular(source)?;
     Ok(LocalFile {
         rel: rel_string(dir, rel)?,
         source: source.to_path_buf(),
@@ -135,26 +132,13 @@ fn hash_file(dir: &Path, rel: &Path, source: &Path) -> Result<LocalFile, Publish
     })
 }
 
-/// A symlink to a directory inside the tree: its files are published under the link's path,
-/// as an engine reading the directory would see them.
-fn expand_linked_dir(
-    dir: &Path,
-    rel: &Path,
-    source: &Path,
-    out: &mut Vec<LocalFile>,
-) -> Result<(), PublishError> {
-    let rd = std::fs::read_dir(source)
-        .map_err(|e| crate::error::Error::io("reading directory", source, e))?;
-    for ent in rd {
-        let ent = ent.map_err(|e| crate::error::Error::io("reading directory", source, e))?;
-        let (child_rel, child): (PathBuf, PathBuf) = (rel.join(ent.file_name()), ent.path());
-        if child.is_dir() {
-            expand_linked_dir(dir, &child_rel, &child, out)?;
-        } else if child.is_file() {
-            out.push(hash_file(dir, &child_rel, &child)?);
-        }
-    }
-    Ok(())
+/// A file the walk handed out, read whole: never through a link, never a special file.
+fn read_regular(source: &Path) -> Result<Vec<u8>, PublishError> {
+    let err = |e| crate::error::Error::io("reading config file", source, e);
+    let (mut f, meta) = walk::open_regular(source).map_err(err)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::io::Read::read_to_end(&mut f, &mut bytes).map_err(err)?;
+    Ok(bytes)
 }
 
 /// The engine and version recorded for a publish, from the engine `build` would choose for the
@@ -207,6 +191,13 @@ pub(crate) async fn publish(
     on_upload: &(dyn Fn(&str, u64) + Send + Sync),
 ) -> Result<Outcome, PublishError> {
     let t = &opts.target;
+    let local = t.scheme == Scheme::File;
+    if local {
+        let t2 = t.clone();
+        tokio::task::spawn_blocking(move || store::check_local_tree(&t2))
+            .await
+            .map_err(|e| crate::error::Error::io("checking", &t.bucket, e.into()))??;
+    }
     let remote = list(store.as_ref(), t).await?;
     let previous = if remote.iter().any(|r| r.rel == RECORD_NAME) {
         read_record(store.as_ref(), t).await?
@@ -250,6 +241,9 @@ pub(crate) async fn publish(
         .try_collect::<Vec<()>>()
         .await?;
     if let Some(record) = &outcome.plan.record {
+        if local {
+            store::check_local_key(t, RECORD_NAME)?;
+        }
         let key = t.key(RECORD_NAME)?;
         let mut po = PutOptions::default();
         if attributes {
@@ -262,6 +256,9 @@ pub(crate) async fn publish(
     }
     futures_util::stream::iter(outcome.plan.delete.iter())
         .map(|rel| async move {
+            if local {
+                store::check_local_key(t, rel)?;
+            }
             let key = t.key(rel)?;
             match store.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -286,9 +283,10 @@ async fn upload(
     f: &LocalFile,
     attributes: bool,
 ) -> Result<(), PublishError> {
-    let bytes = tokio::fs::read(&f.source)
+    let source = f.source.clone();
+    let bytes = tokio::task::spawn_blocking(move || read_regular(&source))
         .await
-        .map_err(|e| crate::error::Error::io("reading config file", &f.source, e))?;
+        .map_err(|e| crate::error::Error::io("reading config file", &f.source, e.into()))??;
     // The record will claim this hash: a file edited since the walk must not be uploaded under it.
     if hex::encode(Sha256::digest(&bytes)) != f.sha256 {
         return Err(crate::error::Error::path(
@@ -296,6 +294,9 @@ async fn upload(
             "changed while publishing — run mockimg publish again",
         )
         .into());
+    }
+    if t.scheme == Scheme::File {
+        store::check_local_key(t, &f.rel)?;
     }
     let mut po = PutOptions::default();
     if attributes {

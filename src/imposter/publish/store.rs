@@ -10,7 +10,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ClientOptions, ObjectStore, RetryConfig};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -255,6 +255,74 @@ pub(crate) fn open(target: &Target, vars: &Vars) -> Result<Arc<dyn ObjectStore>,
         }
     };
     Ok(store)
+}
+
+/// For a `file://` target: refuses anything below the directory that is not a directory or a
+/// regular file. object_store's `LocalFileSystem` follows links when it lists, reads, creates
+/// parent directories and deletes, so one link inside the target would let a stale record or
+/// an upload reach files outside it; a fifo would hang the read of the record.
+pub(crate) fn check_local_tree(t: &Target) -> Result<(), PublishError> {
+    fn visit(t: &Target, dir: &Path, rel: &Path) -> Result<(), PublishError> {
+        let rd = match std::fs::read_dir(dir.join(rel)) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(local_error(t, rel, &format!("cannot be listed: {e}"))),
+        };
+        for ent in rd {
+            let ent = ent.map_err(|e| local_error(t, rel, &format!("cannot be listed: {e}")))?;
+            let child = rel.join(ent.file_name());
+            let ft = std::fs::symlink_metadata(dir.join(&child))
+                .map_err(|e| local_error(t, &child, &format!("cannot be read: {e}")))?
+                .file_type();
+            if ft.is_dir() {
+                visit(t, dir, &child)?;
+            } else if !ft.is_file() {
+                return Err(not_plain(t, &child, ft));
+            }
+        }
+        Ok(())
+    }
+    visit(t, Path::new(&t.bucket), Path::new(""))
+}
+
+/// Before one write or delete of `rel` in a `file://` target: no component of its path below
+/// the directory may be a link (one may have appeared since [`check_local_tree`]).
+pub(crate) fn check_local_key(t: &Target, rel: &str) -> Result<(), PublishError> {
+    let dir = Path::new(&t.bucket);
+    let mut at = PathBuf::new();
+    for part in Path::new(&t.prefix).join(rel).components() {
+        at.push(part);
+        match std::fs::symlink_metadata(dir.join(&at)) {
+            Ok(m) if m.file_type().is_dir() || m.file_type().is_file() => {}
+            Ok(m) => return Err(not_plain(t, &at, m.file_type())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(local_error(t, &at, &format!("cannot be read: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+fn not_plain(t: &Target, rel: &Path, ft: std::fs::FileType) -> PublishError {
+    let what = if ft.is_symlink() {
+        "is a symlink"
+    } else {
+        "is a socket, fifo or device"
+    };
+    local_error(
+        t,
+        rel,
+        &format!(
+            "{what} — publish never reads, writes or deletes through one inside the target; \
+             remove it, or publish to the directory it points to"
+        ),
+    )
+}
+
+fn local_error(t: &Target, rel: &Path, message: &str) -> PublishError {
+    PublishError::Store {
+        target: t.bucket_url(),
+        message: format!("{} {message}", rel.display()),
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::plugins::{is_placeholder, known_list, legacy_name_on_go, missing_from
 use super::report::Finding;
 use crate::imposter::engine::EngineFacts;
 use crate::imposter::yaml::{describe, kind_of, untag};
-use crate::mutate::walk::{normalize, Excluded, Walk};
+use crate::mutate::walk::{self, normalize, Excluded, Walk};
 use serde_norway::Value;
 use std::fs;
 use std::io;
@@ -54,28 +54,24 @@ impl Checker<'_> {
     }
 
     pub(super) fn check_config(&mut self) {
-        let path = self.root.join(self.file);
-        match fs::canonicalize(&path) {
-            Ok(real) if !real.starts_with(self.root) => {
-                let message = format!(
-                    "this config file is a symlink to '{}', outside the config directory — copy \
-                     the file into '{}' instead of linking to it",
-                    real.display(),
-                    self.dir_display.display()
-                );
-                self.error("", message);
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                self.error(
-                    "",
-                    format!("cannot read this config file: {e} — fix the file or its permissions"),
-                );
-                return;
-            }
-        }
-        let text = match fs::read(&path) {
+        // The walk resolved the file (a link to its target, checked to stay inside); read
+        // that, never following a link again.
+        let Some((path, _)) = self
+            .walk
+            .entry(Path::new(self.file))
+            .and_then(|e| e.content())
+        else {
+            self.error(
+                "",
+                "cannot read this config file — fix the file or its permissions",
+            );
+            return;
+        };
+        let read = walk::open_regular(path).and_then(|(mut f, _)| {
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+        });
+        let text = match read {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(_) => {

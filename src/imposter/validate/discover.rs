@@ -2,8 +2,7 @@
 //! config the filters leave out is not checked as if it were there.
 use super::report::Finding;
 use crate::imposter::ignore::IgnoreRules;
-use crate::mutate::walk::{EntryKind, ProblemKind, Walk};
-use std::fs;
+use crate::mutate::walk::Walk;
 use std::path::Path;
 
 /// File-name suffixes that make a file an Imposter config file.
@@ -23,40 +22,29 @@ pub(super) struct Discovery {
     pub(super) nested: Vec<String>,
     /// Config files the engine skips, with the `.imposterignore` entry.
     pub(super) ignored: Vec<(String, String)>,
-    /// Subdirectories that cannot be listed.
+    /// Subdirectories that cannot be listed, and entries that cannot go into an image (links
+    /// resolving outside, dangling or looping, special files, whiteout names): what `build`
+    /// refuses, so always errors.
     pub(super) problems: Vec<Finding>,
 }
 
 /// Sorts the walk's config files into top-level and nested ones. Symlinked directories are
-/// not followed; a symlink named like a config is one unless it points at a directory. A
-/// symlink that leaves the tree is kept so the check can say so.
+/// not followed; a symlink named like a config is one unless it points at a directory. An entry
+/// the walk refused (a link leaving the tree, say) is reported as what it is, not loaded.
 pub(super) fn discover(walk: &Walk, ignore: &IgnoreRules) -> Discovery {
     let mut found = Discovery::default();
     let mut nested = Vec::new();
-    let entries = walk
-        .entries
-        .iter()
-        .map(|e| (&e.rel, &e.source, Some(&e.kind)));
-    let outside_links = walk
-        .problems
-        .iter()
-        .filter(|p| matches!(p.kind, ProblemKind::LinkOutside(_)))
-        .map(|p| (&p.rel, &p.source, None));
-    for (rel, source, kind) in entries.chain(outside_links) {
+    for e in &walk.entries {
+        let rel = &e.rel;
         let Some(name) = rel.file_name().map(|n| n.to_string_lossy()) else {
             continue;
         };
-        if matches!(kind, Some(EntryKind::Dir)) || !is_config_file_name(&name) {
+        if e.content().is_none() || !is_config_file_name(&name) {
             continue;
         }
         let parent = rel.parent().unwrap_or(Path::new(""));
         if let Some(entry) = ignore.skips(&rel_string(rel)) {
             found.ignored.push((rel_string(rel), entry.to_string()));
-            continue;
-        }
-        if !matches!(kind, Some(EntryKind::File { .. }))
-            && fs::metadata(source).is_ok_and(|m| m.is_dir())
-        {
             continue;
         }
         if parent.as_os_str().is_empty() {
@@ -69,13 +57,9 @@ pub(super) fn discover(walk: &Walk, ignore: &IgnoreRules) -> Discovery {
     nested.sort();
     found.nested = nested.iter().map(|p| rel_string(p)).collect();
     for p in &walk.problems {
-        if let ProblemKind::Unreadable(e) = &p.kind {
-            found.problems.push(Finding::error(
-                &rel_string(&p.rel),
-                "",
-                format!("cannot read this directory: {e} — fix its permissions or remove it"),
-            ));
-        }
+        found
+            .problems
+            .push(Finding::error(&rel_string(&p.rel), "", p.kind.message()));
     }
     found
 }

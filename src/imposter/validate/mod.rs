@@ -148,8 +148,9 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
             ),
         ));
     }
+    // What build would refuse, validate refuses, whether or not the engine scans subdirectories.
+    report.findings.append(&mut discovery.problems);
     if recursive {
-        report.findings.append(&mut discovery.problems);
         report.config_files.extend(discovery.nested.iter().cloned());
     }
     for (config, entry) in &discovery.ignored {

@@ -634,10 +634,17 @@ fn symlink_escape_is_error() {
     std::os::unix::fs::symlink(dir.join("real.json"), dir.join("ok.json")).unwrap();
     write(&dir, "real.json", "{}");
     let report = validate(&dir);
-    let finding = only(&report);
-    assert_eq!(finding.key, "resources[0].response.file");
-    assert!(finding.message.contains("symlink"), "{finding}");
-    assert!(finding.message.contains("escapes the config directory"));
+    assert_error(
+        &report,
+        "x-config.yaml",
+        "resources[0].response.file",
+        "escapes the config directory",
+    );
+    // The links themselves are what build refuses: absolute link text cannot go in an image,
+    // even when (ok.json) it resolves inside the tree.
+    assert_error(&report, "linked", "", "symlink points outside");
+    assert_error(&report, "ok.json", "", "symlink points outside");
+    assert_eq!(report.findings.len(), 3, "{:#?}", report.findings);
 }
 
 #[cfg(unix)]
@@ -877,4 +884,25 @@ fn references_inside_merged_mappings_are_checked() {
     let finding = only(&report);
     assert_eq!(finding.key, "resources[0].response.file");
     assert!(finding.message.contains("'missing.json' does not exist"));
+}
+
+#[cfg(unix)]
+#[test]
+fn what_build_refuses_in_the_tree_is_a_validate_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "a-config.yaml", "plugin: rest\n");
+    write(tmp.path(), ".wh.README.txt", "");
+    let st = std::process::Command::new("mkfifo")
+        .arg(tmp.path().join("pipe"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::os::unix::fs::symlink("pipe", tmp.path().join("pipe.json")).unwrap();
+    std::os::unix::fs::symlink(".", tmp.path().join("again")).unwrap();
+    // Not recursive, and the fifo itself excluded: still refused, as build refuses it.
+    let report = validate_excluding(tmp.path(), &["pipe"]);
+    assert_error(&report, ".wh.README.txt", "", "whiteout");
+    assert_error(&report, "pipe.json", "", "fifo");
+    assert_error(&report, "again", "", "loops");
+    assert_eq!(report.findings.len(), 3, "{:#?}", report.findings);
 }
