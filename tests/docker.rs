@@ -405,7 +405,7 @@ fn env_recursion_and_config_path_reach_the_running_container() {
         "/bin/busybox",
         "sh",
         "-c",
-        "echo ARG=$0; /bin/busybox env; /bin/busybox find \"${0#--configDir=}\" -type f",
+        "echo ARG=$0; /bin/busybox env; /bin/busybox find \"$(echo $0 | /bin/busybox cut -d= -f2)\" -type f",
         "--configDir=/opt/imposter/config",
     ];
     let work = tempfile::tempdir().unwrap();
