@@ -41,6 +41,9 @@ pub fn rfc3339(secs: u64) -> String {
 pub struct BuildRequest {
     /// The Imposter config directory to bundle.
     pub config_dir: PathBuf,
+    /// Referenced files from outside `config_dir`, placed where the engine reads them (found
+    /// by validation).
+    pub outside: Vec<crate::mutate::outside::OutsideFile>,
     /// The base image; `None` only in tests that build a layer alone.
     pub base: Option<ImageRef>,
     /// Platforms to keep from a multi-platform base; empty keeps all.
@@ -130,6 +133,9 @@ pub struct Outcome {
     /// The base as resolved (reference and digest), for builds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base: Option<BaseSummary>,
+    /// Files from outside the config directory in the layer, where the engine reads them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outside: Vec<crate::mutate::outside::OutsideFile>,
 }
 
 fn platforms_of(src: &Source) -> Vec<String> {
@@ -146,6 +152,9 @@ fn platforms_of(src: &Source) -> Vec<String> {
 
 /// Builds the layer, appends it to the base, and writes the result to every requested sink.
 pub async fn build(req: &BuildRequest) -> Result<Outcome> {
+    if let Some(dir) = &req.oci_layout {
+        crate::sink::layout::check_target(dir)?;
+    }
     let entries = walk::collect(&req.config_dir, &req.walk)?;
     let base_ref = req
         .base
@@ -155,9 +164,11 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
     // The layer is CPU work and the base is network work: do them at the same time. A task
     // that is dropped (on error or Ctrl-C) just finishes in the background and is discarded.
     let (entries_len, layer_opts) = (entries.len(), req.layer.clone());
+    let outside = req.outside.clone();
     // A large layer is spooled to the system temp dir (TMPDIR), not the cache: a build must work
     // with a read-only or absent cache, and the file has no name, so nothing is left to clean.
-    let layer_task = tokio::task::spawn_blocking(move || layer::build(&entries, &layer_opts));
+    let layer_task =
+        tokio::task::spawn_blocking(move || layer::build_in(&entries, &outside, &layer_opts, None));
     let base = crate::source::open(
         &base_ref,
         &req.registry,
@@ -244,6 +255,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         diff_id: layer.diff_id,
         files: layer.files,
     });
+    outcome.outside = req.outside.clone();
     Ok(outcome)
 }
 
@@ -331,6 +343,7 @@ pub async fn write_sinks(
         layer: None,
         push: stats,
         base: None,
+        outside: Vec::new(),
     })
 }
 

@@ -22,6 +22,7 @@ pub mod error;
 pub mod imposter;
 pub mod mutate;
 pub mod oci;
+pub mod rebase;
 pub mod registry;
 pub mod sink;
 pub mod source;

@@ -174,6 +174,7 @@ fn run(
         force,
         walk: WalkOptions::default(),
         mtime: MTIME,
+        outside: Vec::new(),
     })
 }
 

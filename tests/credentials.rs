@@ -166,3 +166,143 @@ fn seed_engine_with(reg: &Registry, creds: &str) -> String {
         Some(creds),
     )
 }
+
+fn auths_of(file: &std::path::Path) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    let mut k: Vec<String> = v["auths"].as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn logout_removes_every_key_the_lookup_would_use_for_the_host() {
+    let env = Env::new();
+    let dir = env.home.path().join(".docker");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.json");
+    let e = serde_json::json!({"auth": "dTpw"});
+    std::fs::write(
+        &config,
+        serde_json::json!({"auths": {
+            "r.example:5000": e, "http://r.example:5000": e, "https://r.example:5000": e,
+            "https://r.example:5000/v1/": e, "other.example": e,
+            "https://index.docker.io/v1/": e, "docker.io": e, "registry-1.docker.io": e,
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let run = env.run(&["logout", "r.example:5000"]).ok();
+    assert!(run.stderr.contains("removed"), "{}", run.stderr);
+    assert_eq!(
+        auths_of(&config),
+        [
+            "docker.io",
+            "https://index.docker.io/v1/",
+            "other.example",
+            "registry-1.docker.io"
+        ]
+    );
+    env.run(&["logout", "docker.io"]).ok();
+    assert_eq!(auths_of(&config), ["other.example"]);
+}
+
+#[test]
+fn login_writes_through_a_symlinked_config_json() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let dotfiles = env.home.path().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).unwrap();
+    std::fs::write(
+        dotfiles.join("docker.json"),
+        r#"{"auths": {"other.example": {"auth": "dTpw"}}}"#,
+    )
+    .unwrap();
+    let dir = env.home.path().join(".docker");
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("config.json");
+    std::os::unix::fs::symlink("../dotfiles/docker.json", &link).unwrap();
+    login(&env, &reg.addr, "ci", "pw").ok();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        auths_of(&dotfiles.join("docker.json")),
+        [reg.addr.clone(), "other.example".into()]
+    );
+    env.run(&["logout", &reg.addr]).ok();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(auths_of(&dotfiles.join("docker.json")), ["other.example"]);
+}
+
+#[test]
+fn login_names_the_podman_file_whose_stale_entry_wins() {
+    let reg = Registry::start();
+    let runtime = tempfile::tempdir().unwrap();
+    let podman = runtime.path().join("containers/auth.json");
+    std::fs::create_dir_all(podman.parent().unwrap()).unwrap();
+    use base64::Engine as _;
+    let stale = base64::engine::general_purpose::STANDARD.encode("old:stale-pass");
+    std::fs::write(
+        &podman,
+        serde_json::json!({"auths": {reg.addr.clone(): {"auth": stale}}}).to_string(),
+    )
+    .unwrap();
+    let env = Env::new().set("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap());
+    let run = login(&env, &reg.addr, "ci", "new-pass").ok();
+    let notes: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains(podman.to_str().unwrap()))
+        .collect();
+    assert_eq!(notes.len(), 1, "{}", run.stderr);
+    assert!(notes[0].contains(&reg.addr), "{}", notes[0]);
+    for secret in ["new-pass", "stale-pass", &stale] {
+        assert!(
+            !run.stderr.contains(secret),
+            "secret printed: {}",
+            run.stderr
+        );
+    }
+    // Without a competing file, nothing is said about other files.
+    let plain = Env::new();
+    let run = login(&plain, &reg.addr, "ci", "new-pass").ok();
+    assert!(!run.stderr.contains("auth.json"), "{}", run.stderr);
+}
+
+#[test]
+fn a_symlinked_oci_layout_fails_up_front_once() {
+    let env = Env::new();
+    let d = tempfile::tempdir().unwrap();
+    let real = d.path().join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = d.path().join("layout");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let run = env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        "oci:testdata/engine-base:4.9.3",
+        "--oci-layout",
+        link.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("symlink"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(errors[0].starts_with("error: ") && errors[0].contains(link.to_str().unwrap()));
+    // Up front: nothing was built or copied, the link and its directory are untouched.
+    assert!(!run.stderr.contains("copied"), "{}", run.stderr);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_dir(&real).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
+}

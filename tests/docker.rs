@@ -386,6 +386,48 @@ fn load_run(single: bool) {
 }
 
 #[test]
+fn archive_with_names_sharing_a_tag_loads_under_every_name_in_docker() {
+    let reg = Registry::start();
+    let port = reg.addr.rsplit(':').next().unwrap().to_string();
+    let mut daemon = Daemon::new(&format!("names-{port}"));
+    let base = seed_busybox(&reg, false);
+    let out = tempfile::tempdir().unwrap();
+    let archive = out.path().join("m.tar");
+    let names = [
+        reg.reference(&format!("mocks/app-{port}:1")),
+        format!("team/a-{port}:1"),
+        format!("other/c-{port}:1"),
+    ];
+    Env::new()
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &names[0],
+            "--tag",
+            &names[1],
+            "--tag",
+            &names[2],
+            "--output",
+            &archive.display().to_string(),
+        ])
+        .ok();
+    daemon.images.extend(names.iter().cloned());
+    let loaded = docker(&["load", "-i", &archive.display().to_string()]);
+    let mut ids = Vec::new();
+    for n in &names {
+        assert!(
+            loaded.contains(&format!("Loaded image: {n}")),
+            "{n} not loaded:\n{loaded}"
+        );
+        ids.push(docker(&["image", "inspect", "--format", "{{.Id}}", n]));
+    }
+    assert!(ids.iter().all(|i| i == &ids[0]), "one image: {ids:?}");
+}
+
+#[test]
 fn archive_over_an_oci_index_base_loads_and_runs_in_docker() {
     load_run(false);
 }
@@ -466,4 +508,57 @@ fn env_recursion_and_config_path_reach_the_running_container() {
         !out.lines().any(|l| l.starts_with("IMPOSTER_CONFIG_DIR=")),
         "the config would load twice:\n{out}"
     );
+}
+
+/// Issue 27: a spec outside the mock's folder (`specFile: ../../openapi.yaml` from a config two
+/// folders down a repository) is in the running container where the engine resolves the
+/// reference: through the image's config directory.
+#[test]
+fn a_spec_outside_the_config_dir_is_read_through_the_config_path_in_a_container() {
+    let reg = Registry::start();
+    let port = reg.addr.rsplit(':').next().unwrap().to_string();
+    let mut daemon = Daemon::new(&format!("outside-{port}"));
+    let env = Env::new();
+    let base = seed_busybox(&reg, true);
+
+    let repo = tempfile::tempdir().unwrap();
+    let spec = b"openapi: 3.0.0\ninfo: {title: pets, version: '1'}\npaths: {}\n";
+    std::fs::write(repo.path().join("openapi.yaml"), spec).unwrap();
+    let dir = repo.path().join("services/pets");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("pets-config.yaml"),
+        "plugin: openapi\nspecFile: ../../openapi.yaml\n",
+    )
+    .unwrap();
+
+    let target = reg.reference(&format!("team/pets:outside-{port}"));
+    env.run(&[
+        "build",
+        dir.to_str().unwrap(),
+        "--base",
+        &base,
+        "--push",
+        &target,
+    ])
+    .ok();
+    daemon.pull(&target);
+    let name = format!("{}-cat", daemon.prefix);
+    daemon.containers.push(name.clone());
+    let o = docker_out(&[
+        "run",
+        "--name",
+        &name,
+        "--entrypoint",
+        "/bin/busybox",
+        &target,
+        "cat",
+        "/opt/imposter/config/../../openapi.yaml",
+    ]);
+    assert!(
+        o.status.success(),
+        "cat failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(o.stdout, spec);
 }

@@ -1495,7 +1495,7 @@ fn a_failed_push_leaves_no_archive_or_layout_behind() {
 }
 
 #[test]
-fn every_name_is_recorded_in_command_line_order_and_shared_tags_are_refused() {
+fn every_name_is_recorded_in_command_line_order_even_when_tags_coincide() {
     let reg = Registry::start();
     let env = Env::new();
     let out = tempfile::tempdir().unwrap();
@@ -1558,21 +1558,92 @@ fn every_name_is_recorded_in_command_line_order_and_shared_tags_are_refused() {
     );
     skopeo(&["inspect", &format!("oci-archive:{}:2", tar.display())]);
 
-    // team/a:1 and other/c:1 would share ref name "1": refused, nothing written.
-    let clash = out.path().join("clash");
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        "oci:testdata/engine-base:4.9.3",
-        "--tag",
-        "team/a:1",
-        "--tag",
-        "other/c:1",
-        "--oci-layout",
-        clash.to_str().unwrap(),
+    // Names whose tags coincide (team/a:1, other/c:1, REG/mocks/app:1) all name the one image:
+    // one entry each, ref name "1" three times, every name in RepoTags.
+    let shared = out.path().join("shared.tar");
+    let shared_layout = out.path().join("shared");
+    let app = reg.reference("mocks/app:1");
+    let run = env
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            "oci:testdata/engine-base:4.9.3",
+            "--push",
+            &app,
+            "--tag",
+            "team/a:1",
+            "--tag",
+            "other/c:1",
+            "--output",
+            shared.to_str().unwrap(),
+            "--oci-layout",
+            shared_layout.to_str().unwrap(),
+            "--json",
+        ])
+        .ok();
+    let d = serde_json::from_str::<Value>(&run.stdout).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let files = read_tar(&shared);
+    let layout_index: Value =
+        serde_json::from_slice(&std::fs::read(shared_layout.join("index.json")).unwrap()).unwrap();
+    for index in [json_of(&files, "index.json"), layout_index] {
+        let entries: Vec<(&str, &str, &str)> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let a = &e["annotations"];
+                (
+                    a["io.containerd.image.name"].as_str().unwrap(),
+                    a["org.opencontainers.image.ref.name"].as_str().unwrap(),
+                    e["digest"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (app.as_str(), "1", d.as_str()),
+                ("docker.io/team/a:1", "1", d.as_str()),
+                ("docker.io/other/c:1", "1", d.as_str()),
+            ]
+        );
+    }
+    assert_eq!(
+        json_of(&files, "manifest.json")[0]["RepoTags"],
+        serde_json::json!([app, "team/a:1", "other/c:1"])
+    );
+    ocicheck::assert_archive(&shared);
+    ocicheck::assert_layout(&shared_layout);
+    // Read back by the shared tag, and with no tag at all (one image, whatever its names).
+    let copied = out.path().join("copied");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--all",
+        &format!("oci-archive:{}:1", shared.display()),
+        &format!("oci:{}:1", copied.display()),
     ]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(run.stderr.contains("other/c:1"), "{}", run.stderr);
-    assert!(!clash.exists());
+    let raw = skopeo(&["inspect", "--raw", &format!("oci:{}:1", copied.display())]);
+    assert_eq!(fixtures::sha256(raw.as_bytes()), d);
+    for (source, target) in [
+        (shared.display().to_string(), "team/fromshared:1"),
+        (
+            format!("oci-archive:{}:1", shared.display()),
+            "team/fromshared:2",
+        ),
+        (
+            format!("oci:{}", shared_layout.display()),
+            "team/fromshared:3",
+        ),
+    ] {
+        let run = env
+            .run(&["push", &source, &reg.reference(target), "--json"])
+            .ok();
+        let o: Value = serde_json::from_str(&run.stdout).unwrap();
+        assert_eq!(o["digest"], d.as_str(), "{source}");
+    }
 }

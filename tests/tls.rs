@@ -197,6 +197,146 @@ fn mtls_registry_with_the_client_pair_takes_the_push() {
     build_push(&env, &base, &tls.reference("team/mocks:1"), &[]).ok();
 }
 
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl CLI is installed (scripts/test installs it)");
+    assert!(
+        o.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn mtls_registry_takes_an_x509_v1_client_certificate_made_by_openssl() {
+    // The client pair as many how-tos make it: `openssl x509 -req` signs a v1 certificate.
+    let pki = tempfile::tempdir().unwrap();
+    let p = pki.path();
+    openssl(p, &["genrsa", "-out", "ca.key", "2048"]);
+    openssl(
+        p,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca.key",
+            "-subj",
+            "/CN=v1 client CA",
+            "-days",
+            "2",
+            "-out",
+            "ca.crt",
+        ],
+    );
+    openssl(p, &["genrsa", "-out", "cli.key", "2048"]);
+    openssl(
+        p,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "cli.key",
+            "-subj",
+            "/CN=v1 client",
+            "-out",
+            "cli.csr",
+        ],
+    );
+    openssl(
+        p,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "cli.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "cli.cert",
+        ],
+    );
+    let text = openssl(p, &["x509", "-in", "cli.cert", "-noout", "-text"]);
+    assert!(
+        text.contains("Version: 1 (0x0)"),
+        "not a v1 certificate:\n{text}"
+    );
+
+    let server_ca = TestCa::new("v1-server");
+    let client_ca = std::fs::read_to_string(p.join("ca.crt")).unwrap();
+    let tls = Registry::start_tls_pem(&server_ca.server(&["127.0.0.1"]), Some(&client_ca));
+    let plain = Registry::start();
+    let base = seed_engine(&plain, false);
+    let certs = tempfile::tempdir().unwrap();
+    server_ca.write_dir(certs.path(), None);
+    std::fs::copy(p.join("cli.cert"), certs.path().join("cli.cert")).unwrap();
+    std::fs::copy(p.join("cli.key"), certs.path().join("cli.key")).unwrap();
+    let cert_dir = certs.path().to_str().unwrap();
+    let (_roots, env) = empty_roots();
+    let target = tls.reference("team/mocks:v1");
+    let run = build_push(&env, &base, &target, &["--cert-dir", cert_dir]).ok();
+    // skopeo (Go's TLS) reads it back with the same directory: the same pair works for both.
+    let raw = skopeo(&[
+        "inspect",
+        "--raw",
+        "--cert-dir",
+        cert_dir,
+        &format!("docker://{target}"),
+    ]);
+    assert_eq!(
+        format!("sha256:{}", sha256_hex(raw.as_bytes())),
+        digest_of(&run.stdout)
+    );
+    // With --insecure-registry the server goes unchecked, and the pair is still presented.
+    let run = build_push(
+        &env,
+        &base,
+        &tls.reference("team/mocks:v1-insecure"),
+        &["--cert-dir", cert_dir, "--insecure-registry", &tls.addr],
+    )
+    .ok();
+    assert_eq!(
+        digest_of(&run.stdout),
+        format!("sha256:{}", sha256_hex(raw.as_bytes()))
+    );
+}
+
+#[test]
+fn an_unusable_client_key_is_named_with_the_reason() {
+    let ca = TestCa::new("bad-key");
+    let tls = Registry::start_tls(&ca.server(&["127.0.0.1"]), Some(&ca));
+    let certs = tempfile::tempdir().unwrap();
+    ca.write_dir(certs.path(), Some(&ca.client()));
+    std::fs::write(
+        certs.path().join("client.key"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let (_roots, env) = empty_roots();
+    let run = build_push(
+        &env,
+        "oci:testdata/engine-base:4.9.3",
+        &tls.reference("team/mocks:1"),
+        &["--cert-dir", certs.path().to_str().unwrap()],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = one_line_error(&run);
+    let key = certs.path().join("client.key");
+    assert!(line.contains(&key.display().to_string()), "{line}");
+    assert!(line.contains("client key"), "{line}");
+    pushed_nothing(&tls);
+}
+
 #[test]
 fn insecure_registry_speaks_tls_unverified_to_a_self_signed_registry() {
     let ca = TestCa::new("self-signed");

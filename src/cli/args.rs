@@ -25,7 +25,7 @@ pub(crate) const LONG_VERSION: &str = concat!(
 )]
 /// The whole command line.
 pub struct Cli {
-    /// Debug logs: -v one line per registry request (method, URL, status), -vv oci-client's too; RUST_LOG works as well.
+    /// Debug logs: -v one line per registry request (method, URL, status) and cache and TLS decisions, -vv also how long each request took to answer; RUST_LOG works as well.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// The subcommand to run.
@@ -77,6 +77,12 @@ pub enum Command {
         after_help = "Examples:\n  mockimg publish config/ --to s3://team-mocks/petstore\n  mockimg publish config/ --to s3://team-mocks/petstore --lambda-function petstore-mock\n  mockimg publish . --to gs://team-mocks/petstore --delete --dry-run\n  mockimg publish . --to file:///srv/mocks --json\n\nCredentials come from the environment: AWS_* (and web identity, instance role), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*. AWS_ENDPOINT_URL_S3 points at an S3-compatible store."
     )]
     Publish(crate::cli::publish::PublishArgs),
+    /// Move images mockimg built onto another engine base (a patch release), every platform,
+    /// without their config directory: the result is what a fresh build on that base gives.
+    #[command(
+        after_help = "Examples:\n  mockimg rebase registry.example.com/team/mocks:1.4 --latest-patch --push registry.example.com/team/mocks:1.4\n  mockimg rebase registry.example.com/team/mocks:1.4 --engine-version 4.9.10 --dry-run\n  mockimg rebase oci-archive:mocks.tar --base registry.example.com/mirror/imposter:4.9.10 --output mocks-patched.tar"
+    )]
+    Rebase(RebaseArgs),
     /// Print shell completions.
     #[command(
         after_help = "Examples:\n  mockimg completions bash > /etc/bash_completion.d/mockimg"
@@ -211,6 +217,10 @@ pub struct BuildArgs {
     /// Skip config validation.
     #[arg(long)]
     pub no_validate: bool,
+    /// Refuse referenced files outside the config directory (by default a spec or script the
+    /// engine reads from outside, e.g. specFile: ../openapi.yaml, ships where it looks for it).
+    #[arg(long)]
+    pub no_outside_files: bool,
     /// Load config files in subdirectories too: validates them and sets
     /// IMPOSTER_CONFIG_SCAN_RECURSIVE=true in the image.
     #[arg(long)]
@@ -231,6 +241,49 @@ pub struct BuildArgs {
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(group(
+    clap::ArgGroup::new("new_base")
+        .required(true)
+        .args(["base", "engine_version", "latest_patch"])
+))]
+pub struct RebaseArgs {
+    /// The image to move: registry reference, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH.
+    pub image: String,
+    /// The new base image.
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// The old base's repository (its engine variant) at this release.
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
+    /// The highest X.Y.Z tag of the old base's repository with the same X.Y (never a moving tag).
+    #[arg(long)]
+    pub latest_patch: bool,
+    /// The base the image was built on, for images that do not record it (Docker media types).
+    #[arg(long, value_name = "REF")]
+    pub old_base: Option<String>,
+    /// Push the result here (repeatable; often the image's own tag).
+    #[arg(long, value_name = "REF")]
+    pub push: Vec<String>,
+    /// Write the result as an archive tar (OCI layout + docker-archive manifest.json).
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Write the result into an OCI image layout directory.
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+    /// Print the old base, the new base and what would be pushed; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print one JSON object on stdout: image, old_base, new_base, digest, references.
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Args, Debug)]
@@ -288,6 +341,10 @@ pub struct BundleArgs {
     /// Skip config validation.
     #[arg(long)]
     pub no_validate: bool,
+    /// Refuse referenced files outside the config directory instead of putting them at the
+    /// zip's root (/var/task), where the engine reads them.
+    #[arg(long)]
+    pub no_outside_files: bool,
     /// Validate config files in subdirectories too (the engine scans recursively).
     #[arg(long)]
     pub recursive: bool,
@@ -345,6 +402,9 @@ pub struct ValidateArgs {
     /// Environment variable the image will have (as build's --env).
     #[arg(long, value_name = "K=V")]
     pub env: Vec<String>,
+    /// Refuse referenced files outside the config directory (as build's --no-outside-files).
+    #[arg(long)]
+    pub no_outside_files: bool,
     /// Print findings as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,

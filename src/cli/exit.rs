@@ -1,12 +1,17 @@
 //! How a failure leaves the process: the exit code contract (0 ok, 1 failure, 2 usage, 130
-//! interrupted), the context added to a job's error, and Ctrl-C as a typed error.
+//! interrupted by Ctrl-C, 143 terminated by SIGTERM), the context added to a job's error, and
+//! the two signals as a typed error.
 use crate::error::Error;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use tokio::sync::watch;
 
-/// Exit code for a failure: 2 for usage errors, 130 for Ctrl-C, 1 for everything else.
+/// Exit code for a failure: 2 for usage errors, 130 for Ctrl-C (143 for SIGTERM), 1 for
+/// everything else.
 pub fn exit_code(e: &anyhow::Error) -> i32 {
     match e.downcast_ref::<Error>() {
         Some(err) if err.is_usage() => 2,
-        Some(Error::Interrupted) => 130,
+        Some(Error::Interrupted) => signal_exit_code(),
         _ => 1,
     }
 }
@@ -20,12 +25,95 @@ pub(crate) fn job_error(e: Error, context: impl FnOnce() -> String) -> anyhow::E
     }
 }
 
-/// Cancelling the job drops its temp files, so Ctrl-C leaves nothing half-written.
+/// 128 + the signal that stopped the job (SIGINT unless SIGTERM came).
+static SIGNAL_EXIT: AtomicI32 = AtomicI32::new(130);
+/// Jobs running under [`interruptible`]: they unwind themselves on a signal.
+static JOBS: AtomicUsize = AtomicUsize::new(0);
+static SIGNALLED: OnceLock<watch::Receiver<bool>> = OnceLock::new();
+
+fn signal_exit_code() -> i32 {
+    SIGNAL_EXIT.load(Ordering::SeqCst)
+}
+
+/// Listens for SIGINT and SIGTERM (CI cancellation and `timeout` send TERM) from now on. A job
+/// under [`interruptible`] is cancelled, which drops its temp files; with none running (a
+/// blocking command such as `bundle`), the temp files are removed here and the process exits.
+pub(crate) fn install_signal_handlers() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if SIGNALLED.get().is_some() {
+        return;
+    }
+    let (tx, rx) = watch::channel(false);
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::debug!("could not install signal handlers");
+        return;
+    };
+    let _ = SIGNALLED.set(rx);
+    tokio::spawn(async move {
+        let code = tokio::select! {
+            _ = int.recv() => 130,
+            _ = term.recv() => 143,
+        };
+        SIGNAL_EXIT.store(code, Ordering::SeqCst);
+        let _ = tx.send(true);
+        if JOBS.load(Ordering::SeqCst) == 0 {
+            crate::sink::temps::remove_all();
+            eprintln!("error: interrupted");
+            std::process::exit(code);
+        }
+        // Keep the handlers installed while the job unwinds: a second signal must not kill
+        // the process before its temp files are gone.
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+    });
+}
+
+/// Resolves once SIGINT or SIGTERM arrived (never, without [`install_signal_handlers`]).
+pub(crate) async fn signalled() {
+    match SIGNALLED.get() {
+        Some(rx) => {
+            let mut rx = rx.clone();
+            let _ = rx.wait_for(|s| *s).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts a job as one that unwinds itself on a signal, while alive.
+pub(crate) struct Job(());
+
+impl Job {
+    pub(crate) fn start() -> Job {
+        JOBS.fetch_add(1, Ordering::SeqCst);
+        Job(())
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        JOBS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Cancelling the job drops its temp files, so Ctrl-C or SIGTERM leaves nothing
+/// half-written; what a blocking thread of the job still holds is removed by name.
 pub(crate) async fn interruptible<T>(
     fut: impl std::future::Future<Output = Result<T, Error>>,
 ) -> Result<T, Error> {
-    tokio::select! {
+    let _job = Job::start();
+    let r = tokio::select! {
         r = fut => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::Interrupted),
+        _ = signalled() => Err(Error::Interrupted),
+    };
+    if matches!(r, Err(Error::Interrupted)) {
+        crate::sink::temps::remove_all();
     }
+    r
 }

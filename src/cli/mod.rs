@@ -5,6 +5,7 @@ mod exit;
 mod output;
 pub mod progress;
 mod publish;
+mod rebase;
 
 pub use args::{Cli, Command};
 pub use exit::exit_code;
@@ -31,12 +32,14 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
 fn init_logging(verbose: u8, quiet: bool) {
-    // -v: mockimg's own debug lines, one per registry request; -vv: oci-client's internals too.
+    // -v: mockimg's own debug lines, one per registry request; -vv: mockimg's trace lines too
+    // (each request's time to answer). Every request is mockimg's own now, so other crates'
+    // logs add nothing a user can act on.
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "mockimg=info,warn",
         (false, 1) => "mockimg=debug,info",
-        (false, _) => "mockimg=debug,oci_client=debug,info",
+        (false, _) => "mockimg=trace,info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
@@ -146,9 +149,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Validate(v) => v.quiet,
         Command::Bundle(b) => b.quiet,
         Command::Publish(p) => p.quiet,
+        Command::Rebase(r) => r.quiet,
         _ => false,
     };
     init_logging(cli.verbose, quiet);
+    exit::install_signal_handlers();
     let r = match cli.command {
         Command::Build(args) => run_build(args).await,
         Command::Push(args) => run_push(args).await,
@@ -158,6 +163,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => run_login(args).await,
         Command::Logout(args) => run_logout(args),
         Command::Publish(args) => publish::run_publish(args).await,
+        Command::Rebase(args) => rebase::run_rebase(args).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -169,6 +175,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     crate::cli::progress::finish();
+    if let Err(e) = &r {
+        if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
+            // A blocking thread of the cancelled job may have written on meanwhile.
+            crate::sink::temps::remove_all();
+        }
+    }
     r
 }
 
@@ -195,12 +207,22 @@ pub(crate) struct Check<'a> {
     pub(crate) no_validate: bool,
     pub(crate) quiet: bool,
     pub(crate) strict: bool,
+    /// Referenced files outside the config directory: shipped or refused.
+    pub(crate) outside: validate::OutsidePolicy,
 }
 
 /// One code path for build and publish: the engine choice (flags > project file > pinned
 /// default) and validation with the walker filters the layer uses; warnings printed, or errors
 /// with `--strict`. A config that fails here is neither built nor uploaded.
-pub(crate) fn check_tree(c: &Check<'_>) -> anyhow::Result<crate::imposter::engine::EngineChoice> {
+///
+/// Returns the engine choice and the referenced files from outside the config directory that
+/// ship with it (none with `--no-validate`: references are not read then).
+pub(crate) fn check_tree(
+    c: &Check<'_>,
+) -> anyhow::Result<(
+    crate::imposter::engine::EngineChoice,
+    Vec<crate::mutate::outside::OutsideFile>,
+)> {
     let choice = engine::choose(&c.flags, c.project)?;
     let mut report = if c.no_validate {
         Report {
@@ -213,11 +235,25 @@ pub(crate) fn check_tree(c: &Check<'_>) -> anyhow::Result<crate::imposter::engin
             walk: c.walk.clone(),
             engine: c.flags.clone(),
             env: c.env.clone(),
+            outside: c.outside.clone(),
         };
         validate::validate_dir(c.dir, &opts).map_err(Error::from)?
     };
     settle(&mut report, c.quiet, c.strict)?;
-    Ok(choice)
+    Ok((choice, std::mem::take(&mut report.outside)))
+}
+
+/// The reason `--no-outside-files` gives when it refuses a file.
+pub(crate) const NO_OUTSIDE_FILES: &str =
+    "--no-outside-files keeps the image to the config directory";
+
+/// `--no-outside-files` or not, for a config directory placed at `config_path`.
+fn outside_policy(refuse: bool, config_path: &str) -> validate::OutsidePolicy {
+    if refuse {
+        validate::OutsidePolicy::Refuse(NO_OUTSIDE_FILES.to_string())
+    } else {
+        validate::OutsidePolicy::image(config_path)
+    }
 }
 
 async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
@@ -233,7 +269,8 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         version: a.engine_version.clone(),
     };
     let env_flags = parse_env(&a.env)?;
-    let choice = check_tree(&Check {
+    crate::mutate::layer::config_path_components(&a.config_path)?;
+    let (choice, outside) = check_tree(&Check {
         dir: &a.config_dir,
         project: project.as_ref(),
         flags,
@@ -243,6 +280,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         no_validate: a.no_validate,
         quiet: a.out.quiet,
         strict: a.strict,
+        outside: outside_policy(a.no_outside_files, &a.config_path),
     })?;
     let base = choice.base.clone();
     let mut env = project::merged_env(project.as_ref(), &env_flags);
@@ -265,9 +303,9 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             None => None,
         }
     };
-    crate::mutate::layer::config_path_components(&a.config_path)?;
     let req = BuildRequest {
         config_dir: a.config_dir.clone(),
+        outside,
         base: Some(base.clone()),
         platforms,
         walk,
@@ -366,6 +404,10 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
             version: a.engine_version,
         },
         env: parse_env(&a.env)?,
+        outside: outside_policy(
+            a.no_outside_files,
+            crate::mutate::layer::DEFAULT_CONFIG_PATH,
+        ),
     };
     let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
     if a.strict {
@@ -389,6 +431,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         engine::Generation::Jvm
     };
     let mut config_files = Vec::new();
+    let mut outside = Vec::new();
     if !a.no_validate {
         let engine = (generation == engine::Generation::Go).then(|| "go".to_string());
         let opts = ValidateOptions {
@@ -399,10 +442,23 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
                 ..EngineFlags::default()
             },
             env: BTreeMap::new(),
+            outside: if a.no_outside_files {
+                validate::OutsidePolicy::Refuse(
+                    "--no-outside-files keeps the zip to the config directory".to_string(),
+                )
+            } else {
+                let root = crate::imposter::bundle::LAMBDA_TASK_ROOT;
+                validate::OutsidePolicy::Ship {
+                    config_path: format!("{root}/config"),
+                    floor: root.to_string(),
+                    into: "the Lambda zip".to_string(),
+                }
+            },
         };
         let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
         settle(&mut report, a.quiet, a.strict)?;
         config_files = report.config_files.clone();
+        outside = std::mem::take(&mut report.outside);
     }
     let engine = match (a.engine_zip, a.engine_archive) {
         (Some(z), _) => crate::imposter::bundle::EngineArchive::JvmZip(z),
@@ -420,6 +476,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         force: a.force,
         walk,
         mtime: build::source_date_epoch()?.unwrap_or(0),
+        outside,
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
     if !a.quiet {

@@ -108,6 +108,14 @@ pub(crate) fn summary(
             parts.push(format!("wrote {}", files.join(" and ")));
         }
     }
+    if !o.outside.is_empty() {
+        let paths: Vec<&str> = o.outside.iter().map(|f| f.path.as_str()).collect();
+        parts.push(format!(
+            "{} from outside the config directory ({})",
+            plural(o.outside.len(), "file", "files"),
+            paths.join(", ")
+        ));
+    }
     parts.push(format!("{:.1} s", elapsed.as_secs_f64()));
     parts.join(", ")
 }
@@ -155,6 +163,9 @@ struct ValidationJson<'a> {
     ok: bool,
     config_files: &'a [String],
     findings: Vec<FindingJson<'a>>,
+    /// Referenced files outside the config directory that would ship in the image.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    outside: &'a [crate::mutate::outside::OutsideFile],
 }
 
 /// Prints a validation report as `validate` does: JSON on stdout, or findings and a count line
@@ -184,6 +195,7 @@ pub(crate) fn print_validation(
             ok: report.is_ok(),
             config_files: &report.config_files,
             findings,
+            outside: &report.outside,
         };
         println!("{}", serde_json::to_string(&v)?);
     } else {
@@ -210,6 +222,8 @@ struct BundleJson<'a> {
     config_files: usize,
     size: u64,
     sha256: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    outside: &'a [crate::mutate::outside::OutsideFile],
 }
 
 /// Prints what `bundle` wrote.
@@ -221,12 +235,23 @@ pub(crate) fn print_bundle(s: &BundleSummary, json: bool) -> anyhow::Result<()> 
             config_files: s.config_files,
             size: s.size,
             sha256: &s.sha256,
+            outside: &s.outside,
         };
         println!("{}", serde_json::to_string(&v)?);
     } else {
         println!("{}", s.output.display());
+        let outside = if s.outside.is_empty() {
+            String::new()
+        } else {
+            let paths: Vec<&str> = s.outside.iter().map(|f| f.path.as_str()).collect();
+            format!(
+                ", {} from outside the config directory ({})",
+                plural(s.outside.len(), "file", "files"),
+                paths.join(", ")
+            )
+        };
         eprintln!(
-            "wrote {}: {} entries ({} config files), {}, sha256 {}",
+            "wrote {}: {} entries ({} config files{outside}), {}, sha256 {}",
             s.output.display(),
             s.entries,
             s.config_files,
@@ -289,6 +314,7 @@ mod tests {
             }),
             push,
             base: None,
+            outside: Vec::new(),
         }
     }
 

@@ -165,6 +165,9 @@ impl BlobSource for Tracked {
     fn registry(&self) -> Option<&RegistryRef> {
         self.inner.registry()
     }
+    fn registry_of(&self, digest: &str) -> Option<&RegistryRef> {
+        self.inner.registry_of(digest)
+    }
     fn in_memory(&self, digest: &str) -> Option<Bytes> {
         self.inner.in_memory(digest)
     }

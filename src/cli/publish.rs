@@ -93,7 +93,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     let env = BTreeMap::new();
     // The same checks as build, through the same function: nothing is uploaded for an invalid
     // config.
-    let choice = super::check_tree(&super::Check {
+    let (choice, _) = super::check_tree(&super::Check {
         dir: &a.config_dir,
         project: project.as_ref(),
         flags: EngineFlags {
@@ -107,6 +107,12 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         no_validate: a.no_validate,
         quiet: a.quiet,
         strict: a.strict,
+        // A bucket prefix is the whole config: the engine reading it has no outside.
+        outside: crate::imposter::validate::OutsidePolicy::Refuse(
+            "publish copies the config directory alone, and a bucket prefix has no outside for \
+             the engine to reach"
+                .to_string(),
+        ),
     })?;
     if let Some(f) = &a.lambda_function {
         // Refused before anything is uploaded: only the JVM engine reads a bucket.
@@ -141,10 +147,12 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     };
     // Dropping the publish on Ctrl-C leaves no partial object: each upload is one PUT (or a
     // temp file and a rename), and the record is only written after all of them.
+    let job = super::exit::Job::start();
     let outcome = tokio::select! {
         r = publish::publish(store, &tree, &opts, &on_upload) => r.map_err(cli_error)?,
-        _ = tokio::signal::ctrl_c() => return Err(Error::Interrupted.into()),
+        _ = super::exit::signalled() => return Err(Error::Interrupted.into()),
     };
+    drop(job);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

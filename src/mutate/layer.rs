@@ -2,6 +2,7 @@
 //! field and the gzip header pinned, so the same tree always gives the same digest.
 use crate::error::{Error, Result};
 use crate::mutate::gzip::ParallelGz;
+use crate::mutate::outside::{self, OutsideFile};
 use crate::mutate::spool::Spool;
 use crate::mutate::walk::{open_regular, Entry, EntryKind};
 use crate::oci::blob::LocalBlob;
@@ -83,15 +84,20 @@ pub(crate) fn config_path_components(p: &str) -> Result<Vec<String>> {
 /// Tars and gzips `entries` (from [`crate::mutate::walk::collect`]) under `opts.config_path`,
 /// spooling a large layer to the system temp dir.
 pub(crate) fn build(entries: &[Entry], opts: &LayerOptions) -> Result<Layer> {
-    build_in(entries, opts, None)
+    build_in(entries, &[], opts, None)
 }
 
 /// [`build`], with a large layer spooled into `spool_dir` (`None`: the system temp dir). One
 /// pass over the files: the tar is hashed (diff_id) on its way into the compressor and the gzip
 /// (digest) on its way into the spool, and files are read in small pieces, so memory stays a
 /// few compressor chunks whatever the config's size.
+///
+/// `outside` are referenced files from outside the config directory
+/// ([`crate::mutate::outside`]); they go into the same layer at their own paths, merged into the
+/// path order, so a config without them gives the same bytes as before they existed.
 pub(crate) fn build_in(
     entries: &[Entry],
+    outside: &[OutsideFile],
     opts: &LayerOptions,
     spool_dir: Option<PathBuf>,
 ) -> Result<Layer> {
@@ -99,11 +105,24 @@ pub(crate) fn build_in(
         .clone()
         .unwrap_or_else(std::env::temp_dir)
         .join("<layer spool>");
-    build_into(entries, opts, Spool::new(spool_dir), &spool_path)
+    build_into(entries, outside, opts, Spool::new(spool_dir), &spool_path)
+}
+
+/// One top-level step of the layer, in path order.
+enum Step {
+    /// An ancestor directory of the config path.
+    ConfigParent,
+    /// The config path and the whole config tree below it.
+    Config,
+    /// A directory an outside file needs.
+    OutsideDir,
+    /// An outside file.
+    OutsideFile(OutsideFile),
 }
 
 fn build_into(
     entries: &[Entry],
+    outside: &[OutsideFile],
     opts: &LayerOptions,
     spool: Spool,
     spool_path: &Path,
@@ -114,40 +133,35 @@ fn build_into(
     let mut tar = tar::Builder::new(HashingWriter::new(gz));
     tar.mode(tar::HeaderMode::Deterministic);
 
+    // Paths compare component by component, so a parent sorts before its children and the
+    // config tree (nothing outside lies below the config path) stays one block.
+    let mut steps: std::collections::BTreeMap<PathBuf, Step> = Default::default();
     let mut prefix = PathBuf::new();
     for p in &parts {
         prefix.push(p);
-        append_dir(&mut tar, &prefix, opts.mtime).map_err(io)?;
+        steps.insert(prefix.clone(), Step::ConfigParent);
     }
-    if opts.replace {
-        let mut h = header(tar::EntryType::Regular, 0o644, opts.mtime);
-        h.set_size(0);
-        tar.append_data(&mut h, prefix.join(".wh..wh..opq"), std::io::empty())
-            .map_err(io)?;
+    steps.insert(prefix.clone(), Step::Config);
+    for (path, file) in outside::plan(outside, &opts.config_path) {
+        if steps.contains_key(&path) {
+            return Err(Error::path(
+                path,
+                "an outside file would replace a directory of the config path",
+            ));
+        }
+        steps.insert(path, file.map_or(Step::OutsideDir, Step::OutsideFile));
     }
     let mut files = 0;
-    for e in entries {
-        let path = prefix.join(&e.rel);
-        match &e.kind {
-            EntryKind::Dir => append_dir(&mut tar, &path, opts.mtime).map_err(io)?,
-            EntryKind::File { executable, .. } => {
-                // Never through a link, never a fifo swapped in since the walk; the size comes
-                // from the open file, so a file that changed in between is written consistently.
-                let (f, meta) = open_regular(&e.source)
-                    .map_err(|err| Error::io("reading config file", &e.source, err))?;
-                let size = meta.len();
-                let mode = if *executable { 0o755 } else { 0o644 };
-                let mut h = header(tar::EntryType::Regular, mode, opts.mtime);
-                h.set_size(size);
-                tar.append_data(&mut h, &path, std::io::Read::take(f, size))
-                    .map_err(|err| Error::io("reading config file", &e.source, err))?;
+    for (path, step) in steps {
+        match step {
+            Step::ConfigParent | Step::OutsideDir => {
+                append_dir(&mut tar, &path, opts.mtime).map_err(io)?
+            }
+            Step::OutsideFile(f) => {
+                append_file(&mut tar, &path, &f.source, f.executable, opts.mtime)?;
                 files += 1;
             }
-            EntryKind::Symlink { target, .. } => {
-                let mut h = header(tar::EntryType::Symlink, 0o777, opts.mtime);
-                h.set_size(0);
-                tar.append_link(&mut h, &path, target).map_err(io)?;
-            }
+            Step::Config => files += append_config(&mut tar, &prefix, entries, opts, &io)?,
         }
     }
     let tar_hw = tar.into_inner().map_err(io)?;
@@ -160,6 +174,59 @@ fn build_into(
         diff_id,
         files,
     })
+}
+
+/// The config path's own directory entry and the config tree; returns the files written.
+fn append_config<W: Write>(
+    tar: &mut tar::Builder<W>,
+    prefix: &Path,
+    entries: &[Entry],
+    opts: &LayerOptions,
+    io: &dyn Fn(std::io::Error) -> Error,
+) -> Result<usize> {
+    append_dir(tar, prefix, opts.mtime).map_err(io)?;
+    if opts.replace {
+        let mut h = header(tar::EntryType::Regular, 0o644, opts.mtime);
+        h.set_size(0);
+        tar.append_data(&mut h, prefix.join(".wh..wh..opq"), std::io::empty())
+            .map_err(io)?;
+    }
+    let mut files = 0;
+    for e in entries {
+        let path = prefix.join(&e.rel);
+        match &e.kind {
+            EntryKind::Dir => append_dir(tar, &path, opts.mtime).map_err(io)?,
+            EntryKind::File { executable, .. } => {
+                append_file(tar, &path, &e.source, *executable, opts.mtime)?;
+                files += 1;
+            }
+            EntryKind::Symlink { target, .. } => {
+                let mut h = header(tar::EntryType::Symlink, 0o777, opts.mtime);
+                h.set_size(0);
+                tar.append_link(&mut h, &path, target).map_err(io)?;
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn append_file<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &Path,
+    source: &Path,
+    executable: bool,
+    mtime: u64,
+) -> Result<()> {
+    let read_err = |err| Error::io("reading config file", source, err);
+    // Never through a link, never a fifo swapped in since the walk; the size comes from the
+    // open file, so a file that changed in between is written consistently.
+    let (f, meta) = open_regular(source).map_err(read_err)?;
+    let size = meta.len();
+    let mode = if executable { 0o755 } else { 0o644 };
+    let mut h = header(tar::EntryType::Regular, mode, mtime);
+    h.set_size(size);
+    tar.append_data(&mut h, path, std::io::Read::take(f, size))
+        .map_err(read_err)
 }
 
 fn header(kind: tar::EntryType, mode: u32, mtime: u64) -> tar::Header {
@@ -311,8 +378,8 @@ mod tests {
         let e = collect(d.path(), &WalkOptions::default()).unwrap();
         let opts = LayerOptions::default();
         let p = Path::new("<spool>");
-        let mem = build_into(&e, &opts, Spool::with_limit(None, usize::MAX), p).unwrap();
-        let disk = build_into(&e, &opts, Spool::with_limit(None, 16), p).unwrap();
+        let mem = build_into(&e, &[], &opts, Spool::with_limit(None, usize::MAX), p).unwrap();
+        let disk = build_into(&e, &[], &opts, Spool::with_limit(None, 16), p).unwrap();
         assert!(matches!(mem.blob, LocalBlob::Memory(_)));
         assert!(matches!(disk.blob, LocalBlob::File(_)));
         let bytes = disk.blob.to_vec().unwrap();
@@ -320,6 +387,48 @@ mod tests {
         assert_eq!(disk.size(), bytes.len() as u64);
         assert_eq!(crate::oci::digest::sha256(&bytes), disk.digest);
         assert_eq!((&disk.digest, &disk.diff_id), (&mem.digest, &mem.diff_id));
+    }
+
+    #[test]
+    fn outside_files_go_at_their_own_paths_in_path_order_with_their_exec_bit() {
+        let d = tree();
+        let outside_dir = tempfile::tempdir().unwrap();
+        let spec = outside_dir.path().join("openapi.yaml");
+        fs::write(&spec, "openapi: 3.0.0\n").unwrap();
+        let hook = outside_dir.path().join("hook.sh");
+        fs::write(&hook, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&hook, fs::Permissions::from_mode(0o750)).unwrap();
+        let file = |source: &Path, path: &str, executable| OutsideFile {
+            reference: "../x".into(),
+            config: "a-config.yaml".into(),
+            key: "specFile".into(),
+            source: source.to_path_buf(),
+            path: path.into(),
+            executable,
+        };
+        let outside = [
+            file(&spec, "/opt/openapi.yaml", false),
+            file(&hook, "/opt/aa/hook.sh", true),
+        ];
+        let e = collect(d.path(), &WalkOptions::default()).unwrap();
+        let opts = LayerOptions::default();
+        let plain = build(&e, &opts).unwrap();
+        let none = build_in(&e, &[], &opts, None).unwrap();
+        assert_eq!(
+            plain.digest, none.digest,
+            "no outside files: the same layer"
+        );
+        let l = build_in(&e, &outside, &opts, None).unwrap();
+        assert_eq!(l.files, plain.files + 2);
+        let listed = list(&l);
+        let names: Vec<_> = listed.iter().map(|x| x.0.as_str()).collect();
+        assert_eq!(names[..3], ["opt/", "opt/aa/", "opt/aa/hook.sh"]);
+        assert_eq!(names[3..5], ["opt/imposter/", "opt/imposter/config/"]);
+        assert_eq!(names.last(), Some(&"opt/openapi.yaml"));
+        let mode = |n: &str| listed.iter().find(|x| x.0 == n).unwrap().1;
+        assert_eq!(mode("opt/aa/hook.sh"), 0o755);
+        assert_eq!(mode("opt/openapi.yaml"), 0o644);
+        assert_ne!(l.digest, plain.digest);
     }
 
     #[test]

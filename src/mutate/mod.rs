@@ -4,6 +4,7 @@
 pub(crate) mod append;
 mod gzip;
 pub(crate) mod layer;
+pub mod outside;
 pub(crate) mod runconfig;
 pub(crate) mod spool;
 pub(crate) mod walk;

@@ -27,6 +27,13 @@ pub trait BlobSource: Send + Sync {
         None
     }
 
+    /// The registry repository `digest` can be mounted from: [`BlobSource::registry`] unless
+    /// the blobs come from more than one repository (a rebase: the config layer from the old
+    /// image's, the rest from the new base's).
+    fn registry_of(&self, _digest: &str) -> Option<&RegistryRef> {
+        self.registry()
+    }
+
     /// Bytes held in memory (the new layer, configs): pushed directly, never mounted.
     fn in_memory(&self, _digest: &str) -> Option<Bytes> {
         None
@@ -75,6 +82,9 @@ impl BlobSource for Overlay {
     }
     fn registry(&self) -> Option<&RegistryRef> {
         self.base.registry()
+    }
+    fn registry_of(&self, digest: &str) -> Option<&RegistryRef> {
+        self.base.registry_of(digest)
     }
     fn in_memory(&self, digest: &str) -> Option<Bytes> {
         match self.local.get(digest) {

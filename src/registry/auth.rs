@@ -52,9 +52,9 @@ impl Registry {
         for s in scopes {
             q.push(("scope", s));
         }
-        let http = self
-            .http()
-            .ok_or_else(|| OciDistributionError::GenericError(Some("no HTTP client".into())))?;
+        let http = self.http_or_why().map_err(|why| {
+            OciDistributionError::GenericError(Some(format!("no HTTP client: {why}")))
+        })?;
         let mut req = http.get(realm).query(&q);
         if let Some(b) = &basic {
             req = req.header(reqwest::header::AUTHORIZATION, b);

@@ -57,8 +57,23 @@ fn env_applies_to(named: Option<&str>, registry: &str, push_hosts: &[String]) ->
     }
 }
 
+/// The name lookup is asked under for a host as users write it: Docker Hub's aliases are
+/// `docker.io`.
+pub(crate) fn canonical_host(host: &str) -> String {
+    if same_host(host, crate::oci::reference::DOCKER_HUB) {
+        crate::oci::reference::DOCKER_HUB.to_string()
+    } else {
+        host.to_string()
+    }
+}
+
+/// Whether `key` of a credentials file is one lookup would take for `host`.
+pub(crate) fn key_is_for(key: &str, host: &str) -> bool {
+    keys_for(&canonical_host(host)).iter().any(|k| k == key) || same_host(key, host)
+}
+
 /// Host names as users write them: `https://ghcr.io/`, `index.docker.io` and `docker.io` agree.
-fn same_host(a: &str, b: &str) -> bool {
+pub(crate) fn same_host(a: &str, b: &str) -> bool {
     let norm = |h: &str| {
         let h = h
             .trim_start_matches("https://")
@@ -101,6 +116,37 @@ pub(crate) fn lookup(registry: &str, push_hosts: &[String]) -> Result<Option<Cre
         }
     }
     Ok(None)
+}
+
+/// Whether a parsed credentials file has an inline entry or a helper for `registry`.
+fn has_entry(v: &Value, registry: &str) -> bool {
+    let keys = keys_for(registry);
+    ["auths", "credHelpers"].iter().any(|k| {
+        v.get(k)
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.keys().any(|key| keys.contains(key)))
+    })
+}
+
+/// The file whose entry for `registry` lookup takes, if it is not `written` (the file `login`
+/// just wrote, or `logout` just cleaned): a stale Podman `auth.json` entry wins over Docker's
+/// config, and the user should know which file is used. Inline entries and helpers only;
+/// a `credsStore` fallback does not count.
+pub(crate) fn shadowing_file(registry: &str, written: &std::path::Path) -> Option<PathBuf> {
+    let registry = canonical_host(registry);
+    let registry = registry.as_str();
+    for file in config_files() {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        if has_entry(&v, registry) {
+            return (file != written).then_some(file);
+        }
+    }
+    None
 }
 
 fn config_files() -> Vec<PathBuf> {
@@ -149,6 +195,9 @@ fn keys_for(registry: &str) -> Vec<String> {
     if registry == crate::oci::reference::DOCKER_HUB {
         k.push("https://index.docker.io/v1/".into());
         k.push("index.docker.io".into());
+        k.push("https://index.docker.io".into());
+        k.push("registry-1.docker.io".into());
+        k.push("https://registry-1.docker.io".into());
     }
     k
 }

@@ -142,10 +142,10 @@ impl Registry {
     }
 
     fn client(&self, op: &str) -> Result<&reqwest::Client> {
-        self.http().ok_or_else(|| Error::Registry {
+        self.http_or_why().map_err(|why| Error::Registry {
             registry: self.host.clone(),
             operation: op.to_string(),
-            message: "cannot set up the HTTP client".into(),
+            message: format!("cannot set up the HTTP client: {why}"),
             cause: Default::default(),
         })
     }

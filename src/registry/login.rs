@@ -28,6 +28,13 @@ pub async fn login(
     reg.check_login(username, password).await?;
     let file = credentials::login_file()?;
     store(&file, host, username, password)?;
+    if let Some(other) = credentials::shadowing_file(host, &file) {
+        tracing::warn!(
+            "{host}: builds will use the credentials in {}, which is read before {} — remove its entry for {host} (podman logout {host}) to use these",
+            other.display(),
+            file.display()
+        );
+    }
     Ok(file)
 }
 
@@ -37,13 +44,25 @@ pub fn logout(host: &str) -> Result<(PathBuf, bool)> {
     let Some(mut v) = read(&file)? else {
         return Ok((file, false));
     };
+    // Every key lookup would take for this host: `http://HOST`, `https://HOST/v1/`, Docker
+    // Hub's aliases; leaving one would keep the login alive.
     let removed = v
         .get_mut("auths")
         .and_then(Value::as_object_mut)
-        .map(|a| a.remove(host).is_some())
+        .map(|a| {
+            let before = a.len();
+            a.retain(|k, _| !credentials::key_is_for(k, host));
+            a.len() != before
+        })
         .unwrap_or(false);
     if removed {
         write(&file, &v)?;
+    }
+    if let Some(other) = credentials::shadowing_file(host, &file) {
+        tracing::warn!(
+            "{host}: {} still holds credentials for it, and builds will use them",
+            other.display()
+        );
     }
     Ok((file, removed))
 }
@@ -81,8 +100,29 @@ fn read(file: &Path) -> Result<Option<Value>> {
     }
 }
 
+/// Where a write to `file` must go so a symlinked `config.json` (dotfiles managers link it)
+/// stays a link: the file at the end of its links.
+fn through_links(file: &Path) -> Result<PathBuf> {
+    let mut p = file.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let target =
+                    std::fs::read_link(&p).map_err(|e| Error::io("reading link", &p, e))?;
+                p = crate::sink::atomic::parent_of(&p).join(target);
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(Error::path(
+        file,
+        "is a loop of symlinks — fix or remove it",
+    ))
+}
+
 /// Credentials files are secrets: 0600 in a 0700 directory when mockimg creates it.
 fn write(file: &Path, v: &Value) -> Result<()> {
+    let file = &through_links(file)?;
     let dir = crate::sink::atomic::parent_of(file);
     if !dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
@@ -130,8 +170,11 @@ impl Registry {
                 ..Default::default()
             },
         };
-        let http = self.http().ok_or_else(|| {
-            Error::Usage(format!("no HTTP client could be made for {}", self.host))
+        let http = self.http_or_why().map_err(|why| {
+            Error::Usage(format!(
+                "no HTTP client could be made for {}: {why}",
+                self.host
+            ))
         })?;
         let basic = format!(
             "Basic {}",

@@ -26,6 +26,7 @@ pub use login::{login, logout};
 mod mount;
 mod pool;
 pub(crate) mod retry;
+pub(crate) mod tags;
 mod upload;
 pub(crate) use auth::{mount_scopes, scopes_for};
 pub(crate) use http::Body;

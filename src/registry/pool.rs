@@ -75,9 +75,13 @@ impl Registry {
     }
 
     /// The client for every registry and token request, made on first use with this host's
-    /// trust; `None` when it cannot be made (the caller then reports that).
-    pub(super) fn http(&self) -> Option<&reqwest::Client> {
-        let made = self.http.get_or_init(|| {
+    /// trust; why not (naming the file at fault) when it cannot be made.
+    pub(super) fn http_or_why(&self) -> Result<&reqwest::Client, &str> {
+        self.made_http().as_ref().map_err(String::as_str)
+    }
+
+    fn made_http(&self) -> &Result<reqwest::Client, String> {
+        self.http.get_or_init(|| {
             self.trust
                 .client_builder()
                 .map_err(|e| e.to_string())?
@@ -85,15 +89,8 @@ impl Registry {
                 .read_timeout(self.opts.idle_timeout)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .map_err(|e| e.to_string())
-        });
-        match made {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::debug!("no HTTP client for mounts: {e}");
-                None
-            }
-        }
+                .map_err(|e| self.trust.build_failure(&e))
+        })
     }
 
     /// The trust this host's clients were built with.

@@ -39,7 +39,7 @@ pub(crate) async fn write(src: &Source, path: &Path, names: &[ImageName]) -> Res
 
 /// Writes the archive for `path` in full, verified, without putting it at `path` yet.
 pub(crate) async fn stage(src: &Source, path: &Path, names: &[ImageName]) -> Result<StagedArchive> {
-    let names = distinct(names, path)?;
+    let names = distinct(names);
     let parent = atomic::parent_of(path);
     if !parent.is_dir() {
         return Err(Error::path(

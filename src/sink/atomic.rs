@@ -3,6 +3,7 @@
 //! (the temp file is removed when dropped), and a reader never sees half a file.
 use crate::error::{Error, Result};
 use crate::oci::blob::{self, ByteStream};
+use crate::sink::temps;
 use futures_util::StreamExt;
 use std::fs::File;
 use std::io::{self, Write};
@@ -20,17 +21,21 @@ pub const PRIVATE: u32 = 0o600;
 pub struct AtomicFile {
     tmp: tempfile::NamedTempFile,
     dest: PathBuf,
+    /// Known to the signal handler until committed or dropped.
+    _live: temps::Live,
 }
 
 impl AtomicFile {
     /// Starts writing `dest`: the temp file sits in the same directory so the rename is atomic.
     pub fn create(dest: &Path) -> Result<AtomicFile> {
         let parent = parent_of(dest);
+        temps::clean_stale(parent);
         let tmp = tempfile::Builder::new()
-            .prefix(".mockimg-")
+            .prefix(&temps::file_prefix())
             .tempfile_in(parent)
             .map_err(|e| Error::io("creating temp file", parent, e))?;
         Ok(AtomicFile {
+            _live: temps::Live::new(tmp.path()),
             tmp,
             dest: dest.to_path_buf(),
         })
@@ -49,7 +54,7 @@ impl AtomicFile {
     /// Sets `mode`, syncs the data and renames over the destination.
     pub fn commit(self, mode: u32) -> Result<()> {
         let dest = self.dest.clone();
-        let tmp = self.prepare(mode)?;
+        let (tmp, _live) = self.prepare(mode)?;
         tmp.persist(&dest)
             .map_err(|e| Error::io("renaming into place", &dest, e.error))?;
         Ok(())
@@ -59,19 +64,19 @@ impl AtomicFile {
     /// that appeared at the destination meanwhile.
     pub fn commit_noclobber(self, mode: u32) -> std::result::Result<(), io::Error> {
         let dest = self.dest.clone();
-        let tmp = self.prepare(mode).map_err(io::Error::other)?;
+        let (tmp, _live) = self.prepare(mode).map_err(io::Error::other)?;
         tmp.persist_noclobber(&dest)
             .map(|_| ())
             .map_err(|e| e.error)
     }
 
-    fn prepare(self, mode: u32) -> Result<tempfile::NamedTempFile> {
+    fn prepare(self, mode: u32) -> Result<(tempfile::NamedTempFile, temps::Live)> {
         let f = self.tmp.as_file();
         f.set_permissions(std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io("setting permissions", self.tmp.path(), e))?;
         f.sync_all()
             .map_err(|e| Error::io("syncing", self.tmp.path(), e))?;
-        Ok(self.tmp)
+        Ok((self.tmp, self._live))
     }
 }
 

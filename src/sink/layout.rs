@@ -8,6 +8,7 @@ use crate::sink::atomic;
 use crate::sink::names::add_entries;
 pub use crate::sink::names::ImageName;
 use crate::sink::refetch::copy_blob;
+use crate::sink::temps;
 use crate::source::store::blob_path;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -30,7 +31,7 @@ pub(crate) fn docs(root: &Root) -> Vec<&Doc> {
 pub(crate) struct StagedLayout {
     dir: PathBuf,
     /// A new layout is built in a temp directory beside `dir` and renamed into place.
-    fresh: Option<tempfile::TempDir>,
+    fresh: Option<(tempfile::TempDir, temps::Live)>,
     /// Blobs this write added to an existing layout: removed again unless committed.
     added: Vec<PathBuf>,
     index: Vec<u8>,
@@ -41,7 +42,7 @@ impl StagedLayout {
     /// layout's `index.json` (its blobs are already there).
     pub(crate) fn commit(mut self) -> Result<()> {
         match self.fresh.take() {
-            Some(tmp) => {
+            Some((tmp, _live)) => {
                 let path = tmp.keep();
                 let r = commit_fresh(&path, &self.dir);
                 if r.is_err() {
@@ -84,10 +85,29 @@ pub(crate) async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
     stage(src, dir, names).await?.commit()
 }
 
+/// Refuses a layout target that is a symlink, before any work: the new layout is renamed into
+/// place at the end, and a rename replaces the link (or fails on it) instead of writing where
+/// it points.
+pub(crate) fn check_target(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let to = std::fs::read_link(dir)
+                .map(|t| format!(" (to {})", t.display()))
+                .unwrap_or_default();
+            Err(Error::path(
+                dir,
+                format!("is a symlink{to} — give the directory it points to as --oci-layout"),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Writes every blob of the image into the layout `dir` (a new one in a temp directory beside
 /// it), verified, and prepares its `index.json`; nothing shows as an image until
 /// [`StagedLayout::commit`]. Blobs already present are kept as they are.
 pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Result<StagedLayout> {
+    check_target(dir)?;
     let empty = match std::fs::read_dir(dir) {
         Ok(mut d) => d.next().is_none(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
@@ -109,12 +129,13 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
     let work = if empty {
         let parent = atomic::parent_of(dir);
         std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
+        temps::clean_stale(parent);
         let tmp = tempfile::Builder::new()
-            .prefix(".mockimg-layout-")
+            .prefix(&temps::dir_prefix())
             .tempdir_in(parent)
             .map_err(|e| Error::io("creating temp directory", parent, e))?;
         let p = tmp.path().to_path_buf();
-        staged.fresh = Some(tmp);
+        staged.fresh = Some((tmp, temps::Live::new(&p)));
         atomic::write(&p.join("oci-layout"), OCI_LAYOUT_FILE, atomic::READABLE)?;
         p
     } else {
@@ -133,20 +154,26 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
         .map_err(|e| Error::io("creating layout", &blobs_dir, e))?;
     for d in src.root.distributable_blobs()? {
         let mut dest = work.join(blob_path(&d.digest)?);
-        if dest.is_file() {
+        let present = dest.exists();
+        if present && holds(&dest, &d.digest, d.size).await {
             continue;
         }
         copy_blob(src, &d, &mut dest, |dest, s| {
             Box::pin(atomic::write_stream(dest, s))
         })
         .await?;
-        staged.added.push(dest);
+        if !present {
+            staged.added.push(dest);
+        }
     }
     for doc in docs(&src.root) {
         let dest = work.join(blob_path(&doc.digest())?);
-        if !dest.is_file() {
+        let present = dest.exists();
+        if !present || !holds(&dest, &doc.digest(), doc.bytes.len() as u64).await {
             atomic::write(&dest, &doc.bytes, atomic::READABLE)?;
-            staged.added.push(dest);
+            if !present {
+                staged.added.push(dest);
+            }
         }
     }
     if staged.fresh.is_some() {
@@ -157,6 +184,37 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
         atomic::write(&work.join("index.json"), &staged.index, atomic::READABLE)?;
     }
     Ok(staged)
+}
+
+/// Whether the blob already in the layout at `path` is the one its name says: a regular file of
+/// `size` bytes hashing to `digest`. A corrupt or truncated copy (a crash, a disk error, a
+/// hand edit) is then written again rather than kept, and readers would refuse it.
+async fn holds(path: &Path, digest: &str, size: u64) -> bool {
+    let (p, want) = (path.to_path_buf(), digest.to_string());
+    let check = move || -> std::io::Result<bool> {
+        let (f, len) = match crate::source::store::open_regular(&p) {
+            Ok(x) => x,
+            Err(_) => return Ok(false),
+        };
+        if len != size {
+            return Ok(false);
+        }
+        let mut h = crate::oci::digest::HashingWriter::new(std::io::sink());
+        std::io::copy(&mut std::io::Read::take(f, size), &mut h)?;
+        Ok(h.hasher.finish() == want)
+    };
+    let ok = tokio::task::spawn_blocking(check)
+        .await
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or(false);
+    if !ok {
+        tracing::warn!(
+            "{} is not the blob {digest} its name says; writing it again",
+            path.display()
+        );
+    }
+    ok
 }
 
 fn read_index(path: &Path, new: bool) -> Result<Value> {

@@ -4,10 +4,12 @@
 
 pub(crate) mod archive;
 pub mod atomic;
+mod diffid;
 pub(crate) mod layout;
 mod names;
 mod refetch;
 pub(crate) mod registry;
+pub(crate) mod temps;
 
 pub use layout::ImageName;
 pub use registry::PushStats;

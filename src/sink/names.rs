@@ -2,9 +2,10 @@
 //!
 //! A layout's `org.opencontainers.image.ref.name` is a tag (`1.4`, as `docker save` and skopeo
 //! write it, and as `skopeo copy oci:DIR:1.4` looks it up); the full name goes beside it in
-//! `io.containerd.image.name`, which `docker load` reads. Two names with one tag (`team/a:1`,
-//! `other/c:1`) would need one ref name for two entries, which readers resolve by picking one:
-//! that is refused, never settled by dropping a name.
+//! `io.containerd.image.name`, which `docker load` and `ctr images import` read. Every name gets
+//! its own entry, as `ctr images export` writes them: two names with one tag (`team/a:1`,
+//! `127.0.0.1:5000/mocks/app:1`) give two entries with ref name `1` and one digest, so a lookup
+//! by tag finds the same image whichever entry it picks.
 use crate::error::{Error, Result};
 use crate::oci::image::Root;
 use crate::oci::reference::RegistryRef;
@@ -42,26 +43,25 @@ impl ImageName {
     }
 }
 
-/// `names` with repeats dropped, in their order; two different names with one tag are an error.
-pub(crate) fn distinct(names: &[ImageName], dest: &Path) -> Result<Vec<ImageName>> {
+/// `names` with repeats dropped, in their order. Several names may share a tag (`team/a:1`,
+/// `other/c:1`): they all name this one image, so each keeps its own entry.
+pub(crate) fn distinct(names: &[ImageName]) -> Vec<ImageName> {
     let mut out: Vec<ImageName> = Vec::new();
     for n in names {
-        match out.iter().find(|o| o.tag == n.tag) {
-            Some(o) if o.qualified == n.qualified => {}
-            Some(o) => return Err(collision(dest, &n.tag, &o.full, &n.full)),
-            None => out.push(n.clone()),
+        if !out.iter().any(|o| o.qualified == n.qualified) {
+            out.push(n.clone());
         }
     }
-    Ok(out)
+    out
 }
 
-fn collision(dest: &Path, tag: &str, a: &str, b: &str) -> Error {
+fn collision(dest: &Path, tag: &str, other: &str, new: &str) -> Error {
     Error::path(
         dest,
         format!(
-            "cannot name both {a} and {b}: an OCI layout names images by tag alone \
-             (org.opencontainers.image.ref.name {tag:?}), one image per tag — write them to \
-             separate outputs or give them different tags"
+            "cannot name {new} here: its tag {tag:?} (org.opencontainers.image.ref.name) already \
+             names {other}, a different image, and readers look images up by that tag — write \
+             to a new layout or give it a different tag"
         ),
     )
 }
@@ -76,15 +76,17 @@ pub(crate) fn root_descriptor(root: &Root, name: Option<&ImageName>) -> Value {
 }
 
 /// Adds `root` to the `manifests` of an `index.json` at `dest`, once per name (untagged when
-/// there are none). A tag already naming this image, or the same full name, moves to the new
-/// image; a tag that names some other image under another name is an error.
+/// there are none), as `ctr images export` does: each entry carries the full name and the tag, and
+/// entries of one image may share a tag. An entry with the same full name moves to the new image.
+/// The one refusal is a tag that already names a different image in the layout (written by an
+/// earlier run): a reader asking for that tag would get either image.
 pub(crate) fn add_entries(
     manifests: &mut Vec<Value>,
     root: &Root,
     names: &[ImageName],
     dest: &Path,
 ) -> Result<()> {
-    let names = distinct(names, dest)?;
+    let names = distinct(names);
     if names.is_empty() {
         // Untagged: listed once, and an entry that already names this image (tagged or not)
         // is kept as it is rather than losing its tag.
@@ -94,23 +96,36 @@ pub(crate) fn add_entries(
         }
         return Ok(());
     }
-    let digest = root.digest();
+    let digest = json!(root.digest());
+    // The entries this write replaces: the same full name, or the same tag without a full name.
+    let replaced = |m: &Value, n: &ImageName| {
+        let a = &m["annotations"];
+        match a[CONTAINERD_NAME].as_str() {
+            Some(full) => full == n.qualified,
+            None => a[REF_NAME].as_str() == Some(n.tag.as_str()),
+        }
+    };
     for n in &names {
         for m in manifests.iter() {
-            if m["annotations"][REF_NAME].as_str() != Some(n.tag.as_str()) {
+            if m["annotations"][REF_NAME].as_str() != Some(n.tag.as_str())
+                || m["digest"] == digest
+                || replaced(m, n)
+            {
                 continue;
             }
+            // Another name of an earlier image shares this tag; unless this write moves that
+            // name too, the tag would name two images.
             let other = m["annotations"][CONTAINERD_NAME].as_str();
-            let same = other == Some(n.qualified.as_str()) || m["digest"] == json!(digest);
-            if !same {
-                let other = other
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("image {}", m["digest"].as_str().unwrap_or("?")));
-                return Err(collision(dest, &n.tag, &other, &n.full));
+            if other.is_some_and(|o| names.iter().any(|x| x.qualified == o)) {
+                continue;
             }
+            let other = other
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("image {}", m["digest"].as_str().unwrap_or("?")));
+            return Err(collision(dest, &n.tag, &other, &n.full));
         }
-        manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(n.tag.as_str()));
     }
+    manifests.retain(|m| !names.iter().any(|n| replaced(m, n)));
     for n in &names {
         manifests.push(root_descriptor(root, Some(n)));
     }
@@ -153,25 +168,42 @@ mod tests {
     }
 
     #[test]
-    fn two_names_sharing_a_tag_are_refused_not_dropped() {
+    fn names_sharing_a_tag_each_get_an_entry_for_the_one_image() {
         let mut m = Vec::new();
-        let e = add_entries(
-            &mut m,
-            &root(1),
-            &[name("team/a:1"), name("other/c:1")],
-            Path::new("l"),
-        )
-        .unwrap_err();
-        assert!(
-            e.to_string().contains("team/a:1") && e.to_string().contains("other/c:1"),
-            "{e}"
-        );
-        assert!(m.is_empty());
-        // Across runs too: the layout already names other/c:1 with tag 1.
+        let names = [name("team/a:1"), name("127.0.0.1:5000/mocks/app:1")];
+        add_entries(&mut m, &root(1), &names, Path::new("l")).unwrap();
+        assert_eq!(m.len(), 2);
+        for (e, full) in m
+            .iter()
+            .zip(["docker.io/team/a:1", "127.0.0.1:5000/mocks/app:1"])
+        {
+            assert_eq!(e["annotations"][REF_NAME], "1");
+            assert_eq!(e["annotations"][CONTAINERD_NAME], full);
+            assert_eq!(e["digest"], json!(root(1).digest()));
+        }
+        // Written again (an unchanged rebuild): still one entry per name.
+        add_entries(&mut m, &root(1), &names, Path::new("l")).unwrap();
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn a_tag_naming_a_different_earlier_image_is_refused() {
+        let mut m = Vec::new();
         add_entries(&mut m, &root(1), &[name("other/c:1")], Path::new("l")).unwrap();
         let e = add_entries(&mut m, &root(2), &[name("team/a:1")], Path::new("l")).unwrap_err();
         assert!(e.to_string().contains("other/c:1"), "{e}");
-        assert_eq!(m.len(), 1);
+        assert_eq!(m.len(), 1, "nothing changed");
+        // Moving both names of the tag to the new image leaves no collision.
+        add_entries(&mut m, &root(1), &[name("team/a:1")], Path::new("l")).unwrap();
+        add_entries(
+            &mut m,
+            &root(2),
+            &[name("team/a:1"), name("other/c:1")],
+            Path::new("l"),
+        )
+        .unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(m.iter().all(|e| e["digest"] == json!(root(2).digest())));
     }
 
     #[test]

@@ -30,12 +30,22 @@ pub(crate) async fn copy_blob<W>(
     mut write: impl for<'a> FnMut(&'a mut W, ByteStream) -> BoxFuture<'a, Result<()>>,
 ) -> Result<()> {
     let mut attempts = 0;
+    // A base layer is read whole here anyway: check its diff_id on the way (the layer this
+    // build made is right by construction).
+    let diff_id = if src.blobs.local(&d.digest) {
+        None
+    } else {
+        crate::sink::diffid::diff_ids(src).remove(&d.digest)
+    };
     loop {
-        let s = blob::verified(
+        let mut s = blob::verified(
             src.blobs.open(d).await?,
             d,
             format!("blob {} from {}", d.digest, src.name),
         );
+        if let Some(id) = &diff_id {
+            s = crate::sink::diffid::checked(s, d, id);
+        }
         match write(target, s).await {
             Ok(()) => return Ok(()),
             Err(e) if should_refetch(&e, attempts) => {

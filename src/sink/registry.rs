@@ -2,8 +2,10 @@
 //! in another repository, uploaded otherwise), then manifests children first, and tags last.
 use crate::error::{Error, Result};
 use crate::oci::blob::Source;
-use crate::oci::image::Root;
+use crate::oci::image::media;
+use crate::oci::image::{Doc, Root};
 use crate::oci::reference::RegistryRef;
+use crate::registry::error::ErrorCode;
 use crate::registry::{mount_scopes, scopes_for, Mount, Registry, RegistryOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use oci_client::RegistryOperation;
@@ -47,6 +49,12 @@ pub(crate) async fn push(
     let mut stats = PushStats::default();
     let mut done_repos: Vec<String> = Vec::new();
     let root_digest = src.root.digest();
+    // Every blob a manifest names is put or found by this push unless a layer is foreign.
+    let settles = !src
+        .root
+        .blobs()?
+        .iter()
+        .any(|d| media::is_foreign(&d.media_type));
     let mut tags: Vec<(Arc<Registry>, RegistryRef, Vec<String>)> = Vec::new();
     for t in targets {
         let reg = match conns.iter().find(|(h, _)| h == &t.registry) {
@@ -57,11 +65,7 @@ pub(crate) async fn push(
                 r
             }
         };
-        let from = src.blobs.registry().filter(|f| f.same_registry(t));
-        let scopes = match from {
-            Some(f) => mount_scopes(t, f),
-            None => scopes_for(t, RegistryOperation::Push),
-        };
+        let scopes = push_scopes(src, t)?;
         let tagged = t.tag.as_ref().map(|tag| RegistryRef {
             tag: Some(tag.clone()),
             digest: None,
@@ -96,15 +100,14 @@ pub(crate) async fn push(
                     .map(|img| {
                         let r = t.with_digest(&img.manifest.digest());
                         let (reg, scopes) = (&reg, &scopes);
-                        async move { reg.put_manifest(&r, &img.manifest, scopes).await }
+                        async move { put_manifest(reg, &r, &img.manifest, scopes, settles).await }
                     })
                     .buffer_unordered(reg.opts.concurrency.max(1))
                     .try_collect::<Vec<()>>()
                     .await?;
             }
             if tagged.is_none() {
-                reg.put_manifest(&by_digest, src.root.doc(), &scopes)
-                    .await?;
+                put_manifest(&reg, &by_digest, src.root.doc(), &scopes, settles).await?;
             }
         }
         if let Some(r) = tagged.filter(|_| !tag_done) {
@@ -114,9 +117,84 @@ pub(crate) async fn push(
     // Every repository holds everything now: move the tags, one after another, so that a tag
     // refused for good leaves the ones after it where they were.
     for (reg, r, scopes) in &tags {
-        reg.put_manifest(r, src.root.doc(), scopes).await?;
+        put_manifest(reg, r, src.root.doc(), scopes, settles).await?;
     }
     Ok(stats)
+}
+
+/// The token scopes of a push to `t`: push on the target, and pull on every repository of the
+/// same registry that a blob can be mounted from (one scope set, so one token).
+fn push_scopes(src: &Source, t: &RegistryRef) -> Result<Vec<String>> {
+    let mut froms: Vec<&RegistryRef> = Vec::new();
+    if let Some(f) = src.blobs.registry() {
+        froms.push(f);
+    }
+    for d in src.root.distributable_blobs()? {
+        if let Some(f) = src.blobs.registry_of(&d.digest) {
+            if !froms.iter().any(|g| g.repo_name() == f.repo_name()) {
+                froms.push(f);
+            }
+        }
+    }
+    let mut froms = froms.into_iter().filter(|f| f.same_registry(t));
+    let Some(first) = froms.next() else {
+        return Ok(scopes_for(t, RegistryOperation::Push));
+    };
+    let mut scopes = mount_scopes(t, first);
+    for f in froms {
+        let s = format!("repository:{}:pull", f.repository);
+        if !scopes.contains(&s) {
+            scopes.push(s);
+        }
+    }
+    Ok(scopes)
+}
+
+/// How often a manifest is PUT again while the registry still says a blob or child manifest
+/// it names is unknown, after this push put or found every one of them.
+const SETTLE_TRIES: u32 = 4;
+
+/// PUTs a manifest whose blobs and child manifests are all in the repository (`settles`: this
+/// push put or found each one; no foreign layer). Such a manifest answered `MANIFEST_BLOB_UNKNOWN`
+/// (or `BLOB_UNKNOWN`) is not refused for good: CNCF distribution's filesystem storage rewrites
+/// a repository's link file in place each time a blob or manifest is put or mounted, and another
+/// push of the same image into the same repository reads as "unknown" for that instant (seen
+/// with four builds pushing one base's image to one repository at once). So it is asked again,
+/// a few times with the usual backoff; anywhere else those codes stay final.
+async fn put_manifest(
+    reg: &Registry,
+    target: &RegistryRef,
+    doc: &Doc,
+    scopes: &[String],
+    settles: bool,
+) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match reg.put_manifest(target, doc, scopes).await {
+            Err(e) if settles && attempt < SETTLE_TRIES && names_unknown(&e) => {
+                let wait = crate::registry::retry::backoff(reg.opts.backoff, attempt);
+                attempt += 1;
+                tracing::warn!(
+                    "{e} — every blob it names is in the repository, so the registry is still \
+                     settling a concurrent write; retry {attempt}/{SETTLE_TRIES} in {wait:?}"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            r => return r,
+        }
+    }
+}
+
+/// The registry answered that a manifest names a blob or manifest it does not hold.
+fn names_unknown(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Registry { cause, .. }
+            if matches!(
+                cause.code,
+                Some(ErrorCode::ManifestBlobUnknown | ErrorCode::BlobUnknown)
+            )
+    )
 }
 
 async fn push_blobs(
@@ -133,11 +211,10 @@ async fn push_blobs(
     // Uploads (two requests each where the registry declines a single-request upload) start
     // first, so that the one-request mounts and HEADs fill in behind them within --jobs.
     blobs.sort_by_key(|d| !src.blobs.local(&d.digest));
-    let from = src.blobs.registry().cloned();
     futures_util::stream::iter(blobs.iter().map(|d| {
         let (uploaded, uploaded_bytes, mounted, existing) =
             (&uploaded, &uploaded_bytes, &mounted, &existing);
-        let from = from.as_ref();
+        let from = src.blobs.registry_of(&d.digest);
         async move {
             // Blobs made here (the config layer, in memory or spooled, and the configs) are
             // nowhere to mount from: upload them straight away.

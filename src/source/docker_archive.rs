@@ -4,7 +4,7 @@ use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::digest::{self, Hasher};
 use crate::oci::image::{media, Doc, Image, Root};
-use crate::source::store::{LocalBlobs, Store};
+use crate::source::store::{LocalBlobs, Store, MAX_CONFIG, MAX_MANIFEST};
 use crate::source::tar_index::{entry_name, TarIndex};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -19,18 +19,19 @@ pub(crate) fn open(path: &Path, name: String) -> Result<Source> {
     let path = path.as_path();
     let index = TarIndex::open(path)?;
     let what = format!("docker archive {}", path.display());
-    let m: Value = serde_json::from_slice(&index.read("manifest.json").map_err(|_| {
-        Error::path(
+    if index.get("manifest.json").is_none() {
+        return Err(Error::path(
             path,
             "has no manifest.json — not a docker-archive (try oci-archive:)",
-        )
-    })?)
-    .map_err(|e| {
-        Error::invalid(
-            format!("{what} manifest.json"),
-            format!("not valid JSON: {e}"),
-        )
-    })?;
+        ));
+    }
+    let m: Value =
+        serde_json::from_slice(&index.read("manifest.json", MAX_MANIFEST)?).map_err(|e| {
+            Error::invalid(
+                format!("{what} manifest.json"),
+                format!("not valid JSON: {e}"),
+            )
+        })?;
     let entries = m
         .as_array()
         .filter(|a| !a.is_empty())
@@ -42,7 +43,7 @@ pub(crate) fn open(path: &Path, name: String) -> Result<Source> {
         .ok_or_else(|| Error::invalid(&what, "manifest.json entry lacks Config"))?;
     let config_path = entry_name(Path::new(config_path))
         .ok_or_else(|| Error::invalid(&what, "manifest.json Config path is unsafe"))?;
-    let config = Doc::new(media::DOCKER_CONFIG, index.read(&config_path)?);
+    let config = Doc::new(media::DOCKER_CONFIG, index.read(&config_path, MAX_CONFIG)?);
     let diff_ids: Vec<String> = serde_json::from_slice::<Value>(&config.bytes)
         .ok()
         .and_then(|c| c["rootfs"]["diff_ids"].as_array().cloned())

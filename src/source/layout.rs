@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::digest;
 use crate::oci::image::{check_manifest, media, Descriptor, Doc, Image, Root};
-use crate::source::store::{blob_path, LocalBlobs, Store};
+use crate::source::store::{blob_path, LocalBlobs, Store, MAX_CONFIG, MAX_MANIFEST};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,9 +27,10 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
         };
         return Err(Error::path(PathBuf::from(store.describe()), hint));
     }
-    let idx: Value = serde_json::from_slice(&store.read("index.json")?).map_err(|e| {
-        Error::invalid(format!("{what} index.json"), format!("not valid JSON: {e}"))
-    })?;
+    let idx: Value =
+        serde_json::from_slice(&store.read("index.json", MAX_MANIFEST)?).map_err(|e| {
+            Error::invalid(format!("{what} index.json"), format!("not valid JSON: {e}"))
+        })?;
     let entries = idx
         .get("manifests")
         .and_then(Value::as_array)
@@ -40,7 +41,7 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
         .map(|(i, e)| Descriptor::from_json(e, &format!("{what} index.json manifests[{i}]")))
         .collect::<Result<_>>()?;
     let chosen = choose(&descs, tag, &what)?;
-    let doc = read_doc(&store, chosen, &what)?;
+    let doc = read_doc(&store, chosen, &what, MAX_MANIFEST)?;
     let root = if media::is_index(&chosen.media_type) {
         check_manifest(&doc.bytes, Some(&chosen.media_type), &what)?;
         let v = doc.json(&what)?;
@@ -64,7 +65,7 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
                 );
                 continue;
             }
-            let child = read_doc(&store, &d, &what)?;
+            let child = read_doc(&store, &d, &what, MAX_MANIFEST)?;
             images.push(load_image(&store, child, Some(d), &what)?);
         }
         if images.is_empty() {
@@ -91,12 +92,14 @@ pub(crate) fn open(store: Store, tag: Option<&str>, name: String) -> Result<Sour
 }
 
 /// The `index.json` entry the user means: the one tagged `tag` (by OCI ref name, or the tag of
-/// its containerd name), or the only one.
+/// its containerd name), or the only one; several entries of one digest are one image.
 fn choose<'a>(descs: &'a [Descriptor], tag: Option<&str>, what: &str) -> Result<&'a Descriptor> {
-    let names: Vec<String> = descs
-        .iter()
-        .filter_map(|d| d.annotation(REF_NAME).map(str::to_string))
-        .collect();
+    let mut names: Vec<String> = Vec::new();
+    for n in descs.iter().filter_map(|d| d.annotation(REF_NAME)) {
+        if !names.iter().any(|x| x == n) {
+            names.push(n.to_string());
+        }
+    }
     match tag {
         Some(t) => descs
             .iter()
@@ -115,7 +118,10 @@ fn choose<'a>(descs: &'a [Descriptor], tag: Option<&str>, what: &str) -> Result<
                     }
                 ))
             }),
-        None if descs.len() == 1 => Ok(&descs[0]),
+        // One image under several names (`ctr images export`, `mockimg build --tag a --tag b`).
+        None if descs.iter().all(|d| d.digest == descs[0].digest) && !descs.is_empty() => {
+            Ok(&descs[0])
+        }
         None if descs.is_empty() => Err(Error::invalid(what, "index.json lists no image")),
         None => Err(Error::Usage(format!(
             "{what} holds {} images; name one with :TAG (it has: {})",
@@ -125,14 +131,27 @@ fn choose<'a>(descs: &'a [Descriptor], tag: Option<&str>, what: &str) -> Result<
     }
 }
 
-/// A manifest, index or config the layout holds, checked against its digest.
-fn read_doc(store: &Store, d: &Descriptor, what: &str) -> Result<Doc> {
-    let bytes = store.read(&blob_path(&d.digest)?).map_err(|_| {
-        Error::path(
-            PathBuf::from(store.describe()),
+/// A manifest, index or config the layout holds, checked against its descriptor's size and
+/// digest; at most `cap` bytes are read.
+fn read_doc(store: &Store, d: &Descriptor, what: &str, cap: u64) -> Result<Doc> {
+    let name = blob_path(&d.digest)?;
+    let at = || PathBuf::from(store.describe());
+    if !store.has(&name) {
+        return Err(Error::path(
+            at(),
             format!("{what}: blob {} is missing — the archive's index.json points at a blob it does not hold", d.digest),
-        )
-    })?;
+        ));
+    }
+    if d.size > cap {
+        return Err(Error::invalid(
+            what,
+            format!(
+                "its descriptor says blob {} is {} bytes, more than the {cap} it may hold — refusing to load it",
+                d.digest, d.size
+            ),
+        ));
+    }
+    let bytes = store.read(&name, cap)?;
     let got = digest::sha256(&bytes);
     if got != d.digest {
         return Err(Error::DigestMismatch {
@@ -140,6 +159,17 @@ fn read_doc(store: &Store, d: &Descriptor, what: &str) -> Result<Doc> {
             expected: d.digest.clone(),
             actual: got,
         });
+    }
+    if bytes.len() as u64 != d.size {
+        return Err(Error::path(
+            at(),
+            format!(
+                "{what}: blob {} holds {} bytes, but its descriptor says {} — fix the descriptor",
+                d.digest,
+                bytes.len(),
+                d.size
+            ),
+        ));
     }
     Ok(Doc::new(d.media_type.clone(), bytes))
 }
@@ -157,7 +187,7 @@ fn load_image(
         index_entry: entry,
     };
     let cd = tmp.config_descriptor()?;
-    let config = read_doc(store, &cd, &format!("{what} config"))?;
+    let config = read_doc(store, &cd, &format!("{what} config"), MAX_CONFIG)?;
     Ok(Image { config, ..tmp })
 }
 
@@ -193,6 +223,31 @@ mod tests {
             "{msg}"
         );
         assert!(!e.is_retryable(), "refused, not retried as corrupt: {msg}");
+    }
+
+    fn entry(digest_byte: char, full: &str, tag: &str) -> Descriptor {
+        let e = json!({
+            "mediaType": media::OCI_INDEX,
+            "digest": format!("sha256:{}", digest_byte.to_string().repeat(64)),
+            "size": 2,
+            "annotations": {REF_NAME: tag, CONTAINERD_NAME: full},
+        });
+        Descriptor::from_json(&e, "t").unwrap()
+    }
+
+    #[test]
+    fn several_names_of_one_image_need_no_tag_and_share_one() {
+        let one = [
+            entry('a', "docker.io/team/a:1", "1"),
+            entry('a', "127.0.0.1:5000/mocks/app:1", "1"),
+        ];
+        assert_eq!(choose(&one, None, "l").unwrap().digest, one[0].digest);
+        assert_eq!(choose(&one, Some("1"), "l").unwrap().digest, one[0].digest);
+        let two = [entry('a', "x/a:1", "1"), entry('b', "x/b:2", "2")];
+        let e = choose(&two, None, "l").unwrap_err().to_string();
+        assert!(e.contains("holds 2 images") && e.contains("1, 2"), "{e}");
+        let e = choose(&one, Some("9"), "l").unwrap_err().to_string();
+        assert!(e.contains("(it has: 1)"), "{e}");
     }
 
     #[test]

@@ -8,9 +8,71 @@ use crate::source::tar_index::TarIndex;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::io::SeekFrom;
+use std::io::{Read, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncSeekExt;
+
+/// The most a manifest or index file may hold (distribution's own limit for manifests): a
+/// bigger one is a hostile or broken layout, and it would be read into memory.
+pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
+/// The most an image config may hold (as for configs pulled from a registry).
+pub(crate) const MAX_CONFIG: u64 = 64 << 20;
+
+/// Opens `path` for reading only if it is a regular file (a link to one is fine): a device
+/// (`/dev/zero`) would be read without end, a FIFO would block. The open itself never blocks,
+/// and the opened file is checked again so a swap in between is caught. Returns its size.
+pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
+    let not_regular = || {
+        Error::path(
+            path,
+            "is not a regular file (a device, FIFO, socket or directory) — refusing to read it",
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("opening", path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io("opening", path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io("opening", path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    Ok((f, meta.len()))
+}
+
+/// Reads at most `cap` bytes of `r`, which claims to hold `size`: a file larger than `cap`
+/// is refused before reading, one that grows past it while read is refused then.
+pub(crate) fn read_capped(
+    mut r: impl Read,
+    size: u64,
+    cap: u64,
+    path: &Path,
+    name: &str,
+) -> Result<Vec<u8>> {
+    let too_big = |n: u64| {
+        Error::path(
+            path,
+            format!("{name} is {n} bytes, more than the {cap} a manifest, index or config may hold — refusing to load it"),
+        )
+    };
+    if size > cap {
+        return Err(too_big(size));
+    }
+    let mut v = Vec::with_capacity(size as usize);
+    (&mut r)
+        .take(cap + 1)
+        .read_to_end(&mut v)
+        .map_err(|e| Error::io("reading", path.join(name), e))?;
+    if v.len() as u64 > cap {
+        return Err(too_big(v.len() as u64));
+    }
+    Ok(v)
+}
 
 /// The files of a local image.
 pub(crate) enum Store {
@@ -49,46 +111,57 @@ impl Store {
         }
     }
 
-    /// Whether the file `name` is there.
+    /// Whether the file `name` is there (anything by that name: what it is, is checked when it
+    /// is read).
     pub(crate) fn has(&self, name: &str) -> bool {
         match self {
-            Store::Dir(d) => d.join(name).is_file(),
+            Store::Dir(d) => d.join(name).exists(),
             Store::Tar(ix) => ix.get(name).is_some(),
         }
     }
 
-    /// Reads a small file whole.
-    pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let missing = || Error::path(self.root(), format!("lacks {name}"));
+    /// Reads a small file whole, refusing one over `cap` bytes (see [`MAX_MANIFEST`]) or one
+    /// that is not a regular file.
+    pub(crate) fn read(&self, name: &str, cap: u64) -> Result<Vec<u8>> {
         match self {
-            Store::Dir(d) => std::fs::read(d.join(name)).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => missing(),
-                _ => Error::io("reading", d.join(name), e),
-            }),
-            Store::Tar(ix) => ix.read(name),
+            Store::Dir(d) => {
+                let p = d.join(name);
+                let (f, size) = open_regular(&p).map_err(|e| match &e {
+                    Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                        Error::path(self.root(), format!("lacks {name}"))
+                    }
+                    _ => e,
+                })?;
+                read_capped(f, size, cap, d, name)
+            }
+            Store::Tar(ix) => ix.read(name, cap),
         }
     }
 
-    /// Streams the file `name` without loading it.
-    async fn stream(&self, name: &str) -> Result<ByteStream> {
-        let (path, off, size) = match self {
+    /// Streams the file `name` without loading it; it must hold exactly `want` bytes (its
+    /// descriptor's size), so a sparse or growing file is refused before it is read.
+    async fn stream(&self, name: &str, want: u64) -> Result<ByteStream> {
+        let (f, path, off, size) = match self {
             Store::Dir(d) => {
                 let p = d.join(name);
-                let size = std::fs::metadata(&p)
-                    .map_err(|e| Error::io("opening blob", &p, e))?
-                    .len();
-                (p, 0, size)
+                let (f, size) = open_regular(&p)?;
+                (f, p, 0, size)
             }
             Store::Tar(ix) => {
                 let (off, size) = ix
                     .get(name)
                     .ok_or_else(|| Error::path(ix.path(), format!("lacks {name}")))?;
-                (ix.path().to_path_buf(), off, size)
+                let (f, _) = open_regular(ix.path())?;
+                (f, ix.path().to_path_buf(), off, size)
             }
         };
-        let mut f = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Error::io("opening blob", &path, e))?;
+        if size != want {
+            return Err(Error::path(
+                self.root(),
+                format!("holds {size} bytes at {name}, but its descriptor says {want} — the image is damaged; export it again"),
+            ));
+        }
+        let mut f = tokio::fs::File::from_std(f);
         f.seek(SeekFrom::Start(off))
             .await
             .map_err(|e| Error::io("reading blob", &path, e))?;
@@ -126,7 +199,7 @@ impl BlobSource for LocalBlobs {
                     ),
                 ));
             }
-            self.store.stream(&name).await
+            self.store.stream(&name, desc.size).await
         })
     }
 }

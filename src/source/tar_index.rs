@@ -3,6 +3,7 @@
 //! could point outside the archive are refused while indexing, so nothing past this point has to
 //! think about them.
 use crate::error::{Error, Result};
+use crate::source::store::{open_regular, read_capped};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
@@ -34,8 +35,7 @@ impl TarIndex {
     /// large archive costs a few reads). Entries with absolute or `..` paths are rejected: they
     /// mark a hostile or broken archive.
     pub fn open(path: &Path) -> Result<TarIndex> {
-        let f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let (f, len) = open_regular(path)?;
         let mut ar = tar::Archive::new(std::io::BufReader::new(f));
         let mut entries = HashMap::new();
         let mut links: Vec<(String, String)> = Vec::new();
@@ -96,18 +96,7 @@ impl TarIndex {
                 "is truncated ({len} bytes; the end-of-archive marker is missing)"
             )));
         }
-        // Links may point at links; a chain longer than the archive is a loop.
-        for _ in 0..=links.len() {
-            let before = entries.len();
-            for (name, target) in &links {
-                if let Some(&e) = entries.get(target) {
-                    entries.entry(name.clone()).or_insert(e);
-                }
-            }
-            if entries.len() == before {
-                break;
-            }
-        }
+        resolve_links(&mut entries, &links);
         if entries.is_empty() {
             return Err(bad("is empty or not a tar archive".into()));
         }
@@ -140,22 +129,75 @@ impl TarIndex {
             return Ok(None);
         };
         let path = &self.path;
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io("opening archive", path, e))?;
+        let (mut f, _) = open_regular(path)?;
         f.seek(SeekFrom::Start(off))
             .map_err(|e| Error::io("reading archive", path, e))?;
         Ok(Some((f.take(size), size)))
     }
 
-    /// Reads a small file whole.
-    pub(crate) fn read(&self, name: &str) -> Result<Vec<u8>> {
-        let (mut r, size) = self
+    /// Reads a small file whole, refusing one over `cap` bytes.
+    pub(crate) fn read(&self, name: &str, cap: u64) -> Result<Vec<u8>> {
+        let (r, size) = self
             .reader(name)?
             .ok_or_else(|| Error::path(&self.path, format!("lacks {name}")))?;
-        let mut v = Vec::with_capacity(size as usize);
-        r.read_to_end(&mut v)
-            .map_err(|e| Error::io("reading archive", &self.path, e))?;
-        Ok(v)
+        read_capped(r, size, cap, &self.path, name)
     }
+}
+
+/// How many links a name may pass through before reaching a file (the kernel's own limit):
+/// a longer chain, like a loop, resolves to nothing.
+const MAX_LINK_HOPS: usize = 40;
+
+/// Adds every link that leads to a file (within [`MAX_LINK_HOPS`]) to `entries`, as that file.
+/// Each link's resolution is remembered, so a chain is walked once, not once per link on it:
+/// the work is linear in the number of links. Returns how many hops were followed.
+fn resolve_links(entries: &mut HashMap<String, (u64, u64)>, links: &[(String, String)]) -> usize {
+    // A name that is also a regular file is that file (as before: files win over links).
+    let mut targets: HashMap<&str, &str> = HashMap::with_capacity(links.len());
+    for (name, target) in links {
+        if !entries.contains_key(name) {
+            targets.entry(name.as_str()).or_insert(target.as_str());
+        }
+    }
+    // Resolved links: the file they reach and how many hops it took; `None` for nothing.
+    type Reached = Option<((u64, u64), usize)>;
+    let mut memo: HashMap<&str, Reached> = HashMap::with_capacity(links.len());
+    let mut hops = 0;
+    for &start in targets.keys() {
+        let mut path: Vec<&str> = Vec::new();
+        let mut cur = start;
+        let end = loop {
+            if let Some(&e) = entries.get(cur) {
+                break Some((e, 0));
+            }
+            if let Some(&m) = memo.get(cur) {
+                break m;
+            }
+            let Some(&next) = targets.get(cur) else {
+                break None; // a dangling link
+            };
+            if path.len() > MAX_LINK_HOPS {
+                // Too long or a loop: only `start` is known to be out of reach; the links
+                // nearer the file are decided by their own walks.
+                path.truncate(1);
+                break None;
+            }
+            path.push(cur);
+            cur = next;
+            hops += 1;
+        };
+        let mut end = end;
+        for &name in path.iter().rev() {
+            end = end.and_then(|(e, d)| (d < MAX_LINK_HOPS).then_some((e, d + 1)));
+            memo.insert(name, end);
+        }
+    }
+    for (name, m) in memo {
+        if let Some((e, _)) = m {
+            entries.insert(name.to_string(), e);
+        }
+    }
+    hops
 }
 
 /// A path named inside an archive (an entry, or a file `manifest.json` points at) as the key the
@@ -238,7 +280,7 @@ mod tests {
     }
 
     fn read(ix: &TarIndex, name: &str) -> Vec<u8> {
-        ix.read(name).unwrap()
+        ix.read(name, 1 << 20).unwrap()
     }
 
     #[test]
@@ -290,6 +332,50 @@ mod tests {
         ]);
         let ix = TarIndex::open(f.path()).unwrap();
         assert!(ix.get("l1").is_none() && ix.get("x").is_some());
+    }
+
+    /// A chain `l0 -> file`, `l1 -> l0`, …, as link pairs.
+    fn chain(n: usize) -> Vec<(String, String)> {
+        (0..n)
+            .map(|i| {
+                let target = if i == 0 {
+                    "file".into()
+                } else {
+                    format!("l{}", i - 1)
+                };
+                (format!("l{i}"), target)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_link_chain_is_resolved_in_linear_steps_up_to_the_hop_limit() {
+        let n = 20_000;
+        let mut entries = HashMap::from([("file".to_string(), (512, 3))]);
+        let hops = resolve_links(&mut entries, &chain(n));
+        // Quadratic resolution would take ~n²/2 = 2·10⁸ steps; each link costs at most one walk
+        // of the hop limit here.
+        assert!(hops <= n * (MAX_LINK_HOPS + 2), "{hops} steps");
+        assert_eq!(
+            entries.get(&format!("l{}", MAX_LINK_HOPS - 1)),
+            Some(&(512, 3))
+        );
+        assert!(!entries.contains_key(&format!("l{MAX_LINK_HOPS}")));
+        assert!(!entries.contains_key(&format!("l{}", n - 1)));
+        assert_eq!(entries.len(), 1 + MAX_LINK_HOPS);
+    }
+
+    #[test]
+    fn a_20000_link_chain_archive_opens() {
+        use tar::EntryType::{Regular, Symlink};
+        let links = chain(20_000);
+        let mut spec = vec![("file", Regular, "abc")];
+        spec.extend(links.iter().map(|(n, t)| (n.as_str(), Symlink, t.as_str())));
+        let f = tar_with(&spec);
+        let ix = TarIndex::open(f.path()).unwrap();
+        assert_eq!(read(&ix, "l0"), b"abc");
+        assert_eq!(read(&ix, &format!("l{}", MAX_LINK_HOPS - 1)), b"abc");
+        assert!(ix.get("l19999").is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Test harness: the real CNCF distribution registry on an ephemeral loopback port, the mockimg
 //! binary, and independent readers (skopeo, umoci). Each test file includes this module.
 #![allow(dead_code)]
+pub mod containerd;
 pub mod fixtures;
 pub mod moto;
 pub mod ocicheck;
@@ -67,6 +68,11 @@ impl Registry {
     /// Over HTTPS with `server` as its certificate; with `client_ca`, it requires client
     /// certificates signed by that CA (mTLS).
     pub fn start_tls(server: &tls::Pair, client_ca: Option<&tls::TestCa>) -> Registry {
+        Self::start_tls_pem(server, client_ca.map(|ca| ca.pem()).as_deref())
+    }
+
+    /// [`Registry::start_tls`] with the client CA given as PEM (one made by another tool).
+    pub fn start_tls_pem(server: &tls::Pair, client_ca_pem: Option<&str>) -> Registry {
         let files = tempfile::tempdir().unwrap();
         let (cert, key) = (
             files.path().join("server.crt"),
@@ -79,9 +85,9 @@ impl Registry {
             cert.display(),
             key.display()
         );
-        if let Some(ca) = client_ca {
+        if let Some(pem) = client_ca_pem {
             let p = files.path().join("client-ca.crt");
-            std::fs::write(&p, ca.pem()).unwrap();
+            std::fs::write(&p, pem).unwrap();
             yaml.push_str(&format!("    clientcas:\n      - {}\n", p.display()));
         }
         let reg = Self::start_full(None, None, &yaml);

@@ -1,8 +1,9 @@
 //! The config tree as zip entries under `config/`: walked with the layer's filters, symlinks
 //! stored as copies of what they point to.
 use super::zipfile::{copy_tagged, file_options, zip_msg, zip_time};
-use super::{BundleOptions, CONFIG_DIR};
+use super::{BundleOptions, CONFIG_DIR, LAMBDA_TASK_ROOT};
 use crate::error::{Error, Result};
+use crate::mutate::outside::OutsideFile;
 use crate::mutate::walk::{self, EntryKind};
 use std::fs;
 use std::io::{Seek, Write};
@@ -122,4 +123,56 @@ pub(super) fn add_config<W: Write + Seek>(
         }
     }
     Ok((items.len() + 1, files))
+}
+
+/// Writes the referenced files from outside the config directory at their paths below the zip's
+/// root, sorted by path; returns the entries written. No directory entries: a name the engine's
+/// archive holds as a directory stays its own. A name the engine already uses is refused.
+pub(super) fn add_outside<W: Write + Seek>(
+    files: &[OutsideFile],
+    zip: &mut ZipWriter<W>,
+    mtime: u64,
+    out: &Path,
+) -> Result<usize> {
+    let time = zip_time(mtime);
+    let mut sorted: Vec<&OutsideFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    for f in &sorted {
+        let name = Path::new(&f.path)
+            .strip_prefix(LAMBDA_TASK_ROOT)
+            .ok()
+            .and_then(|p| p.to_str())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                Error::path(
+                    &f.source,
+                    format!("'{}' has no place in the Lambda zip", f.path),
+                )
+            })?;
+        let (mut src, meta) = walk::open_regular(&f.source)
+            .map_err(|e| Error::io("reading config file", &f.source, e))?;
+        let size = meta.len();
+        let opts = file_options(time, if f.executable { 0o755 } else { 0o644 }, size);
+        zip.start_file(name, opts).map_err(|e| {
+            Error::path(
+                &f.source,
+                format!(
+                    "'{}' ({}: {}) would be {} in the Lambda zip, which the engine's archive \
+                     cannot share ({}) — move the file into the config directory",
+                    f.reference,
+                    f.config,
+                    f.key,
+                    f.path,
+                    zip_msg(&e)
+                ),
+            )
+        })?;
+        copy_tagged(
+            &mut src,
+            zip,
+            |e| Error::io("reading config file", &f.source, e),
+            |e| Error::io("writing bundle", out, e),
+        )?;
+    }
+    Ok(sorted.len())
 }

@@ -38,13 +38,15 @@ pub(super) fn copy_jvm_engine<W: Write + Seek>(
     // Check every entry before writing any, so a damaged download fails with its name rather
     // than producing a zip the Lambda runtime cannot load.
     let mut keep = Vec::with_capacity(archive.len());
+    let mut links: Vec<(String, String)> = Vec::new();
+    let mut names: Vec<String> = Vec::with_capacity(archive.len());
     for i in 0..archive.len() {
-        let (name, method, end) = {
+        let (name, method, end, link) = {
             let f = archive
                 .by_index_raw(i)
                 .map_err(|e| bad(format!("entry #{i}: {} — download it again", zip_msg(&e))))?;
             let end = f.data_start().checked_add(f.compressed_size());
-            (f.name().to_owned(), f.compression(), end)
+            (f.name().to_owned(), f.compression(), end, f.is_symlink())
         };
         if unsafe_entry_name(&name) {
             return Err(bad(format!(
@@ -72,11 +74,22 @@ pub(super) fn copy_jvm_engine<W: Write + Seek>(
                 ))
             })?;
         }
+        if link {
+            let target = read_link_target(&mut archive, i)
+                .map_err(|e| bad(format!("entry {name:?}: {e} — download it again")))?;
+            links.push((name.clone(), target));
+        }
+        names.push(name.clone());
         if is_under_config(&name) {
             tracing::debug!("dropping {name} from the engine zip; the bundled config replaces it");
         } else {
             keep.push(i);
         }
+    }
+    if let Some(msg) = escaping_link(&links, &names) {
+        return Err(bad(format!(
+            "{msg} — refusing to bundle it; use an official engine zip"
+        )));
     }
 
     let zerr = |name: &str, e: ZipError| {
@@ -120,6 +133,108 @@ pub(super) fn copy_jvm_engine<W: Write + Seek>(
         }
     }
     Ok((keep.len(), 0))
+}
+
+/// A link's target is its content; a real one is a short path, so a long one is refused
+/// rather than read into memory.
+fn read_link_target<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    i: usize,
+) -> Result<String, String> {
+    const MAX_TARGET: u64 = 4096;
+    let f = archive.by_index(i).map_err(|e| zip_msg(&e))?;
+    if f.size() > MAX_TARGET {
+        return Err(format!("is a link with a {}-byte target", f.size()));
+    }
+    let mut target = String::new();
+    f.take(MAX_TARGET)
+        .read_to_string(&mut target)
+        .map_err(|e| format!("is a link with an unreadable target ({e})"))?;
+    Ok(target)
+}
+
+/// The first link entry that would let the Lambda runtime (or anyone unzipping the bundle)
+/// reach outside the task root: an absolute target, one whose `..` climbs above the zip root
+/// (links the path passes through are followed, so `a -> .` cannot hide a climb), or an entry
+/// stored beneath a link (written through it on extraction).
+pub(super) fn escaping_link(links: &[(String, String)], names: &[String]) -> Option<String> {
+    let map: std::collections::HashMap<&str, &str> = links
+        .iter()
+        .map(|(n, t)| (n.trim_end_matches('/'), t.as_str()))
+        .collect();
+    for (name, target) in links {
+        if resolve_in_zip(name.trim_end_matches('/'), target, &map).is_none() {
+            return Some(format!(
+                "link entry {name:?} points outside the zip ({target:?})"
+            ));
+        }
+    }
+    for name in names {
+        let parts: Vec<&str> = name
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        for k in 1..parts.len() {
+            let dir = parts[..k].join("/");
+            if map.contains_key(dir.as_str()) {
+                return Some(format!(
+                    "entry {name:?} lies beneath the link entry {dir:?}"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Resolves `target` of the link `name` to a path inside the zip, following the zip's own
+/// links on the way (at most 40 hops, like the kernel); `None` if it leaves the zip or loops.
+fn resolve_in_zip(
+    name: &str,
+    target: &str,
+    links: &std::collections::HashMap<&str, &str>,
+) -> Option<Vec<String>> {
+    let mut hops = 0;
+    let mut parts: Vec<String> = name
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect();
+    parts.pop();
+    // Components still to walk, in reverse (a stack), so a followed link splices its target in.
+    let mut todo: Vec<String> = Vec::new();
+    let push_target = |todo: &mut Vec<String>, t: &str| -> Option<()> {
+        if t.starts_with('/')
+            || t.starts_with('\\')
+            || t.contains('\0')
+            || t.as_bytes().get(1) == Some(&b':')
+        {
+            return None;
+        }
+        todo.extend(t.split(['/', '\\']).rev().map(str::to_string));
+        Some(())
+    };
+    push_target(&mut todo, target)?;
+    while let Some(c) = todo.pop() {
+        match c.as_str() {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            _ => {
+                parts.push(c);
+                let here = parts.join("/");
+                if let Some(t) = links.get(here.as_str()) {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    parts.pop();
+                    push_target(&mut todo, t)?;
+                }
+            }
+        }
+    }
+    Some(parts)
 }
 
 /// True for names that would extract outside the Lambda task root.

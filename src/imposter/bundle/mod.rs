@@ -29,6 +29,11 @@ use zipfile::{hash_file, zip_msg};
 /// Top-level directory of the zip that the Lambda runtime reads config from.
 const CONFIG_DIR: &str = "config";
 
+/// Where Lambda unpacks the zip: the zip's root. A referenced file outside the config directory
+/// lands below it (`../openapi.yaml` from a top-level config is `/var/task/openapi.yaml`), never
+/// above.
+pub const LAMBDA_TASK_ROOT: &str = "/var/task";
+
 /// Name the Lambda custom runtime executes.
 const BOOTSTRAP: &str = "bootstrap";
 
@@ -63,6 +68,9 @@ pub struct BundleOptions {
     pub force: bool,
     /// The same filters an image build takes.
     pub walk: WalkOptions,
+    /// Referenced files outside the config directory (paths under [`LAMBDA_TASK_ROOT`]), found
+    /// by validation; written at the zip's root.
+    pub outside: Vec<crate::mutate::outside::OutsideFile>,
     /// Seconds since the epoch for every entry written here (`SOURCE_DATE_EPOCH`, else 0).
     /// Zip timestamps cannot go below 1980-01-01, so earlier values are clamped to it.
     pub mtime: u64,
@@ -81,6 +89,8 @@ pub struct BundleSummary {
     pub size: u64,
     /// Lower-case hex sha256 of the zip, as `sha256sum` prints it.
     pub sha256: String,
+    /// The referenced files from outside the config directory in the zip.
+    pub outside: Vec<crate::mutate::outside::OutsideFile>,
 }
 
 /// Builds the Lambda zip described by `opts` and moves it into place atomically.
@@ -103,6 +113,7 @@ pub fn bundle(opts: &BundleOptions) -> Result<BundleSummary> {
         let (entries, files) = config::add_config(&config, &mut zip, opts.mtime, &tmp_path)?;
         counts.0 += entries;
         counts.1 += files;
+        counts.0 += config::add_outside(&opts.outside, &mut zip, opts.mtime, &tmp_path)?;
         let buf = zip
             .finish()
             .map_err(|e| Error::path(&tmp_path, format!("finishing zip: {}", zip_msg(&e))))?;
@@ -130,6 +141,7 @@ pub fn bundle(opts: &BundleOptions) -> Result<BundleSummary> {
         config_files: counts.1,
         size,
         sha256,
+        outside: opts.outside.clone(),
     })
 }
 

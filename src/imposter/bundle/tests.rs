@@ -1,5 +1,5 @@
 //! Bundles built end to end from small engine archives the tests write.
-use super::jvm::{is_under_config, unsafe_entry_name};
+use super::jvm::{escaping_link, is_under_config, unsafe_entry_name};
 use super::zipfile::zip_time;
 use super::*;
 use sha2::{Digest as _, Sha256};
@@ -84,6 +84,7 @@ fn opts(config: &Path, engine: EngineArchive, output: PathBuf) -> BundleOptions 
         force: false,
         walk: WalkOptions::default(),
         mtime: 1_700_000_000,
+        outside: Vec::new(),
     }
 }
 
@@ -451,6 +452,57 @@ fn unsafe_engine_names_rejected() {
     assert!(is_under_config("config"));
     assert!(!is_under_config("configs/x"));
     assert!(!is_under_config("lib/config/x"));
+}
+
+#[test]
+fn engine_links_pointing_outside_the_zip_are_refused() {
+    let cfg = config_tree();
+    let work = tempfile::tempdir().unwrap();
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str);
+    let cases: [Case; 4] = [
+        (&[("lib/link", "/etc/passwd")], &[], "lib/link"),
+        (&[("lnk", "../../../../tmp")], &["lnk/pwned.txt"], "lnk"),
+        // Each hop stays inside; followed, `b` climbs out through `a -> .`.
+        (&[("a", "."), ("b", "a/a/../..")], &[], "\"b\""),
+        // A link that stays inside is kept, but nothing may be stored through it.
+        (&[("lnk", "lib")], &["lib/x", "lnk/pwned.txt"], "beneath"),
+    ];
+    for (links, files, named) in cases {
+        let path = work.path().join("evil.zip");
+        let mut z = ZipWriter::new(File::create(&path).unwrap());
+        z.start_file("ok.txt", SimpleFileOptions::default())
+            .unwrap();
+        for (name, target) in links {
+            z.add_symlink(*name, *target, SimpleFileOptions::default())
+                .unwrap();
+        }
+        for f in files {
+            z.start_file(*f, SimpleFileOptions::default()).unwrap();
+            z.write_all(b"x").unwrap();
+        }
+        z.finish().unwrap();
+        let out = work.path().join("out.zip");
+        let err = bundle(&opts(cfg.path(), EngineArchive::JvmZip(path), out.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("evil.zip") && err.contains(named) && err.contains("refusing"),
+            "{links:?}: {err}"
+        );
+        assert!(!out.exists());
+        assert!(leftovers(work.path()).is_empty());
+    }
+    let ok = |links: &[(&str, &str)]| {
+        let l: Vec<(String, String)> = links
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        escaping_link(&l, &[]).is_none()
+    };
+    assert!(ok(&[("bin/link", "run"), ("lib/up", "../bin/run")]));
+    assert!(ok(&[("a", "."), ("b", "a/a/x")]));
+    assert!(!ok(&[("l1", "l2"), ("l2", "l1/x")]), "a loop is refused");
+    assert!(!ok(&[("x", "C:\\win")]));
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! filter.
 use super::discover::rel_string;
 use super::parse::parse_config;
+use super::paths::{engine_word, Field, OutsidePolicy, Scope};
 use super::plugins::{is_placeholder, known_list, legacy_name_on_go, missing_from, short_name};
 use super::report::Finding;
 use crate::imposter::engine::EngineFacts;
 use crate::imposter::yaml::{describe, kind_of, untag};
+use crate::mutate::outside::OutsideFile;
 use crate::mutate::walk::{self, normalize, Excluded, Walk};
 use serde_norway::Value;
 use std::fs;
@@ -25,14 +27,6 @@ enum Ctx {
     Other,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum RefKind {
-    File,
-    /// A file, or an `http(s)://` or `s3://` URL the engine fetches itself.
-    FileOrUrl,
-    Dir,
-}
-
 /// Checks one config file, adding what it finds to `findings`.
 pub(super) struct Checker<'a> {
     /// Canonical config directory.
@@ -46,6 +40,10 @@ pub(super) struct Checker<'a> {
     /// The config file being checked, relative to `root`.
     pub(super) file: &'a str,
     pub(super) findings: &'a mut Vec<Finding>,
+    /// What to do with a referenced file outside the config directory.
+    pub(super) policy: &'a OutsidePolicy,
+    /// The outside files to ship, as found.
+    pub(super) outside: &'a mut Vec<OutsideFile>,
 }
 
 impl Checker<'_> {
@@ -169,12 +167,12 @@ impl Checker<'_> {
                     let name = key_name(k);
                     let child_key = join_key(key, &name);
                     let reference = match (name.as_str(), ctx) {
-                        ("file", Ctx::Response | Ctx::Step) => Some(RefKind::FileOrUrl),
-                        ("dir", Ctx::Response) => Some(RefKind::Dir),
-                        ("staticFile" | "scriptFile" | "wsdlFile" | "preloadFile", _) => {
-                            Some(RefKind::File)
-                        }
-                        ("specFile", _) => Some(RefKind::FileOrUrl),
+                        ("file", Ctx::Response) | ("staticFile", _) => Some(Field::ResponseFile),
+                        ("file", Ctx::Step) | ("scriptFile", _) => Some(Field::Script),
+                        ("dir", Ctx::Response) => Some(Field::ResponseDir),
+                        ("wsdlFile", _) => Some(Field::WsdlFile),
+                        ("preloadFile", _) => Some(Field::PreloadFile),
+                        ("specFile", _) => Some(Field::SpecFile),
                         _ => None,
                     };
                     if let Some(kind) = reference {
@@ -205,15 +203,15 @@ impl Checker<'_> {
         match untag(value) {
             Value::Sequence(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    self.check_ref(item, &format!("{key}[{i}]"), RefKind::File);
+                    self.check_ref(item, &format!("{key}[{i}]"), Field::ProtoFile);
                 }
             }
-            other => self.check_ref(other, key, RefKind::File),
+            other => self.check_ref(other, key, Field::ProtoFile),
         }
     }
 
-    fn check_ref(&mut self, value: &Value, key: &str, kind: RefKind) {
-        let what = if kind == RefKind::Dir {
+    fn check_ref(&mut self, value: &Value, key: &str, kind: Field) {
+        let what = if kind.is_dir() {
             "a directory path"
         } else {
             "a file path"
@@ -251,27 +249,61 @@ impl Checker<'_> {
         if is_placeholder(raw) {
             return;
         }
-        if kind == RefKind::FileOrUrl {
-            match remote_scheme(raw) {
-                Some("s3") => {
-                    self.findings.push(Finding::note(
-                        self.file,
-                        key,
-                        format!(
-                            "'{raw}' is fetched from S3 when the engine starts: the container \
-                             needs AWS credentials and a region then"
-                        ),
-                    ));
-                    return;
-                }
-                Some(_) => return,
-                None => {}
+        let gen = self.engine.generation;
+        if let Some(scheme) = kind.url_schemes(gen).iter().find(|s| raw.starts_with(*s)) {
+            if *scheme == "s3://" {
+                self.findings.push(Finding::note(
+                    self.file,
+                    key,
+                    format!(
+                        "'{raw}' is fetched from S3 when the engine starts: the container \
+                         needs AWS credentials and a region then"
+                    ),
+                ));
             }
+            return;
+        }
+        if let Some(scheme) = remote_scheme(raw) {
+            let accepted = kind.url_schemes(gen);
+            if accepted.iter().any(|s| s.starts_with(scheme)) {
+                // imposter-jvm-engine@v4.9.3 SpecificationLoaderService.kt:142-155 and
+                // imposter-go@v5.21.3 specloader.go:27-29 compare the prefix as written.
+                self.error(
+                    key,
+                    format!(
+                        "'{raw}' is not read as a URL: the {} engine only recognises {} written \
+                         in lower case, and looks for a local file of that name — write the \
+                         scheme in lower case",
+                        engine_word(gen),
+                        accepted.join(", ")
+                    ),
+                );
+                return;
+            }
+            let fix = if kind == Field::SpecFile {
+                "use an http(s) URL, a local file, or the JVM engine (--engine core)"
+            } else {
+                "download it into the config directory and reference it by path"
+            };
+            self.error(
+                key,
+                format!(
+                    "'{raw}' is a {scheme} URL, but the {} engine reads {} {} — {fix}",
+                    engine_word(gen),
+                    kind.plural(),
+                    if kind == Field::SpecFile {
+                        "from http(s) URLs or from disk"
+                    } else {
+                        "from disk only"
+                    }
+                ),
+            );
+            return;
         }
         self.check_path(raw, key, kind);
     }
 
-    fn check_path(&mut self, raw: &str, key: &str, kind: RefKind) {
+    fn check_path(&mut self, raw: &str, key: &str, kind: Field) {
         let dir = self.dir_display.display().to_string();
         if Path::new(raw).is_absolute() {
             self.error(
@@ -285,24 +317,35 @@ impl Checker<'_> {
         }
         let config_path = self.root.join(self.file);
         let config_dir = config_path.parent().unwrap_or(self.root);
-        let joined = config_dir.join(raw);
-        let Some(lexical) = normalize(&joined).filter(|p| p.starts_with(self.root)) else {
+        let base = if kind.resolved_from_root() {
+            self.root
+        } else {
+            config_dir
+        };
+        let folder = rel_string(config_dir.strip_prefix(self.root).unwrap_or(config_dir));
+        let gen = self.engine.generation;
+        let scope = kind.scope(gen);
+        let joined = base.join(raw);
+        let Some(lexical) = normalize(&joined) else {
             self.error(
                 key,
-                format!("'{raw}' escapes the config directory — move the file inside '{dir}'"),
+                format!("'{raw}' escapes the file system root — move the file inside '{dir}'"),
             );
             return;
         };
-        // The engine resolves a path against the config file's own folder and refuses one that
-        // leaves it, even to a sibling folder that ships in the image.
-        if !lexical.starts_with(config_dir) {
-            let folder = rel_string(config_dir.strip_prefix(self.root).unwrap_or(config_dir));
+        if !lexical.starts_with(self.root) {
+            self.outside_ref(raw, key, kind, &joined, &lexical, base);
+            return;
+        }
+        if scope == Scope::ConfigFileDir && !lexical.starts_with(config_dir) {
+            // imposter-jvm-engine@v4.9.3 FileUtil.kt:96-105, against the config file's folder.
             self.error(
                 key,
                 format!(
-                    "'{raw}' leaves the folder of this config file ('{folder}/'); the engine \
-                     refuses paths outside it — move the file into '{folder}/' (or the config \
-                     file next to it)"
+                    "'{raw}' leaves the folder of this config file ('{folder}/'); the JVM engine \
+                     refuses {} outside it — move the file into '{folder}/' (or the config file \
+                     next to it)",
+                    kind.plural()
                 ),
             );
             return;
@@ -331,11 +374,7 @@ impl Checker<'_> {
         } else {
             format!(" (looked for '{rel_str}')")
         };
-        let noun = if kind == RefKind::Dir {
-            "directory"
-        } else {
-            "file"
-        };
+        let noun = if kind.is_dir() { "directory" } else { "file" };
         match fs::metadata(&lexical) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => self.error(
                 key,
@@ -348,14 +387,14 @@ impl Checker<'_> {
                 key,
                 format!("cannot access '{raw}'{looked}: {e} — fix its permissions"),
             ),
-            Ok(meta) if kind == RefKind::Dir && !meta.is_dir() => self.error(
+            Ok(meta) if kind.is_dir() && !meta.is_dir() => self.error(
                 key,
                 format!(
                     "'{raw}' is a file, but `dir` must be a directory — point it at a directory, \
                      or use `file:` to serve a single file"
                 ),
             ),
-            Ok(meta) if kind != RefKind::Dir && meta.is_dir() => self.error(
+            Ok(meta) if !kind.is_dir() && meta.is_dir() => self.error(
                 key,
                 format!("'{raw}' is a directory, but a file is expected — point it at a file"),
             ),

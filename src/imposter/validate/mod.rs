@@ -14,9 +14,11 @@
 mod checks;
 mod discover;
 mod parse;
+mod paths;
 mod plugins;
 mod report;
 
+pub use paths::OutsidePolicy;
 pub use report::{Finding, Report, Severity};
 
 use crate::imposter::engine::{self, EngineChoice, EngineFlags};
@@ -42,6 +44,9 @@ pub struct ValidateOptions {
     pub engine: EngineFlags,
     /// `--env` values; `IMPOSTER_CONFIG_SCAN_RECURSIVE=true` turns recursion on.
     pub env: BTreeMap<String, String>,
+    /// Referenced files outside the config directory: shipped (where the engine reads them)
+    /// or refused.
+    pub outside: OutsidePolicy,
 }
 
 /// The config directory itself cannot be used.
@@ -123,6 +128,7 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
     let mut report = Report {
         findings: engine_findings(&choice, project.as_ref()),
         config_files: discovery.top,
+        outside: Vec::new(),
     };
     for entry in ignore.patterns_the_jvm_engine_ignores() {
         report.findings.push(Finding::warning(
@@ -208,6 +214,7 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
         ));
     }
 
+    let mut outside = Vec::new();
     for file in &report.config_files {
         checks::Checker {
             root: &root,
@@ -216,9 +223,27 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
             engine: choice.facts,
             file,
             findings: &mut report.findings,
+            policy: &opts.outside,
+            outside: &mut outside,
         }
         .check_config();
     }
+    if let OutsidePolicy::Ship { config_path, .. } = &opts.outside {
+        for (i, why) in crate::mutate::outside::conflicts(&outside, config_path) {
+            let f = &outside[i];
+            report.findings.push(Finding::error(
+                &f.config,
+                &f.key,
+                format!(
+                    "'{}' {why} — move the file into the config directory",
+                    f.reference
+                ),
+            ));
+        }
+    }
+    outside.sort_by(|a, b| a.path.cmp(&b.path));
+    outside.dedup_by(|a, b| a.path == b.path);
+    report.outside = outside;
     report.sort();
     Ok(report)
 }
@@ -268,3 +293,5 @@ pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> 
 mod tests;
 #[cfg(test)]
 mod tests_engine;
+#[cfg(test)]
+mod tests_paths;

@@ -102,6 +102,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// The config files that were checked, relative to the config directory, sorted.
     pub config_files: Vec<String>,
+    /// Referenced files outside the config directory that ship in the image, by image path.
+    pub outside: Vec<crate::mutate::outside::OutsideFile>,
 }
 
 impl Report {

@@ -471,11 +471,23 @@ fn url_spec_file_is_skipped() {
     write(
         tmp.path(),
         "b-config.yaml",
-        "plugin: openapi\nspecFile: HTTP://example.com/spec.json\n",
+        "plugin: openapi\nspecFile: http://example.com/spec.json\n",
     );
     let report = validate(tmp.path());
     assert_clean(&report);
     assert_eq!(report.config_files.len(), 2);
+    // The engines compare the scheme as written: `HTTP://` is a local file name to them.
+    write(
+        tmp.path(),
+        "c-config.yaml",
+        "plugin: openapi\nspecFile: HTTP://example.com/spec.json\n",
+    );
+    assert_error(
+        &validate(tmp.path()),
+        "c-config.yaml",
+        "specFile",
+        "lower case",
+    );
 }
 
 #[test]
@@ -584,7 +596,9 @@ fn parent_dir_escape_is_error() {
     let finding = only(&report);
     assert_eq!(finding.key, "response.file");
     assert!(
-        finding.message.contains("escapes the config directory"),
+        finding
+            .message
+            .contains("JVM engine refuses response files outside the config file's own folder"),
         "{finding}"
     );
     assert!(finding.message.contains(&dir.display().to_string()));

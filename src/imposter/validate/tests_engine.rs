@@ -147,7 +147,7 @@ fn a_moving_version_is_a_warning() {
 }
 
 #[test]
-fn remote_specs_and_files_are_not_checked_locally_and_s3_is_noted() {
+fn remote_specs_are_not_checked_locally_s3_is_noted_and_a_response_file_url_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     write(
         tmp.path(),
@@ -160,10 +160,19 @@ fn remote_specs_and_files_are_not_checked_locally_and_s3_is_noted() {
         "plugin: openapi\nspecFile: s3://example-bucket/apis/petstore.yaml\nresources:\n  - path: /x\n    response:\n      file: s3://example-bucket/x.json\n",
     );
     let r = run(tmp.path(), &on(None, None));
-    assert!(r.is_ok() && r.warnings() == 0, "{:#?}", r.findings);
+    assert!(r.warnings() == 0, "{:#?}", r.findings);
     let notes = messages(&r, Severity::Note);
-    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("AWS credentials"), "{notes:?}");
+    // Response files are read from disk by both engines (ResponseFileServiceImpl.kt:134-143,
+    // response.go:144-151): a URL there is a file that does not exist.
+    let errors = messages(&r, Severity::Error);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("resources[0].response.file")
+            && errors[0].contains("reads response files from disk only"),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -23,8 +23,8 @@ pub(crate) struct CaFile {
 pub(crate) struct ClientPair {
     pub(crate) cert: PathBuf,
     pub(crate) key: PathBuf,
-    /// Certificate chain then key, PEM, as `reqwest::Identity::from_pem` takes them.
-    pub(crate) pem: Vec<u8>,
+    /// The certificate chain as given (never parsed: see `client_cert`) and the loaded key.
+    pub(crate) key_pair: rustls::sign::CertifiedKey,
 }
 
 /// What one certificate directory holds.
@@ -98,22 +98,11 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded> {
                     );
                     continue;
                 }
-                let mut pem = read(path)?;
-                pem.push(b'\n');
-                pem.extend(read(&key)?);
-                if let Err(e) = reqwest::Identity::from_pem(&pem) {
-                    return Err(bad(
-                        path,
-                        &format!(
-                            "is not a PEM client certificate with a PEM key in {} ({e})",
-                            key.display()
-                        ),
-                    ));
-                }
+                let key_pair = super::client_cert::load_pair(path, &key)?;
                 out.client = Some(ClientPair {
                     cert: path.clone(),
                     key,
-                    pem,
+                    key_pair,
                 });
             }
             Some("key") => {

@@ -8,6 +8,7 @@
 //! `/etc/docker/certs.d/HOST[:PORT]/` that exists (see [`certs`] for the layout).
 pub mod certs;
 mod classify;
+mod client_cert;
 
 pub use classify::TlsFailure;
 pub(crate) use classify::{classify, is_not_tls, nothing_answered};
@@ -74,20 +75,43 @@ impl Trust {
     /// client certificate, and verification off for an insecure registry. Timeouts, redirects
     /// and the rest are the caller's.
     pub fn client_builder(&self) -> Result<reqwest::ClientBuilder> {
-        let mut b = reqwest::Client::builder()
-            .tls_certs_merge(self.reqwest_roots())
-            .tls_danger_accept_invalid_certs(!self.verify);
-        if let Some(pair) = &self.loaded.client {
-            let id = reqwest::Identity::from_pem(&pair.pem).map_err(|e| Error::Path {
-                path: pair.cert.clone(),
-                message: format!(
-                    "unusable client certificate (key {}): {e}",
-                    pair.key.display()
-                ),
-            })?;
-            b = b.identity(id);
-        }
+        let Some(pair) = &self.loaded.client else {
+            return Ok(reqwest::Client::builder()
+                .tls_certs_merge(self.reqwest_roots())
+                .tls_danger_accept_invalid_certs(!self.verify));
+        };
+        // reqwest would parse the client certificate with webpki (v3 only): the configuration
+        // is built here instead, the certificate presented as given.
+        let roots = self
+            .ders()
+            .map(rustls::pki_types::CertificateDer::from)
+            .collect();
+        let config = client_cert::config(pair.key_pair.clone(), roots, self.verify, &pair.cert)?;
+        let b = reqwest::Client::builder().tls_backend_preconfigured(config);
         Ok(b)
+    }
+
+    /// Why a client with this trust could not be built, naming the files it came from: the
+    /// client certificate and its key, else the CA files.
+    pub(crate) fn build_failure(&self, e: &reqwest::Error) -> String {
+        let mut why = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            why.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        let files = match &self.loaded.client {
+            Some(c) => format!("{} with key {}", c.cert.display(), c.key.display()),
+            None if self.place.ca_files.is_empty() => "the system's CA certificates".into(),
+            None => self
+                .place
+                .ca_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        format!("TLS setup from {files} failed: {why}")
     }
 
     /// Whether a client certificate will be offered.
