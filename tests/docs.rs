@@ -219,14 +219,29 @@ fn engine_facts_problems(text: &str) -> Vec<String> {
     let tests = test_names();
     let mut problems = Vec::new();
     let mut rows = 0;
+    // Only the `| fact | upstream | test |` tables; other tables (the paths section's) have
+    // their own shape.
+    let mut in_facts = false;
     for line in text.lines() {
+        if !line.trim_start().starts_with('|') {
+            in_facts = false;
+            continue;
+        }
         let cells: Vec<&str> = line
             .trim()
             .trim_matches('|')
             .split(" | ")
             .map(str::trim)
             .collect();
-        if cells.len() != 3 || cells[0] == "fact" || cells[0].starts_with("---") {
+        if cells == ["fact", "upstream", "test"] {
+            in_facts = true;
+            continue;
+        }
+        if !in_facts || cells[0].starts_with("---") {
+            continue;
+        }
+        if cells.len() != 3 {
+            problems.push(format!("row without 3 cells: {line}"));
             continue;
         }
         rows += 1;
