@@ -340,6 +340,7 @@ class DelayProxy:
         import threading
         self.upstream = upstream
         self.delay = 0.0
+        self.up = self.down = 0
         self.log = []
         self.t0 = time.monotonic()
         self.lock = threading.Lock()
@@ -353,6 +354,12 @@ class DelayProxy:
     def reset(self, delay):
         with self.lock:
             self.delay, self.log, self.t0 = delay, [], time.monotonic()
+            # Bytes the registry received (request heads and bodies) and sent back.
+            self.up = self.down = 0
+
+    def count(self, attr, n):
+        with self.lock:
+            setattr(self, attr, getattr(self, attr) + n)
 
     def accept(self):
         import threading
@@ -392,6 +399,7 @@ class DelayProxy:
             host, port = self.upstream.rsplit(":", 1)
             u = socket.create_connection((host, int(port)))
             u.sendall(self.closing(h) + early)
+            self.count("up", len(h) + len(early))
 
             def up():
                 try:
@@ -400,6 +408,7 @@ class DelayProxy:
                         if not d:
                             break
                         u.sendall(d)
+                        self.count("up", len(d))
                 except OSError:
                     pass
             threading.Thread(target=up, daemon=True).start()
@@ -410,11 +419,13 @@ class DelayProxy:
             if rh is None:
                 return
             c.sendall(self.closing(rh) + rest)
+            self.count("down", len(rh) + len(rest))
             while True:
                 d = u.recv(1 << 18)
                 if not d:
                     break
                 c.sendall(d)
+                self.count("down", len(d))
             c.shutdown(socket.SHUT_WR)
         except OSError:
             pass
@@ -456,12 +467,12 @@ def cmd_latency(a):
             with open(os.path.join(cfg, "stamp.json"), "w") as f:
                 f.write('{"n": %d}' % n[0])
 
-        def run(target, delay, fresh_config):
+        def run(target, delay, fresh_config, cache=None):
             if fresh_config:
                 stamp()
             for p in (p1, p2):
                 p.reset(delay / 1000)
-            env = dict(os.environ, MOCKIMG_CACHE_DIR=os.path.join(w, "lat-cache-%d" % n[0]),
+            env = dict(os.environ, MOCKIMG_CACHE_DIR=cache or os.path.join(w, "lat-cache-%d" % n[0]),
                        MOCKIMG_JOBS=str(a.jobs))
             t = time.monotonic()
             r = subprocess.run([a.mockimg, "build", cfg, "--base", f"{p1.addr}/bench/base:1",
@@ -471,7 +482,7 @@ def cmd_latency(a):
                 sys.exit(f"latency run failed: {r.stderr}")
             return took, sorted(p1.log + p2.log)
 
-        scenarios = {}
+        scenarios, moved = {}, {}
         for delay in (0, a.delay):
             for i in range(a.runs):
                 # Cold: a new repository on the base's registry.
@@ -484,6 +495,16 @@ def cmd_latency(a):
                 run(f"{p2.addr}/lat/ci-{delay}-{i}:1", 0, True)
                 t, log = run(f"{p2.addr}/lat/ci-{delay}-{i}:1", delay, True)
                 scenarios.setdefault("other_registry", {}).setdefault(delay, []).append((t, log))
+                # Issue 23: one mock pushed to three new repositories of the other registry,
+                # which holds the base in another repository (an earlier push by the same
+                # machine: one cache directory throughout). Per push: time, log, bytes.
+                cache = os.path.join(w, "lat-shared-%d-%d" % (delay, i))
+                run(f"{p2.addr}/lat/x-{delay}-{i}:1", 0, True, cache)
+                stamp()
+                for k in range(3):
+                    t, log = run(f"{p2.addr}/lat/m{k}-{delay}-{i}:1", delay, False, cache)
+                    scenarios.setdefault("new_repos", {}).setdefault(delay, []).append((t, log))
+                    moved.setdefault(delay, []).append((p2.up, p1.down))
         out = {}
         for sc, by in scenarios.items():
             t0 = med([t for t, _ in by[0]])
@@ -491,6 +512,11 @@ def cmd_latency(a):
             out[sc] = {"t0": t0, "t_delay": t1, "round_trips": (t1 - t0) / (a.delay / 1000),
                        "requests": med([len(l) for _, l in by[a.delay]]), "log": by[a.delay][0][1],
                        "depth": med([depth(l, a.delay) for _, l in by[a.delay]])}
+        # Bytes per push to a new repository (medians): received by the other registry, and
+        # downloaded from the base's.
+        out["new_repos"]["bytes_to_b"] = med([u for u, _ in moved[a.delay]])
+        out["new_repos"]["bytes_from_a"] = med([d for _, d in moved[a.delay]])
+        out["new_repos"]["base_bytes"] = base_layer_bytes(layout)
         json.dump(out, open(os.path.join(w, "latency.json"), "w"))
         print(json.dumps({k: {x: v[x] for x in ("round_trips", "requests")} for k, v in out.items()}))
         if a.md:
@@ -500,6 +526,14 @@ def cmd_latency(a):
         for proc, _ in regs.values():
             proc.terminate()
             proc.wait()
+
+
+def base_layer_bytes(layout):
+    """Sum of the layer sizes of every platform of the latency base."""
+    def blob(d):
+        return json.load(open(os.path.join(layout, "blobs", "sha256", d.split(":", 1)[1])))
+    idx = blob(json.load(open(os.path.join(layout, "index.json")))["manifests"][0]["digest"])
+    return sum(l["size"] for m in idx["manifests"] for l in blob(m["digest"])["layers"])
 
 
 def depth(log, delay_ms):
@@ -517,6 +551,7 @@ def latency_md(out, a):
         "cold": ("cold push, new repository, same registry", "8", "≤ 10 (≤ 30 requests)"),
         "unchanged": ("unchanged rebuild", "5", "≤ 6"),
         "other_registry": ("push to another registry holding the base blobs", "8", "≤ 10"),
+        "new_repos": ("mock to a new repository of another registry that holds the base elsewhere (per push, 3 repositories)", "8", "≤ 8"),
     }
     before = json.load(open(a.before)) if a.before else {}
     lines = [f"Delaying proxy ({a.delay} ms per request) in front of each registry; medians of {a.runs}; "
@@ -524,15 +559,28 @@ def latency_md(out, a):
              "waves = requests on the critical path as the proxy log shows them (a request starting a "
              "full delay after the previous wave began starts a new one). The difference of times "
              "reads low where CPU work at 0 ms (the layer build) is hidden behind waits at 25 ms.", "",
-             "| scenario | serial round trips | waves | requests | before (round trips / requests) "
+             "| scenario | serial round trips | waves | requests | before (round trips / waves / requests) "
              "| paper floor | target | T at 0 | T at %d ms |" % a.delay,
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for k, (label, floor, target) in names.items():
-        v = out[k]
+        v = out.get(k)
+        if v is None:
+            continue
         b = before.get(k)
-        was = f"{b['round_trips']:.1f} / {b['requests']:.0f}" if b else "–"
+        was = f"{b['round_trips']:.1f} / {b['depth']:.0f} / {b['requests']:.0f}" if b else "–"
         lines.append(f"| {label} | {v['round_trips']:.1f} | {v['depth']:.0f} | {v['requests']:.0f} | {was} "
                      f"| {floor} | {target} | {v['t0']:.2f} s | {v['t_delay']:.2f} s |")
+    nr, bnr = out.get("new_repos"), before.get("new_repos")
+    if nr:
+        kb = lambda x: f"{x / 1000:.0f} kB"
+        was = (f"{kb(bnr['bytes_to_b'])} / {kb(bnr['bytes_from_a'])}" if bnr and "bytes_to_b" in bnr else "–")
+        lines += ["", f"Bytes per push of a mock to a new repository of the other registry (base layers "
+                  f"{kb(nr['base_bytes'])}; medians): received by that registry / downloaded from the base's: "
+                  f"**{kb(nr['bytes_to_b'])} / {kb(nr['bytes_from_a'])}** (before: {was}).",
+                  "", f"Request log of one such push (at {a.delay} ms per request):", "", "```"]
+        for off, m, path, st in nr["log"]:
+            lines.append(f"{off:6d}  {m:5s} {path} {st}")
+        lines += ["```"]
     lines += ["", f"Request log of one cold push (start offset in ms at {a.delay} ms per request, method, path, status):",
               "", "```"]
     for off, m, path, st in out["cold"]["log"]:

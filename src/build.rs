@@ -76,6 +76,8 @@ pub struct BuildRequest {
     /// Every `--push` (true) and `--tag` (false) name in command-line order; when empty, the
     /// `push` then the `tags` names.
     pub order: Vec<(RegistryRef, bool)>,
+    /// `--sign-key`: sign what is pushed with each key (cosign's format), after the push.
+    pub sign: Vec<crate::sign::SigningKey>,
 }
 
 impl BuildRequest {
@@ -243,6 +245,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         output: req.output.as_deref(),
         oci_layout: req.oci_layout.as_deref(),
         registry: &req.registry,
+        sign: &req.sign,
     };
     let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks).await?;
     outcome.base = Some(BaseSummary {
@@ -270,6 +273,8 @@ pub struct Sinks<'a> {
     pub oci_layout: Option<&'a Path>,
     /// How to reach registries.
     pub registry: &'a RegistryOptions,
+    /// Keys to sign the pushed image with, once it and its tags are in place.
+    pub sign: &'a [crate::sign::SigningKey],
 }
 
 /// Writes a finished image to every sink: files are staged first (written in full and
@@ -292,6 +297,8 @@ pub async fn write_sinks(
         .filter(|(_, p)| *p)
         .map(|(r, _)| r.clone())
         .collect();
+    // Where the base's blobs were read from, for later pushes of what is written here.
+    crate::sink::registry::note_source(src, sinks.registry);
     let to_file = crate::cli::progress::track(src, crate::cli::progress::Sink::File);
     let archive = match sinks.output {
         Some(path) => Some(archive::stage(&to_file, path, &names).await?),
@@ -306,8 +313,16 @@ pub async fn write_sinks(
         None
     } else {
         let tracked = crate::cli::progress::track(pushed, crate::cli::progress::Sink::Registry);
-        Some(crate::sink::registry::push(&tracked, &push, sinks.registry).await?)
+        let res = crate::sink::registry::push(&tracked, &push, sinks.registry).await;
+        // What the push found out holds whether or not it got to the end.
+        save_locations(sinks.registry);
+        let stats = res?;
+        if !sinks.sign.is_empty() {
+            crate::sign::push_signatures(&pushed.root, &push, sinks.sign, sinks.registry).await?;
+        }
+        Some(stats)
     };
+    save_locations(sinks.registry);
     if let Some(a) = archive {
         a.commit()?;
     }
@@ -345,6 +360,12 @@ pub async fn write_sinks(
         base: None,
         outside: Vec::new(),
     })
+}
+
+fn save_locations(opts: &RegistryOptions) {
+    if let Some(l) = &opts.locations {
+        l.save();
+    }
 }
 
 /// A base that cannot be reached (no answer at all, e.g. offline or a name that does not
@@ -390,6 +411,7 @@ pub async fn push_existing(
     source: &ImageRef,
     targets: &[RegistryRef],
     opts: &RegistryOptions,
+    sign: &[crate::sign::SigningKey],
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
     crate::sink::note_foreign_layers(&src.root)?;
@@ -398,6 +420,7 @@ pub async fn push_existing(
         output: None,
         oci_layout: None,
         registry: opts,
+        sign,
     };
     write_sinks(&src, None, &sinks).await
 }

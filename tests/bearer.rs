@@ -97,3 +97,49 @@ fn token_auth_push_mounts_base_layers() {
         denied.stderr
     );
 }
+
+#[test]
+fn a_refused_token_for_a_hinted_repository_falls_back_to_the_base_repository() {
+    let password = "t0ken-flow-secret";
+    let (reg, ts) = Registry::start_with_token("ci", password);
+    let base = seed(
+        &reg,
+        &fixtures::engine_like(false),
+        "imposter:4.9.3",
+        false,
+        Some(&format!("ci:{password}")),
+    );
+    ts.refuse.lock().unwrap().push("private/held".into());
+    let env = Env::new();
+    env.docker_login(&reg.addr, "ci", password);
+    let target = reg.reference("team/hinted:1");
+    let before = reg.requests_with_status().len();
+    let run = env
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &target,
+            "--mount-from",
+            "private/held",
+            "--json",
+        ])
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["push"]["mounted"], 4, "{v}");
+    let tokens = ts.requests.lock().unwrap().clone();
+    assert!(
+        tokens
+            .iter()
+            .any(|(who, scopes)| who == "denied"
+                && scopes.iter().any(|s| s.contains("private/held"))),
+        "the wide token was asked for and refused: {tokens:?}"
+    );
+    let log = reg.requests_with_status()[before..].to_vec();
+    assert!(
+        !log.iter().any(|(r, _)| r.contains("from=private")),
+        "no mount tried from a repository the token cannot read: {log:#?}"
+    );
+}

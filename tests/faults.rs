@@ -140,16 +140,19 @@ fn resets_and_truncation_are_retried_from_the_source() {
     let want_proxied = digest_of(&clean.stdout);
 
     let layer = format!("/blobs/{}", base_layers(&reg)[0]);
+    let other = Registry::start();
     // (base through the proxy?, push through the proxy?, rule)
     let cases: Vec<(bool, bool, &str, &str, Fault)> = vec![
-        // Base from one registry, pushed to "another" (the proxy): every blob is uploaded, and
+        // Base from one registry, pushed to "another" (the proxy): the new blobs are uploaded
+        // (the base's are mounted: the proxy serves the same storage under the base's name), and
         // the upload is cut mid-body.
         (false, true, "PUT", "/blobs/uploads/", Fault::ResetRequest),
         // Base read through the proxy, pushed directly: the first blob read is an image config.
         (true, false, "GET", "/blobs/sha256:", Fault::ResetResponse),
         (true, false, "GET", "/blobs/sha256:", Fault::Truncate),
         (true, false, "GET", "/blobs/sha256:", Fault::FlipByte),
-        // ... and a layer download that feeds an upload to the other registry.
+        // ... and a layer download that feeds an upload to a registry of its own (one that
+        // holds no copy of the base to mount from).
         (true, false, "GET", &layer, Fault::ResetResponse),
         (true, false, "GET", &layer, Fault::Truncate),
         (true, false, "GET", &layer, Fault::FlipByte),
@@ -171,12 +174,23 @@ fn resets_and_truncation_are_retried_from_the_source() {
         } else {
             &base_direct
         };
-        let target = if push_p {
-            p.reference(&repo)
+        let copies = path == layer;
+        let (target, check) = if copies {
+            (other.reference(&repo), other.reference(&repo))
+        } else if push_p {
+            (p.reference(&repo), reg.reference(&repo))
         } else {
-            reg.reference(&repo)
+            (reg.reference(&repo), reg.reference(&repo))
         };
-        let run = build_push(&env, base, &target, "examples/rest");
+        // A copy case starts with an empty location record: an earlier case's push to the
+        // other registry would be mounted from.
+        let fresh = Env::new();
+        let run = build_push(
+            if copies { &fresh } else { &env },
+            base,
+            &target,
+            "examples/rest",
+        );
         assert_eq!(
             run.code, 0,
             "{method} {path} {fault:?} once must be retried: {}",
@@ -189,8 +203,8 @@ fn resets_and_truncation_are_retried_from_the_source() {
         );
         let want = if base_p { &want_proxied } else { &want_direct };
         assert_eq!(&digest_of(&run.stdout), want, "{method} {path} {fault:?}");
-        assert_eq!(&served_digest(&reg.reference(&repo)), want);
-        assert_complete(&reg.reference(&repo));
+        assert_eq!(&served_digest(&check), want);
+        assert_complete(&check);
     }
 }
 

@@ -3,7 +3,9 @@
 //! that brings back a probe per request, a HEAD before every mount or a rewrite of an unchanged
 //! image shows here.
 mod common;
+use common::proxy::{Proxy, Seen};
 use common::*;
+use std::time::Duration;
 
 fn count(log: &[String], method: &str, contains: &str) -> usize {
     log.iter()
@@ -85,4 +87,88 @@ fn a_cold_push_probes_once_mounts_without_asking_and_puts_the_index_once() {
     );
     assert!(log.len() <= 8, "{} requests: {log:#?}", log.len());
     assert_eq!(served_digest(&target), want);
+}
+
+/// Requests on the critical path, as a delaying proxy's log shows them: a request that starts a
+/// full delay after the wave before it began starts a new wave (requests of one wave start
+/// together, so work between requests can only make this read low, never high).
+fn waves(mut seen: Vec<Seen>, delay: Duration) -> usize {
+    seen.sort_by_key(|s| s.at);
+    let mut waves = 0;
+    let mut start: Option<Duration> = None;
+    for s in &seen {
+        if start.is_none_or(|w| s.at >= w + delay) {
+            waves += 1;
+            start = Some(s.at);
+        }
+    }
+    waves
+}
+
+#[test]
+fn a_cold_push_and_a_push_to_a_new_repository_of_a_registry_holding_the_base_take_eight_round_trips(
+) {
+    let a = Registry::start();
+    let b = Registry::start();
+    seed_engine(&a, false);
+    let (pa, pb) = (Proxy::start(&a.addr), Proxy::start(&b.addr));
+    let delay = Duration::from_millis(200);
+    let env = Env::new();
+    let base = pa.reference("imposter:4.9.3");
+    let since = |p: &Proxy, n: usize| p.seen()[n..].to_vec();
+
+    // Cold: a new repository on the base's registry.
+    pa.set_delay(delay);
+    let n = pa.seen().len();
+    env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &base,
+        "--push",
+        &pa.reference("team/cold:1"),
+    ])
+    .ok();
+    let log = since(&pa, n);
+    assert!(waves(log.clone(), delay) <= 8, "{log:#?}");
+
+    // Registry B got the base with an earlier push (another mock, repository team/x); a mock
+    // pushed to a new repository there mounts it from team/x: the same eight.
+    pa.set_delay(Duration::ZERO);
+    env.run(&[
+        "build",
+        "examples/soap",
+        "--base",
+        &base,
+        "--push",
+        &pb.reference("team/x:1"),
+    ])
+    .ok();
+    pa.set_delay(delay);
+    pb.set_delay(delay);
+    let (na, nb) = (pa.seen().len(), pb.seen().len());
+    env.run(&[
+        "build",
+        "examples/rest",
+        "--base",
+        &base,
+        "--push",
+        &pb.reference("team/new:1"),
+    ])
+    .ok();
+    let (la, lb) = (since(&pa, na), since(&pb, nb));
+    let mut both = la.clone();
+    both.extend(lb.clone());
+    assert!(waves(both, delay) <= 8, "{la:#?}\n{lb:#?}");
+    let mounts = lb
+        .iter()
+        .filter(|s| s.method == "POST" && s.path.contains("from=team/x"))
+        .count();
+    assert_eq!(mounts, 4, "every base layer mounted from team/x: {lb:#?}");
+    // No base layer left registry A: only manifests and the two configs were read there.
+    let blob_gets = la
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/blobs/"))
+        .count();
+    assert_eq!(blob_gets, 2, "{la:#?}");
 }

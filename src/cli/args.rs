@@ -70,6 +70,11 @@ pub enum Command {
     /// Remove the stored credentials for a registry.
     #[command(after_help = "Examples:\n  mockimg logout ghcr.io")]
     Logout(LogoutArgs),
+    /// Write a cosign-compatible signing key pair (cosign.key encrypted with COSIGN_PASSWORD, cosign.pub).
+    #[command(
+        after_help = "Examples:\n  COSIGN_PASSWORD=... mockimg generate-key\n  COSIGN_PASSWORD=... mockimg generate-key --output-prefix keys/mocks --force"
+    )]
+    GenerateKey(crate::cli::sign::GenerateKeyArgs),
     /// Sync a config directory to a bucket: s3:// for the JVM engine's S3 loader
     /// (IMPOSTER_CONFIG_DIR=s3://…); gs://, az:// and file:// for a bucket or share mounted into
     /// the engine as a volume (IMPOSTER_CONFIG_DIR=/mount/path), which no engine reads itself.
@@ -234,9 +239,15 @@ pub struct BuildArgs {
     /// Blob cache directory (default $MOCKIMG_CACHE_DIR or $XDG_CACHE_HOME/mockimg).
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Don't use the blob cache.
+    /// Don't use the blob cache (nor the record of where blobs were seen, kept beside it).
     #[arg(long)]
     pub no_cache: bool,
+    /// Repository on the target registry that holds the base's layers, to mount them from
+    /// (repeatable; REPO or HOST/REPO): for CI jobs without a cache.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
+    #[command(flatten)]
+    pub sign: crate::cli::sign::SignArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -273,6 +284,10 @@ pub struct RebaseArgs {
     /// Write the result into an OCI image layout directory.
     #[arg(long, value_name = "DIR")]
     pub oci_layout: Option<PathBuf>,
+    /// Repository on the target registry that holds the new base's layers, to mount them from
+    /// (repeatable; REPO or HOST/REPO).
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
     /// Print the old base, the new base and what would be pushed; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -293,6 +308,12 @@ pub struct PushArgs {
     /// Target references.
     #[arg(required = true)]
     pub targets: Vec<String>,
+    /// Repository on the target registry that holds the image's base layers, to mount them
+    /// from (repeatable; REPO or HOST/REPO).
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
+    #[command(flatten)]
+    pub sign: crate::cli::sign::SignArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
@@ -437,6 +458,14 @@ pub(crate) fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>, Er
         Some(k) => Err(Error::Usage(format!("--env {k:?}: not a variable name"))),
         None => Ok(env),
     }
+}
+
+/// `--mount-from` values.
+pub(crate) fn mount_from(items: &[String]) -> Result<Vec<crate::sink::MountFrom>, Error> {
+    items
+        .iter()
+        .map(|s| crate::sink::MountFrom::parse(s))
+        .collect()
 }
 
 pub(crate) fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error> {

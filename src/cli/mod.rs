@@ -6,6 +6,7 @@ mod output;
 pub mod progress;
 mod publish;
 mod rebase;
+mod sign;
 
 pub use args::{Cli, Command};
 pub use exit::exit_code;
@@ -21,6 +22,7 @@ use crate::mutate::walk::WalkOptions;
 use crate::oci::image::Platform;
 use crate::registry::RegistryOptions;
 use crate::source::cache::Cache;
+use crate::source::locations::Locations;
 use anyhow::Context as _;
 use args::{
     parse_env, parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, LoginArgs, LogoutArgs,
@@ -162,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(args) => run_bundle(args),
         Command::Login(args) => run_login(args).await,
         Command::Logout(args) => run_logout(args),
+        Command::GenerateKey(args) => sign::run_generate_key(args),
         Command::Publish(args) => publish::run_publish(args).await,
         Command::Rebase(args) => rebase::run_rebase(args).await,
         Command::Completions { shell } => {
@@ -295,14 +298,12 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
     let platforms = platforms(&a.platform)?;
-    let cache = if a.no_cache {
+    let cache_dir = if a.no_cache {
         None
     } else {
-        match a.cache_dir.clone().or_else(Cache::default_dir) {
-            Some(d) => Some(Cache::open(&d)?),
-            None => None,
-        }
+        a.cache_dir.clone().or_else(Cache::default_dir)
     };
+    let cache = cache_dir.as_deref().map(Cache::open).transpose()?;
     let req = BuildRequest {
         config_dir: a.config_dir.clone(),
         outside,
@@ -337,9 +338,12 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         oci_layout: a.oci_layout.clone(),
         registry: RegistryOptions {
             push_hosts: push_hosts(&a.push),
+            mount_from: args::mount_from(&a.mount_from)?,
+            locations: Some(locations(cache_dir.as_deref())),
             ..a.registry.options()
         },
         cache,
+        sign: a.sign.keys(!a.push.is_empty())?,
     };
     if !a.out.quiet && req.push.is_empty() && req.output.is_none() && req.oci_layout.is_none() {
         tracing::warn!(
@@ -362,15 +366,27 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     )
 }
 
+/// The record of where blobs were seen, beside the blob cache; without a cache, one kept for
+/// this run (a second target repository can still mount from the first).
+fn locations(cache_dir: Option<&std::path::Path>) -> std::sync::Arc<Locations> {
+    std::sync::Arc::new(match cache_dir {
+        Some(d) => Locations::open(d),
+        None => Locations::in_memory(),
+    })
+}
+
 async fn run_push(a: PushArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let src = crate::source::parse_input(&a.source)?;
     let targets = registry_refs("target", &a.targets)?;
     let opts = RegistryOptions {
         push_hosts: targets.iter().map(|t| t.registry.clone()).collect(),
+        mount_from: args::mount_from(&a.mount_from)?,
+        locations: Some(locations(Cache::default_dir().as_deref())),
         ..a.registry.options()
     };
-    let o = interruptible(build::push_existing(&src, &targets, &opts))
+    let keys = a.sign.keys(true)?;
+    let o = interruptible(build::push_existing(&src, &targets, &opts, &keys))
         .await
         .map_err(|e| job_error(e, || format!("pushing {src}")))?;
     output::report(

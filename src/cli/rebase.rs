@@ -36,6 +36,10 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
         dry_run: a.dry_run,
         registry: RegistryOptions {
             push_hosts: push_hosts(&a.push),
+            mount_from: super::args::mount_from(&a.mount_from)?,
+            locations: Some(super::locations(
+                crate::source::Cache::default_dir().as_deref(),
+            )),
             ..a.registry.options()
         },
     };

@@ -58,6 +58,10 @@ pub struct RegistryOptions {
     /// Registries this run pushes to: the only ones `MOCKIMG_REGISTRY_USERNAME`/`_PASSWORD`
     /// are sent to (unless `MOCKIMG_REGISTRY` names one).
     pub push_hosts: Vec<String>,
+    /// `--mount-from`: repositories on the target registry that may hold the base's blobs.
+    pub mount_from: Vec<crate::sink::registry::MountFrom>,
+    /// Where blobs were seen (beside the blob cache), read and added to by pulls and pushes.
+    pub locations: Option<std::sync::Arc<crate::source::locations::Locations>>,
 }
 
 impl Default for RegistryOptions {
@@ -80,6 +84,8 @@ impl Default for RegistryOptions {
             idle_timeout: ms("MOCKIMG_IDLE_TIMEOUT_MS", 60_000),
             backoff: ms("MOCKIMG_RETRY_BASE_MS", 400),
             push_hosts: Vec::new(),
+            mount_from: Vec::new(),
+            locations: None,
         }
     }
 }

@@ -12,7 +12,7 @@ pub(crate) mod registry;
 pub(crate) mod temps;
 
 pub use layout::ImageName;
-pub use registry::PushStats;
+pub use registry::{MountFrom, PushStats};
 
 /// Says up front which layers are foreign (non-distributable): their descriptors are kept as
 /// the base has them, pointing at their URLs, and registries are never sent the blob (as skopeo

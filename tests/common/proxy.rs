@@ -6,7 +6,7 @@
 //! request is recorded so tests can assert that a fault really was injected.
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -60,6 +60,8 @@ pub struct Seen {
     pub fault: Option<Fault>,
     /// Whether the request carried an `Authorization` header.
     pub authorized: bool,
+    /// When its head arrived, from the proxy's start.
+    pub at: Duration,
 }
 
 struct Inner {
@@ -71,6 +73,13 @@ struct Inner {
     seen: Mutex<Vec<Seen>>,
     stop: AtomicBool,
     released: AtomicBool,
+    /// Request-body bytes forwarded upstream, response bytes sent back (forwarded exchanges
+    /// without a fault).
+    bytes_up: AtomicU64,
+    bytes_down: AtomicU64,
+    /// Milliseconds every request waits before it is handled: one simulated round trip.
+    delay_ms: AtomicU64,
+    started: Instant,
 }
 
 pub struct Proxy {
@@ -100,6 +109,10 @@ impl Proxy {
             seen: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             released: AtomicBool::new(false),
+            bytes_up: AtomicU64::new(0),
+            bytes_down: AtomicU64::new(0),
+            delay_ms: AtomicU64::new(0),
+            started: Instant::now(),
         });
         let i = inner.clone();
         std::thread::spawn(move || {
@@ -173,6 +186,23 @@ impl Proxy {
             std::thread::sleep(Duration::from_millis(10));
         }
         false
+    }
+
+    /// Makes every later request wait `d` before it is handled, as a distant registry would.
+    pub fn set_delay(&self, d: Duration) {
+        self.inner
+            .delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Request-body bytes the proxy has forwarded to the registry (what the registry received).
+    pub fn bytes_up(&self) -> u64 {
+        self.inner.bytes_up.load(Ordering::SeqCst)
+    }
+
+    /// Response bytes (heads and bodies) the proxy has sent back to clients.
+    pub fn bytes_down(&self) -> u64 {
+        self.inner.bytes_down.load(Ordering::SeqCst)
     }
 
     /// Lets stalled responses go (they are closed, not completed).
@@ -318,7 +348,13 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
         path: path.clone(),
         fault: fault.clone(),
         authorized: header(&head, "authorization").is_some(),
+        at: inner.started.elapsed(),
     });
+    let delay = inner.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        // The simulated distance, not synchronisation: nothing waits for it to pass.
+        std::thread::sleep(Duration::from_millis(delay));
+    }
     let has_body = header(&head, "content-length").is_some_and(|l| l != "0")
         || header(&head, "transfer-encoding").is_some();
 
@@ -360,7 +396,7 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
     let body_copier = if has_body {
         let (mut c, mut u) = (client.try_clone()?, up.try_clone()?);
         Some(std::thread::spawn(move || {
-            let _ = std::io::copy(&mut c, &mut u);
+            std::io::copy(&mut c, &mut u).unwrap_or(0)
         }))
     } else {
         None
@@ -426,13 +462,19 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
         }
         _ => {
             client.write_all(&rbody)?;
-            std::io::copy(&mut up, &mut client)?;
+            let n = std::io::copy(&mut up, &mut client)?;
+            inner
+                .bytes_down
+                .fetch_add((rhead.len() + rbody.len()) as u64 + n, Ordering::SeqCst);
         }
     }
     client.flush()?;
     let _ = client.shutdown(Shutdown::Write);
     if let Some(t) = body_copier {
-        let _ = t.join();
+        let n = t.join().unwrap_or(0);
+        inner
+            .bytes_up
+            .fetch_add(early_body.len() as u64 + n, Ordering::SeqCst);
     }
     Ok(())
 }

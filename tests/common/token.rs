@@ -16,6 +16,9 @@ pub struct TokenServer {
     pub realm: String,
     pub cert_pem: String,
     pub requests: TokenLog,
+    /// Repositories this server refuses any token for (403 to the whole request, as some
+    /// token servers answer a scope they will not grant).
+    pub refuse: Arc<Mutex<Vec<String>>>,
 }
 
 fn b64url(b: &[u8]) -> String {
@@ -41,6 +44,8 @@ impl TokenServer {
         let realm = format!("http://{}/token", listener.local_addr().unwrap());
         let requests: TokenLog = Arc::new(Mutex::new(Vec::new()));
         let log = requests.clone();
+        let refuse: Arc<Mutex<Vec<String>>> = Arc::default();
+        let refused = refuse.clone();
         let expected = format!("{user}:{password}");
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -86,6 +91,18 @@ impl TokenServer {
                     }
                     None => "anonymous".to_string(),
                 };
+                let denied = refused.lock().unwrap().clone();
+                if scopes.iter().any(|sc| {
+                    denied
+                        .iter()
+                        .any(|r| sc.starts_with(&format!("repository:{r}:")))
+                }) {
+                    log.lock().unwrap().push(("denied".into(), scopes));
+                    let _ = s.write_all(
+                        b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
                 log.lock().unwrap().push((who.clone(), scopes.clone()));
                 let access: Vec<serde_json::Value> = scopes
                     .iter()
@@ -124,6 +141,7 @@ impl TokenServer {
             realm,
             cert_pem: cert.pem(),
             requests,
+            refuse,
         }
     }
 }
