@@ -448,10 +448,16 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
     let walk = WalkOptions {
         excludes: a.exclude,
     };
+    // The engine archive says which engine runs the config.
+    let generation = if a.engine_zip.is_none() && a.engine_archive.is_some() {
+        engine::Generation::Go
+    } else {
+        engine::Generation::Jvm
+    };
+    let mut config_files = Vec::new();
     let mut outside = Vec::new();
     if !a.no_validate {
-        // The engine archive says which engine runs the config.
-        let engine = a.engine_archive.as_ref().map(|_| "golang".to_string());
+        let engine = (generation == engine::Generation::Go).then(|| "go".to_string());
         let opts = ValidateOptions {
             recursive: a.recursive,
             walk: walk.clone(),
@@ -475,6 +481,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         };
         let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
         settle(&mut report, a.quiet, a.strict)?;
+        config_files = report.config_files.clone();
         outside = std::mem::take(&mut report.outside);
     }
     let engine = match (a.engine_zip, a.engine_archive) {
@@ -496,6 +503,13 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         outside,
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
+    if !a.quiet {
+        for line in
+            crate::imposter::bundle::lambda::advice(generation, &a.config_dir, &config_files)
+        {
+            eprintln!("{line}");
+        }
+    }
     output::print_bundle(&s, a.json)
 }
 
