@@ -9,8 +9,6 @@ mod names;
 mod refetch;
 pub(crate) mod registry;
 
-/// The atomic writer's old place, kept while code written against it is merged.
-pub use crate::atomic;
 pub use layout::ImageName;
 pub use registry::{MountFrom, PushStats};
 

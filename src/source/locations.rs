@@ -10,8 +10,8 @@
 //! `MAX_ENTRIES` facts, so it stays small. Everything about it is a hint: a missing, unreadable
 //! or damaged record (a torn line, garbage) is read as far as its lines make sense and never
 //! fails a build, and a location that turns out wrong costs one refused mount.
+use crate::atomic::{AtomicFile, PRIVATE};
 use crate::oci::reference::RegistryRef;
-use crate::sink::atomic::{AtomicFile, PRIVATE};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -248,7 +248,7 @@ fn read_capped(path: &Path) -> std::io::Result<(String, bool)> {
 /// One `O_APPEND` write of every line: other processes' lines are never overwritten, and on a
 /// local filesystem the lines of one write do not interleave with another process's.
 fn append(path: &Path, lines: &[String], torn: bool) -> std::io::Result<()> {
-    std::fs::create_dir_all(crate::sink::atomic::parent_of(path))?;
+    std::fs::create_dir_all(crate::atomic::parent_of(path))?;
     let mut buf = String::new();
     if torn {
         buf.push('\n');
@@ -265,7 +265,7 @@ fn append(path: &Path, lines: &[String], torn: bool) -> std::io::Result<()> {
 /// `lines`, and replaces the file with the newest facts. Lines another process appends between
 /// the read and the rename are lost: they are hints, and come back with its next push.
 fn rewrite(path: &Path, lines: &[String]) -> std::io::Result<()> {
-    std::fs::create_dir_all(crate::sink::atomic::parent_of(path))?;
+    std::fs::create_dir_all(crate::atomic::parent_of(path))?;
     let mut st = State::default();
     if let Ok((text, _)) = read_capped(path) {
         for l in text.lines().chain(lines.iter().map(|l| l.trim_end())) {

@@ -17,9 +17,9 @@ mod jvm;
 pub(crate) mod lambda;
 mod zipfile;
 
+use crate::atomic::{AtomicFile, READABLE};
 use crate::error::{Error, Result};
 use crate::mutate::walk::WalkOptions;
-use crate::sink::atomic::{AtomicFile, READABLE};
 use std::fs;
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
