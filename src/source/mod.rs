@@ -6,6 +6,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod docker_archive;
+pub(crate) mod file;
 pub(crate) mod layout;
 pub mod locations;
 pub(crate) mod registry;
