@@ -13,12 +13,13 @@
 
 mod checks;
 mod discover;
+mod fields;
 mod parse;
 mod paths;
 mod plugins;
 mod report;
 
-pub use paths::OutsidePolicy;
+pub use fields::OutsidePolicy;
 pub use report::{Finding, Report, Severity};
 
 use crate::imposter::engine::{self, EngineChoice, EngineFlags};
