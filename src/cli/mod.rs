@@ -263,9 +263,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // A malformed project file is reported by validation (unless --no-validate).
     let project = project::read(&a.config_dir).unwrap_or(None);
-    let walk = WalkOptions {
-        excludes: a.exclude.clone(),
-    };
+    let walk = crate::imposter::walk_options(a.exclude.clone());
     let flags = EngineFlags {
         base: a.base.clone(),
         engine: a.engine.clone(),
@@ -308,6 +306,8 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         config_dir: a.config_dir.clone(),
         outside,
         base: Some(base.clone()),
+        base_moves: choice.floating,
+        engine_config_dir: choice.facts.config_dir.to_string(),
         platforms,
         walk,
         layer: LayerOptions {
@@ -419,9 +419,7 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
 fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     let opts = ValidateOptions {
         recursive: a.recursive,
-        walk: WalkOptions {
-            excludes: a.exclude,
-        },
+        walk: crate::imposter::walk_options(a.exclude),
         engine: EngineFlags {
             base: a.base,
             engine: a.engine,
@@ -445,9 +443,7 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
 }
 
 fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
-    let walk = WalkOptions {
-        excludes: a.exclude,
-    };
+    let walk = crate::imposter::walk_options(a.exclude);
     // The engine archive says which engine runs the config.
     let generation = if a.engine_zip.is_none() && a.engine_archive.is_some() {
         engine::Generation::Go

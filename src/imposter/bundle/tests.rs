@@ -82,7 +82,7 @@ fn opts(config: &Path, engine: EngineArchive, output: PathBuf) -> BundleOptions 
         engine,
         output,
         force: false,
-        walk: WalkOptions::default(),
+        walk: crate::imposter::walk_options(Vec::new()),
         mtime: 1_700_000_000,
         outside: Vec::new(),
     }
