@@ -20,9 +20,9 @@ use crate::imposter::validate::{self, ValidateOptions};
 use crate::mutate::layer::LayerOptions;
 use crate::mutate::walk::WalkOptions;
 use crate::oci::image::Platform;
+use crate::registry::locations::Locations;
 use crate::registry::RegistryOptions;
 use crate::source::cache::Cache;
-use crate::source::locations::Locations;
 use anyhow::Context as _;
 use args::{
     parse_env, parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, LoginArgs, LogoutArgs,

@@ -10,7 +10,7 @@ mod refetch;
 pub(crate) mod registry;
 
 pub use layout::ImageName;
-pub use registry::{MountFrom, PushStats};
+pub use registry::PushStats;
 
 use crate::oci::blob::Source;
 
