@@ -1,9 +1,10 @@
-//! Sinks: push to a registry, write an OCI layout or an archive tar.
+//! Sinks: push to a registry, write an OCI layout or an archive tar, write a Lambda zip.
 //!
 //! File sinks write through [`crate::atomic`] and copy blobs through one verified, refetching copy.
 
 pub(crate) mod archive;
 mod diffid;
+pub(crate) mod lambda_zip;
 pub(crate) mod layout;
 mod names;
 mod refetch;
