@@ -5,7 +5,10 @@
 //!
 //! Order of a publish, so a failure part-way never leaves a record that lies: read the previous
 //! record and list the prefix; upload new and changed files; write the new record; delete last.
+//! All of it under the prefix's lock (see [`lock`]), so two publishes to one prefix never mix.
+pub(crate) mod jvm;
 pub(crate) mod lambda;
+pub(crate) mod lock;
 pub(crate) mod plan;
 pub(crate) mod store;
 
@@ -50,6 +53,9 @@ pub(crate) enum PublishError {
         /// What failed and the fix.
         message: String,
     },
+    /// The publish would not be loaded as published (see [`jvm`]); `--force` overrides.
+    #[error("{0}")]
+    Refused(String),
     /// The Lambda function could not be read or updated.
     #[error("lambda function {function}: {message}")]
     Lambda {
@@ -92,9 +98,12 @@ pub(crate) fn local_tree(dir: &Path, walk: &WalkOptions, mtime: u64) -> Result<T
         }
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    if files.iter().any(|f| f.rel == RECORD_NAME) {
+    if let Some(f) = files
+        .iter()
+        .find(|f| f.rel == RECORD_NAME || f.rel == lock::LOCK_NAME)
+    {
         return Err(crate::error::Error::path(
-            dir.join(RECORD_NAME),
+            dir.join(&f.rel),
             "is the name mockimg publish keeps its record under — rename or --exclude it",
         )
         .into());
@@ -169,6 +178,10 @@ pub(crate) struct PublishOptions {
     pub delete_unknown: bool,
     /// Decide and report the plan, change nothing.
     pub dry_run: bool,
+    /// The target is read by the JVM engine's S3 loader: check what it would load.
+    pub jvm_loader: bool,
+    /// Publish even what the loader would not load as published.
+    pub force: bool,
 }
 
 /// What a publish did (or, with `dry_run`, would do).
@@ -198,6 +211,24 @@ pub(crate) async fn publish(
             .await
             .map_err(|e| crate::error::Error::io("checking", &t.bucket, e.into()))??;
     }
+    if opts.dry_run {
+        return sync(store, tree, opts, on_upload).await;
+    }
+    lock::acquire(store.as_ref(), t, &tree.digest).await?;
+    let r = sync(store.clone(), tree, opts, on_upload).await;
+    lock::release(store.as_ref(), t).await;
+    r
+}
+
+/// The publish itself, under the lock unless it is a dry run.
+async fn sync(
+    store: Arc<dyn ObjectStore>,
+    tree: &Tree,
+    opts: &PublishOptions,
+    on_upload: &(dyn Fn(&str, u64) + Send + Sync),
+) -> Result<Outcome, PublishError> {
+    let t = &opts.target;
+    let local = t.scheme == Scheme::File;
     let remote = list(store.as_ref(), t).await?;
     let previous = if remote.iter().any(|r| r.rel == RECORD_NAME) {
         read_record(store.as_ref(), t).await?
@@ -221,6 +252,19 @@ pub(crate) async fn publish(
         next,
         opts.delete_unknown,
     );
+    if opts.jvm_loader {
+        // What the prefix holds once this publish is done, as the loader would list it.
+        let mut after: std::collections::BTreeSet<&str> = remote
+            .iter()
+            .map(|r| r.rel.as_str())
+            .chain(tree.files.iter().map(|f| f.rel.as_str()))
+            .chain([RECORD_NAME])
+            .collect();
+        for d in &plan.delete {
+            after.remove(d.as_str());
+        }
+        jvm::check(store.as_ref(), t, &tree.files, after.len(), opts.force).await?;
+    }
     let outcome = Outcome {
         to: t.to_string(),
         digest: tree.digest.clone(),
@@ -329,6 +373,7 @@ async fn list(store: &dyn ObjectStore, t: &Target) -> Result<Vec<Remote>, Publis
                 .as_ref()
                 .strip_prefix(strip.as_str())?
                 .to_string();
+            (rel != lock::LOCK_NAME).then_some(())?;
             Some(Remote { rel, size: m.size })
         })
         .collect())
@@ -386,7 +431,7 @@ const DENIED: &[&str] = &[
 
 /// Words `e` as one line naming the bucket and the fix. The class comes from the error variant
 /// where object_store gives one, else from the store's error code in the response.
-fn store_error(t: &Target, op: &str, e: &object_store::Error) -> PublishError {
+pub(crate) fn store_error(t: &Target, op: &str, e: &object_store::Error) -> PublishError {
     let text = format!(
         "{e} {:?}",
         std::error::Error::source(e).map(|s| s.to_string())
@@ -448,6 +493,8 @@ mod tests {
             version: "4.9.3".into(),
             delete_unknown,
             dry_run,
+            jvm_loader: false,
+            force: false,
         }
     }
 
