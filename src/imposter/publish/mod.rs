@@ -17,7 +17,10 @@ use crate::mutate::layer::{self, LayerOptions};
 use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::ImageRef;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
 use plan::{LocalFile, Plan, Record, Remote, RECORD_NAME};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -230,11 +233,7 @@ async fn sync(
     let t = &opts.target;
     let local = t.scheme == Scheme::File;
     let remote = list(store.as_ref(), t).await?;
-    let previous = if remote.iter().any(|r| r.rel == RECORD_NAME) {
-        read_record(store.as_ref(), t).await?
-    } else {
-        None
-    };
+    let (previous, version) = read_record(store.as_ref(), t).await?;
     let next = Record {
         digest: tree.digest.clone(),
         engine: opts.engine.clone(),
@@ -293,10 +292,38 @@ async fn sync(
         if attributes {
             po.attributes = content_type_attr("application/json");
         }
-        store
+        // The record is written only over the one read at the start (If-Match on its ETag, or
+        // If-None-Match: * when there was none): a second guard behind the lock, for a lock
+        // deleted by hand or a publish by a mockimg without one. LocalFileSystem has no
+        // conditional update, so a file:// target relies on the lock for that case.
+        po.mode = match version {
+            Some(_) if local => PutMode::Overwrite,
+            Some(v) => PutMode::Update(v),
+            None => PutMode::Create,
+        };
+        match store
             .put_opts(&key, PutPayload::from(record.to_bytes()), po)
             .await
-            .map_err(|e| store_error(t, "writing the publish record", &e))?;
+        {
+            Ok(_) => {}
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => {
+                // Nothing of the winner's is deleted: deletes come after the record.
+                let winner = match read_record(store, t).await {
+                    Ok((Some(r), _)) => r.digest,
+                    _ => "an unreadable record".to_string(),
+                };
+                return Err(PublishError::Store {
+                    target: t.to_string(),
+                    message: format!(
+                        "another publish wrote {winner} here meanwhile, so this one's record was not written — run it again"
+                    ),
+                });
+            }
+            Err(e) => return Err(store_error(t, "writing the publish record", &e)),
+        }
     }
     futures_util::stream::iter(outcome.plan.delete.iter())
         .map(|rel| async move {
@@ -379,24 +406,36 @@ async fn list(store: &dyn ObjectStore, t: &Target) -> Result<Vec<Remote>, Publis
         .collect())
 }
 
-async fn read_record(store: &dyn ObjectStore, t: &Target) -> Result<Option<Record>, PublishError> {
+/// The stored record, and the version of the object holding it (also when it is not a record),
+/// for the conditional write of the next one.
+async fn read_record(
+    store: &dyn ObjectStore,
+    t: &Target,
+) -> Result<(Option<Record>, Option<UpdateVersion>), PublishError> {
     let key = t.key(RECORD_NAME)?;
-    let bytes = match store.get(&key).await {
-        Ok(r) => r
-            .bytes()
-            .await
-            .map_err(|e| store_error(t, "reading the publish record", &e))?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+    let (bytes, version) = match store.get(&key).await {
+        Ok(r) => {
+            let version = UpdateVersion {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
+            let b = r
+                .bytes()
+                .await
+                .map_err(|e| store_error(t, "reading the publish record", &e))?;
+            (b, version)
+        }
+        Err(object_store::Error::NotFound { .. }) => return Ok((None, None)),
         Err(e) => return Err(store_error(t, "reading the publish record", &e)),
     };
     match serde_json::from_slice(&bytes) {
-        Ok(r) => Ok(Some(r)),
+        Ok(r) => Ok((Some(r), Some(version))),
         Err(e) => {
             // Without a record nothing is deleted, which is the safe way to be wrong.
             tracing::warn!(
                 "{t}/{RECORD_NAME} is not a mockimg publish record ({e}); it will be replaced and nothing it listed is deleted"
             );
-            Ok(None)
+            Ok((None, Some(version)))
         }
     }
 }
@@ -545,6 +584,46 @@ mod tests {
         std::fs::write(d.path().join(RECORD_NAME), "{}").unwrap();
         let e = local_tree(d.path(), &WalkOptions::default(), 0).unwrap_err();
         assert!(e.to_string().contains("record"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_record_written_meanwhile_wins_and_nothing_it_lists_is_deleted() {
+        let d = tree_dir();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let t = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
+        publish(store.clone(), &t, &opts(false, false), &|_, _| {})
+            .await
+            .unwrap();
+        std::fs::remove_file(d.path().join("responses/alias.json")).unwrap();
+        std::fs::write(d.path().join("a-config.yaml"), "plugin: soap\n").unwrap();
+        let t2 = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
+        // Another writer (one that took no lock) replaces the record while this one uploads.
+        let mut theirs = Record {
+            digest: "sha256:theirs".into(),
+            engine: "core".into(),
+            version: "4.9.3".into(),
+            files: Default::default(),
+        };
+        theirs
+            .files
+            .insert("responses/alias.json".into(), "00".into());
+        let key: object_store::path::Path = "p/.mockimg-publish.json".into();
+        let other = store.clone();
+        let on_upload = move |_: &str, _: u64| {
+            let put = other.put(&key, PutPayload::from(theirs.to_bytes()));
+            // InMemory completes at once.
+            futures_util::FutureExt::now_or_never(put).unwrap().unwrap();
+        };
+        let e = publish(store.clone(), &t2, &opts(false, false), &on_upload)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sha256:theirs") && e.contains("run it again"),
+            "{e}"
+        );
+        assert!(store.head(&"p/responses/alias.json".into()).await.is_ok());
+        assert!(store.head(&"p/.mockimg-publish.lock".into()).await.is_err());
     }
 
     #[tokio::test]
