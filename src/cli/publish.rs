@@ -24,6 +24,9 @@ pub struct PublishArgs {
     /// Also delete objects under the prefix that mockimg did not publish.
     #[arg(long)]
     pub delete: bool,
+    /// Publish to s3:// even what the JVM engine's S3 loader would not load as published (keys sharing the prefix as a string, over 1,000 objects, files that are not UTF-8).
+    #[arg(long)]
+    pub force: bool,
     /// Print what would be uploaded and deleted; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -139,6 +142,8 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         version: version.clone(),
         delete_unknown: a.delete,
         dry_run: a.dry_run,
+        jvm_loader: target.scheme == Scheme::S3 && choice.facts.generation == Generation::Jvm,
+        force: a.force,
     };
     let bar = upload_bar(a.quiet, tree.files.len());
     let on_upload = |rel: &str, size: u64| match &bar {
