@@ -17,18 +17,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// `SOURCE_DATE_EPOCH` as seconds, if set and valid.
-pub fn source_date_epoch() -> Result<Option<u64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
-            ))
-        }),
-        _ => Ok(None),
-    }
-}
-
 /// `secs` since the epoch as RFC 3339 in UTC, to the second (what image configs use).
 pub fn rfc3339(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0)
@@ -73,6 +61,8 @@ pub struct BuildRequest {
     /// `--format`: one media-type family for every sink; `None`: OCI for files, the base's
     /// family for registries.
     pub format: Option<Family>,
+    /// `SOURCE_DATE_EPOCH`: the image config's `created` (else the base's stays).
+    pub source_date_epoch: Option<u64>,
     /// Every `--push` (true) and `--tag` (false) name in command-line order; when empty, the
     /// `push` then the `tags` names.
     pub order: Vec<(RegistryRef, bool)>,
@@ -188,7 +178,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
     let opts = AppendOptions {
         config_path: req.layer.config_path.clone(),
         env: req.env.clone(),
-        created: source_date_epoch()?.map(rfc3339),
+        created: req.source_date_epoch.map(rfc3339),
         labels: req.labels.clone(),
         annotations: req.annotations.clone(),
         // A normalised, digest-pinned registry name, never a local path: the same base typed two

@@ -426,6 +426,19 @@ pub struct ValidateArgs {
     pub strict: bool,
 }
 
+/// `SOURCE_DATE_EPOCH` as seconds, if set and valid: read here, once per command, and handed to
+/// the library as a value.
+pub(crate) fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
+            ))
+        }),
+        _ => Ok(None),
+    }
+}
+
 /// `K=V` items of a repeatable flag, as a sorted map.
 pub(crate) fn parse_kv(flag: &str, items: &[String]) -> Result<BTreeMap<String, String>, Error> {
     items

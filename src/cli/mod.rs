@@ -270,6 +270,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         version: a.engine_version.clone(),
     };
     let env_flags = parse_env(&a.env)?;
+    let epoch = args::source_date_epoch()?;
     crate::mutate::layer::config_path_components(&a.config_path)?;
     let (choice, outside) = check_tree(&Check {
         dir: &a.config_dir,
@@ -292,7 +293,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let mut annotations = if a.no_ci_annotations {
         BTreeMap::new()
     } else {
-        crate::imposter::ci::ci_annotations()
+        crate::imposter::ci::ci_annotations(epoch)
     };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
     let platforms = platforms(&a.platform)?;
@@ -310,13 +311,14 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         walk,
         layer: LayerOptions {
             config_path: a.config_path.clone(),
-            mtime: build::source_date_epoch()?.unwrap_or(0),
+            mtime: epoch.unwrap_or(0),
             replace: a.replace,
             gzip_level: a.compression_level,
         },
         labels: parse_kv("label", &a.label)?,
         annotations,
         env,
+        source_date_epoch: epoch,
         push: registry_refs("push", &a.push)?,
         tags: registry_refs("tag", &a.tag)?,
         order: a
@@ -480,7 +482,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         force: a.force,
         walk,
-        mtime: build::source_date_epoch()?.unwrap_or(0),
+        mtime: args::source_date_epoch()?.unwrap_or(0),
         outside,
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
@@ -497,15 +499,11 @@ mod tests {
         let two = p(&["linux/amd64", " linux/arm64/v8"]).unwrap();
         assert_eq!(two.len(), 2);
         assert_eq!(two[1].to_string(), "linux/arm64/v8");
-        assert!(p(&["all", "linux/amd64"]).is_err());
-        assert!(p(&["linux"]).is_err());
-    }
-
-    #[test]
-    fn version_names_the_default_engine() {
-        assert!(super::args::LONG_VERSION.contains(&format!(
-            "imposter:{}",
-            crate::imposter::engine::DEFAULT_ENGINE_VERSION
-        )));
+        let usage = |v: &[&str]| match p(v) {
+            Err(crate::error::Error::Usage(m)) => m,
+            other => panic!("{v:?}: expected a usage error, got {other:?}"),
+        };
+        assert!(usage(&["all", "linux/amd64"]).contains("--platform all cannot be combined"));
+        assert!(usage(&["linux"]).contains("expected OS/ARCH[/VARIANT]"));
     }
 }

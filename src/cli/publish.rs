@@ -1,6 +1,5 @@
 //! `mockimg publish`: validate like `build`, sync to the bucket, optionally repoint a Lambda,
 //! and print the summary (or one JSON object).
-use crate::build;
 use crate::error::Error;
 use crate::imposter::engine::{EngineFlags, Generation};
 use crate::imposter::publish::lambda::{self, LambdaUpdate};
@@ -115,7 +114,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         ),
     })?;
     let (engine, version) = publish::engine_record(&choice);
-    let mtime = build::source_date_epoch()?.unwrap_or(0);
+    let mtime = super::args::source_date_epoch()?.unwrap_or(0);
     let (dir, w) = (a.config_dir.clone(), walk);
     let tree = tokio::task::spawn_blocking(move || publish::local_tree(&dir, &w, mtime))
         .await?
