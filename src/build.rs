@@ -66,6 +66,8 @@ pub struct BuildRequest {
     /// Every `--push` (true) and `--tag` (false) name in command-line order; when empty, the
     /// `push` then the `tags` names.
     pub order: Vec<(RegistryRef, bool)>,
+    /// `--sign-key`: sign what is pushed with each key (cosign's format), after the push.
+    pub sign: Vec<crate::sign::SigningKey>,
 }
 
 impl BuildRequest {
@@ -233,6 +235,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         output: req.output.as_deref(),
         oci_layout: req.oci_layout.as_deref(),
         registry: &req.registry,
+        sign: &req.sign,
     };
     let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks).await?;
     outcome.base = Some(BaseSummary {
@@ -260,6 +263,8 @@ pub struct Sinks<'a> {
     pub oci_layout: Option<&'a Path>,
     /// How to reach registries.
     pub registry: &'a RegistryOptions,
+    /// Keys to sign the pushed image with, once it and its tags are in place.
+    pub sign: &'a [crate::sign::SigningKey],
 }
 
 /// Writes a finished image to every sink: files are staged first (written in full and
@@ -301,7 +306,11 @@ pub async fn write_sinks(
         let res = crate::sink::registry::push(&tracked, &push, sinks.registry).await;
         // What the push found out holds whether or not it got to the end.
         save_locations(sinks.registry);
-        Some(res?)
+        let stats = res?;
+        if !sinks.sign.is_empty() {
+            crate::sign::push_signatures(&pushed.root, &push, sinks.sign, sinks.registry).await?;
+        }
+        Some(stats)
     };
     save_locations(sinks.registry);
     if let Some(a) = archive {
@@ -392,6 +401,7 @@ pub async fn push_existing(
     source: &ImageRef,
     targets: &[RegistryRef],
     opts: &RegistryOptions,
+    sign: &[crate::sign::SigningKey],
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
     crate::sink::note_foreign_layers(&src.root)?;
@@ -400,6 +410,7 @@ pub async fn push_existing(
         output: None,
         oci_layout: None,
         registry: opts,
+        sign,
     };
     write_sinks(&src, None, &sinks).await
 }

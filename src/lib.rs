@@ -24,5 +24,6 @@ pub mod mutate;
 pub mod oci;
 pub mod rebase;
 pub mod registry;
+pub mod sign;
 pub mod sink;
 pub mod source;

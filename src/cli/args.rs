@@ -70,6 +70,11 @@ pub enum Command {
     /// Remove the stored credentials for a registry.
     #[command(after_help = "Examples:\n  mockimg logout ghcr.io")]
     Logout(LogoutArgs),
+    /// Write a cosign-compatible signing key pair (cosign.key encrypted with COSIGN_PASSWORD, cosign.pub).
+    #[command(
+        after_help = "Examples:\n  COSIGN_PASSWORD=... mockimg generate-key\n  COSIGN_PASSWORD=... mockimg generate-key --output-prefix keys/mocks --force"
+    )]
+    GenerateKey(crate::cli::sign::GenerateKeyArgs),
     /// Sync a config directory to a bucket that a stock engine reads (IMPOSTER_CONFIG_DIR=s3://…).
     #[command(
         after_help = "Examples:\n  mockimg publish config/ --to s3://team-mocks/petstore\n  mockimg publish config/ --to s3://team-mocks/petstore --lambda-function petstore-mock\n  mockimg publish . --to gs://team-mocks/petstore --delete --dry-run\n  mockimg publish . --to file:///srv/mocks --json\n\nCredentials come from the environment: AWS_* (and web identity, instance role), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*. AWS_ENDPOINT_URL_S3 points at an S3-compatible store."
@@ -240,6 +245,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "REPO")]
     pub mount_from: Vec<String>,
     #[command(flatten)]
+    pub sign: crate::cli::sign::SignArgs,
+    #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]
     pub out: OutputArgs,
@@ -303,6 +310,8 @@ pub struct PushArgs {
     /// from (repeatable; REPO or HOST/REPO).
     #[arg(long, value_name = "REPO")]
     pub mount_from: Vec<String>,
+    #[command(flatten)]
+    pub sign: crate::cli::sign::SignArgs,
     #[command(flatten)]
     pub registry: RegistryArgs,
     #[command(flatten)]

@@ -6,6 +6,7 @@ mod output;
 pub mod progress;
 mod publish;
 mod rebase;
+mod sign;
 
 pub use args::{Cli, Command};
 pub use exit::exit_code;
@@ -163,6 +164,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bundle(args) => run_bundle(args),
         Command::Login(args) => run_login(args).await,
         Command::Logout(args) => run_logout(args),
+        Command::GenerateKey(args) => sign::run_generate_key(args),
         Command::Publish(args) => publish::run_publish(args).await,
         Command::Rebase(args) => rebase::run_rebase(args).await,
         Command::Completions { shell } => {
@@ -343,6 +345,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             ..a.registry.options()
         },
         cache,
+        sign: a.sign.keys(!a.push.is_empty())?,
     };
     if !a.out.quiet && req.push.is_empty() && req.output.is_none() && req.oci_layout.is_none() {
         tracing::warn!(
@@ -384,7 +387,8 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
         locations: Some(locations(Cache::default_dir().as_deref())),
         ..a.registry.options()
     };
-    let o = interruptible(build::push_existing(&src, &targets, &opts))
+    let keys = a.sign.keys(true)?;
+    let o = interruptible(build::push_existing(&src, &targets, &opts, &keys))
         .await
         .map_err(|e| job_error(e, || format!("pushing {src}")))?;
     output::report(

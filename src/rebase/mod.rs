@@ -251,6 +251,8 @@ pub async fn rebase(req: &RebaseRequest) -> Result<RebaseOutcome> {
         output: req.output.as_deref(),
         oci_layout: req.oci_layout.as_deref(),
         registry: &req.registry,
+        // rebase does not sign (yet): --sign-key is on build and push.
+        sign: &[],
     };
     let written = crate::build::write_sinks(&src, None, &sinks).await?;
     outcome.references = written.pushed;

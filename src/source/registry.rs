@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 impl Registry {
     /// Fetches a manifest or index as raw bytes; a digest-pinned reference must match its pin.
-    async fn manifest(&self, r: &RegistryRef) -> Result<Doc> {
+    pub(crate) async fn manifest(&self, r: &RegistryRef) -> Result<Doc> {
         let op = format!("fetching manifest {r}");
         let scopes = scopes_for(r, RegistryOperation::Pull);
         let mut headers = HeaderMap::new();
