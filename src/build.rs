@@ -46,10 +46,9 @@ pub struct BuildRequest {
     pub annotations: BTreeMap<String, String>,
     /// Variables set in the image's `Env` (project file `env:`, `--env`, recursion).
     pub env: BTreeMap<String, String>,
-    /// References to push to; every one gets the same digest.
-    pub push: Vec<RegistryRef>,
-    /// Names recorded in file outputs without pushing.
-    pub tags: Vec<RegistryRef>,
+    /// The image's names in command-line order (`--push` and `--tag`); every one gets the same
+    /// digest, and file outputs record them in this order.
+    pub targets: Vec<Target>,
     /// Archive tar to write (OCI layout + docker-archive).
     pub output: Option<PathBuf>,
     /// OCI layout directory to write or add to.
@@ -63,22 +62,40 @@ pub struct BuildRequest {
     pub format: Option<Family>,
     /// `SOURCE_DATE_EPOCH`: the image config's `created` (else the base's stays).
     pub source_date_epoch: Option<u64>,
-    /// Every `--push` (true) and `--tag` (false) name in command-line order; when empty, the
-    /// `push` then the `tags` names.
-    pub order: Vec<(RegistryRef, bool)>,
     /// `--sign-key`: sign what is pushed with each key (cosign's format), after the push.
     pub sign: Vec<crate::sign::SigningKey>,
+}
+
+/// One name of a built image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Pushed to its registry (`--push`), and recorded in file outputs.
+    Push(RegistryRef),
+    /// Only recorded in file outputs (`--tag`).
+    Record(RegistryRef),
+}
+
+impl Target {
+    /// The name.
+    pub fn reference(&self) -> &RegistryRef {
+        match self {
+            Target::Push(r) | Target::Record(r) => r,
+        }
+    }
 }
 
 impl BuildRequest {
     /// Every name to record, in command-line order, each marked whether it is pushed.
     pub fn names(&self) -> Vec<(RegistryRef, bool)> {
-        if !self.order.is_empty() {
-            return self.order.clone();
-        }
-        let push = self.push.iter().map(|r| (r.clone(), true));
-        push.chain(self.tags.iter().map(|r| (r.clone(), false)))
+        self.targets
+            .iter()
+            .map(|t| (t.reference().clone(), matches!(t, Target::Push(_))))
             .collect()
+    }
+
+    /// Whether any name is pushed.
+    pub fn pushes(&self) -> bool {
+        self.targets.iter().any(|t| matches!(t, Target::Push(_)))
     }
 }
 

@@ -1,6 +1,8 @@
 //! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
 //! that turn repeatable `K=V` / reference flags into typed values.
 use crate::error::Error;
+use crate::imposter::engine::EngineFlags;
+use crate::imposter::validate::Report;
 use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
 use crate::oci::reference::RegistryRef;
 use crate::registry::RegistryOptions;
@@ -133,6 +135,71 @@ impl RegistryArgs {
     }
 }
 
+/// The engine a config is checked and built for (`build`, `validate`). The help is build's;
+/// another subcommand words it for itself with `mut_arg`.
+#[derive(Args, Debug, Clone)]
+pub struct EngineArgs {
+    /// Base engine image: registry reference, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH.
+    #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
+    pub base: Option<String>,
+    /// Engine image when --base is not given (with --base: which engine the base holds). The
+    /// Imposter CLI's names (docker, docker-all, docker-distroless, jvm, native, golang) and
+    /// mockimg's (core, all, distroless, go); golang/native/go are the Go engine 5.x.
+    #[arg(long, value_parser = crate::imposter::engine::ENGINE_NAMES)]
+    pub engine: Option<String>,
+    /// Engine version when --base is not given (never looked up online; 5.x is the Go engine).
+    #[arg(long, value_name = "VERSION")]
+    pub engine_version: Option<String>,
+}
+
+impl EngineArgs {
+    /// The engine choice these flags ask for.
+    pub(crate) fn flags(&self) -> EngineFlags {
+        EngineFlags {
+            base: self.base.clone(),
+            engine: self.engine.clone(),
+            version: self.engine_version.clone(),
+        }
+    }
+}
+
+/// How a config directory is checked before it ships (`build`, `bundle`). The help is build's;
+/// another subcommand words it for itself with `mut_arg`.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Skip config validation.
+    #[arg(long)]
+    pub no_validate: bool,
+    /// Refuse referenced files outside the config directory (by default a spec or script the
+    /// engine reads from outside, e.g. specFile: ../openapi.yaml, ships where it looks for it).
+    #[arg(long)]
+    pub no_outside_files: bool,
+    /// Load config files in subdirectories too: validates them and sets
+    /// IMPOSTER_CONFIG_SCAN_RECURSIVE=true in the image.
+    #[arg(long)]
+    pub recursive: bool,
+}
+
+/// What happens to validation findings (`bundle`, `validate`, `publish`).
+#[derive(Args, Debug, Clone)]
+pub struct FindingsArgs {
+    /// Don't print warnings.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Treat warnings as errors (for CI).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl FindingsArgs {
+    /// `--strict`: warnings count as errors.
+    pub(crate) fn judge(&self, report: &mut Report) {
+        if self.strict {
+            report.make_warnings_errors();
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct OutputArgs {
     /// Write the image digest to this file.
@@ -154,17 +221,8 @@ pub struct BuildArgs {
     /// Directory holding the Imposter config (*-config.yaml and the files they reference).
     #[arg(default_value = ".")]
     pub config_dir: PathBuf,
-    /// Base engine image: registry reference, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH.
-    #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
-    pub base: Option<String>,
-    /// Engine image when --base is not given (with --base: which engine the base holds). The
-    /// Imposter CLI's names (docker, docker-all, docker-distroless, jvm, native, golang) and
-    /// mockimg's (core, all, distroless, go); golang/native/go are the Go engine 5.x.
-    #[arg(long, value_parser = crate::imposter::engine::ENGINE_NAMES)]
-    pub engine: Option<String>,
-    /// Engine version when --base is not given (never looked up online; 5.x is the Go engine).
-    #[arg(long, value_name = "VERSION")]
-    pub engine_version: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Environment variable in the image (repeatable; over the project file's `env:` and the
     /// base's value).
     #[arg(long, value_name = "K=V")]
@@ -217,17 +275,8 @@ pub struct BuildArgs {
     /// Manifest annotation, OCI bases only (repeatable).
     #[arg(long, value_name = "K=V")]
     pub annotation: Vec<String>,
-    /// Skip config validation.
-    #[arg(long)]
-    pub no_validate: bool,
-    /// Refuse referenced files outside the config directory (by default a spec or script the
-    /// engine reads from outside, e.g. specFile: ../openapi.yaml, ships where it looks for it).
-    #[arg(long)]
-    pub no_outside_files: bool,
-    /// Load config files in subdirectories too: validates them and sets
-    /// IMPOSTER_CONFIG_SCAN_RECURSIVE=true in the image.
-    #[arg(long)]
-    pub recursive: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
     /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
     #[arg(long)]
     pub no_ci_annotations: bool,
@@ -330,6 +379,14 @@ pub struct InspectArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("no_outside_files", |a| a.help(
+    "Refuse referenced files outside the config directory instead of putting them at the zip's \
+     root (/var/task), where the engine reads them"
+)))]
+#[command(mut_arg("recursive", |a| a.help(
+    "Validate config files in subdirectories too (the engine scans recursively)"
+)))]
+#[command(mut_arg("strict", |a| a.help("Treat warnings as errors")))]
 pub struct BundleArgs {
     /// Directory holding the Imposter config.
     #[arg(default_value = ".")]
@@ -357,25 +414,13 @@ pub struct BundleArgs {
     /// Leave out of the zip paths matching this gitignore-style pattern (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Skip config validation.
-    #[arg(long)]
-    pub no_validate: bool,
-    /// Refuse referenced files outside the config directory instead of putting them at the
-    /// zip's root (/var/task), where the engine reads them.
-    #[arg(long)]
-    pub no_outside_files: bool,
-    /// Validate config files in subdirectories too (the engine scans recursively).
-    #[arg(long)]
-    pub recursive: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
     /// Print what was written as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Don't print warnings.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Treat warnings as errors.
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub findings: FindingsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -399,6 +444,11 @@ pub struct LogoutArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("base", |a| a.help("Check against this base image's engine (as build's --base)")))]
+#[command(mut_arg("engine", |a| a.help("Check against this engine (as build's --engine)")))]
+#[command(mut_arg("engine_version", |a| a.help(
+    "Check against this engine version (as build's --engine-version)"
+)))]
 pub struct ValidateArgs {
     /// Directory holding the Imposter config.
     #[arg(default_value = ".")]
@@ -409,15 +459,8 @@ pub struct ValidateArgs {
     /// Check as if built with this --exclude pattern (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Check against this base image's engine (as build's --base).
-    #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
-    pub base: Option<String>,
-    /// Check against this engine (as build's --engine).
-    #[arg(long, value_parser = crate::imposter::engine::ENGINE_NAMES)]
-    pub engine: Option<String>,
-    /// Check against this engine version (as build's --engine-version).
-    #[arg(long, value_name = "VERSION")]
-    pub engine_version: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Environment variable the image will have (as build's --env).
     #[arg(long, value_name = "K=V")]
     pub env: Vec<String>,
@@ -427,12 +470,8 @@ pub struct ValidateArgs {
     /// Print findings as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Don't print warnings.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Treat warnings as errors (for CI).
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub findings: FindingsArgs,
 }
 
 /// `SOURCE_DATE_EPOCH` as seconds, if set and valid: read here, once per command, and handed to

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 /// `mockimg publish` flags.
 #[derive(Args, Debug)]
+#[command(mut_arg("quiet", |a| a.help("Only errors on stderr")))]
+#[command(mut_arg("strict", |a| a.help("Treat validation warnings as errors (for CI)")))]
 pub struct PublishArgs {
     /// Directory holding the Imposter config (*-config.yaml and the files they reference).
     #[arg(default_value = ".")]
@@ -47,12 +49,8 @@ pub struct PublishArgs {
     /// Print one JSON object on stdout: {"to", "digest", "uploaded", "unchanged", "deleted", "dry_run"}.
     #[arg(long)]
     pub json: bool,
-    /// Only errors on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Treat validation warnings as errors (for CI).
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub findings: super::args::FindingsArgs,
 }
 
 /// `publish --json`.
@@ -104,8 +102,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         recursive: a.recursive,
         env: &env,
         no_validate: a.no_validate,
-        quiet: a.quiet,
-        strict: a.strict,
+        findings: a.findings.clone(),
         // A bucket prefix is the whole config: the engine reading it has no outside.
         outside: crate::imposter::validate::OutsidePolicy::Refuse(
             "publish copies the config directory alone, and a bucket prefix has no outside for \
@@ -127,7 +124,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         delete_unknown: a.delete,
         dry_run: a.dry_run,
     };
-    let bar = upload_bar(a.quiet, tree.files.len());
+    let bar = upload_bar(a.findings.quiet, tree.files.len());
     let on_upload = |rel: &str, size: u64| match &bar {
         Some(b) => b.inc(1),
         None => tracing::debug!("uploaded {rel} ({size} bytes)"),
@@ -214,7 +211,7 @@ fn report(
     } else {
         println!("{}", o.digest);
     }
-    if !a.quiet {
+    if !a.findings.quiet {
         if let Some(l) = lambda_line {
             eprintln!("{l}");
         }
