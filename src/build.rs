@@ -11,6 +11,7 @@ use crate::registry::RegistryOptions;
 use crate::sink::layout::ImageName;
 use crate::sink::registry::PushStats;
 use crate::sink::{archive, layout};
+use crate::sink::{Kind, Progress};
 use crate::source::cache::Cache;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -160,7 +161,7 @@ fn platforms_of(src: &Source) -> Vec<String> {
 }
 
 /// Builds the layer, appends it to the base, and writes the result to every requested sink.
-pub async fn build(req: &BuildRequest) -> Result<Outcome> {
+pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcome> {
     if let Some(dir) = &req.oci_layout {
         crate::sink::layout::check_target(dir)?;
     }
@@ -254,7 +255,7 @@ pub async fn build(req: &BuildRequest) -> Result<Outcome> {
         registry: &req.registry,
         sign: &req.sign,
     };
-    let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks).await?;
+    let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks, progress).await?;
     outcome.base = Some(BaseSummary {
         reference: base_ref.to_string(),
         digest: base.root.digest(),
@@ -292,6 +293,7 @@ pub async fn write_sinks(
     src: &Source,
     for_registries: Option<&Source>,
     sinks: &Sinks<'_>,
+    progress: &dyn Progress,
 ) -> Result<Outcome> {
     let names: Vec<ImageName> = sinks
         .names
@@ -306,7 +308,7 @@ pub async fn write_sinks(
         .collect();
     // Where the base's blobs were read from, for later pushes of what is written here.
     crate::sink::registry::note_source(src, sinks.registry);
-    let to_file = crate::cli::progress::track(src, crate::cli::progress::Sink::File);
+    let to_file = progress.track(src, Kind::File);
     let archive = match sinks.output {
         Some(path) => Some(archive::stage(&to_file, path, &names).await?),
         None => None,
@@ -319,7 +321,7 @@ pub async fn write_sinks(
     let stats = if push.is_empty() {
         None
     } else {
-        let tracked = crate::cli::progress::track(pushed, crate::cli::progress::Sink::Registry);
+        let tracked = progress.track(pushed, Kind::Registry);
         let res = crate::sink::registry::push(&tracked, &push, sinks.registry).await;
         // What the push found out holds whether or not it got to the end.
         save_locations(sinks.registry);
@@ -419,6 +421,7 @@ pub async fn push_existing(
     targets: &[RegistryRef],
     opts: &RegistryOptions,
     sign: &[crate::sign::SigningKey],
+    progress: &dyn Progress,
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
     crate::sink::note_foreign_layers(&src.root)?;
@@ -429,7 +432,7 @@ pub async fn push_existing(
         registry: opts,
         sign,
     };
-    write_sinks(&src, None, &sinks).await
+    write_sinks(&src, None, &sinks, progress).await
 }
 
 /// What `mockimg inspect` shows.

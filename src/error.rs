@@ -1,6 +1,6 @@
 //! The library's error type. Every message is meant to be printed as one line that names the
 //! thing that went wrong and, where there is one, the fix.
-use crate::registry::error::Failure;
+use crate::registry::failure::Failure;
 use std::path::PathBuf;
 
 /// The crate's result, with [`Error`] unless said otherwise.

@@ -3,7 +3,8 @@
 //! The modules read as the data flow of one build (see `ARCHITECTURE.md`):
 //! [`oci`] (the image model) → [`source`] (open a base) → [`mutate`] (the config layer and the
 //! append) → [`sink`] (push, layout, archive), with [`registry`] as the client both ends use,
-//! [`imposter`] for what the engine expects, [`build`] wiring a job, and [`cli`] at the edge.
+//! [`imposter`] for what the engine expects, [`build`] wiring a job, and [`cli`] at the edge;
+//! [`atomic`] (the one file writer) and [`error`] are helpers every layer may use.
 
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -16,6 +17,7 @@ macro_rules! default_engine_version {
     };
 }
 
+pub mod atomic;
 pub mod build;
 pub mod cli;
 pub mod error;
@@ -27,3 +29,4 @@ pub mod registry;
 pub mod sign;
 pub mod sink;
 pub mod source;
+pub(crate) mod temps;

@@ -84,7 +84,7 @@ fn multi_platform_oci_base_builds_and_pushes() {
             cfg["rootfs"]["diff_ids"].as_array().unwrap().len(),
             layers.len()
         );
-        assert_eq!(cfg["config"]["User"], "2048");
+        assert_eq!(cfg["config"]["User"], "imposter");
         assert_eq!(cfg["architecture"], arch);
         let hist = cfg["history"].as_array().unwrap();
         assert!(hist.last().unwrap()["created_by"]

@@ -61,13 +61,17 @@ with zipfile.ZipFile(sys.argv[1]) as z, open(sys.argv[1], "rb") as f:
 print(json.dumps(out))
 "##;
 
+/// An archive laid out as goreleaser lays out imposter-go's releases
+/// (imposter-go@v5.21.3:.goreleaser.yml:1,26-31): the `imposter-go` binary (the project name)
+/// at the root beside goreleaser's default extra files that exist in the repository, README.md
+/// and CHANGELOG.md (it has no LICENSE file).
 const MAKE_GO_TGZ: &str = r##"
 import sys, tarfile, io
 with tarfile.open(sys.argv[1], "w:gz") as t:
     for name, data, mode in [
-        ("LICENSE", b"Apache License\n", 0o644),
         ("README.md", b"# imposter-go\n", 0o644),
-        ("imposter", b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 400, 0o755),
+        ("CHANGELOG.md", b"# Changelog\n", 0o644),
+        ("imposter-go", b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 400, 0o755),
     ]:
         ti = tarfile.TarInfo(name)
         ti.size = len(data)
@@ -291,7 +295,7 @@ fn jvm_bundle_read_back_with_unzip_and_python() {
 }
 
 #[test]
-fn go_bundle_has_executable_bootstrap() {
+fn a_goreleaser_archive_gives_an_executable_bootstrap() {
     let cfg = config_tree();
     let work = tempfile::tempdir().unwrap();
     let tgz = work.path().join("imposter-go_linux_amd64.tar.gz");

@@ -20,6 +20,8 @@ enum Check {
     GithubWorkflow,
     GitlabCi,
     Kubernetes,
+    /// Checked here: every cite is `repo@tag:path:line` at a pinned tag, every test exists.
+    EngineFacts,
 }
 
 /// Every file under docs/ and the check that covers it.
@@ -27,6 +29,7 @@ const DOCS: &[(&str, Check)] = &[
     ("docs/github-actions.yml", Check::GithubWorkflow),
     ("docs/gitlab-ci.yml", Check::GitlabCi),
     ("docs/kubernetes.yaml", Check::Kubernetes),
+    ("docs/engine-facts.md", Check::EngineFacts),
 ];
 
 /// The files a check covers: the docs/ entries, plus every workflow in .github/workflows.
@@ -120,7 +123,148 @@ fn validate(check: Check, files: &[PathBuf]) -> Out {
             &["--strict", "-k", KUBERNETES_VERSION],
             files,
         ),
+        Check::EngineFacts => {
+            let problems: Vec<String> = files
+                .iter()
+                .flat_map(|f| {
+                    let text = std::fs::read_to_string(f).unwrap();
+                    engine_facts_problems(&text)
+                        .into_iter()
+                        .map(move |p| format!("{}: {p}", f.display()))
+                })
+                .collect();
+            Out {
+                ok: problems.is_empty(),
+                text: problems.join("\n"),
+            }
+        }
     }
+}
+
+/// The upstream repositories and the tags (or branch) the facts are read at.
+const PINNED: &[(&str, &[&str])] = &[
+    ("imposter-jvm-engine", &["v4.9.3"]),
+    ("imposter-go", &["v5.21.3"]),
+    ("imposter-cli", &["v1.10.0", "main"]),
+];
+
+/// Every test function name in src/ and tests/.
+fn test_names() -> std::collections::BTreeSet<String> {
+    fn walk(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let lines: Vec<&str> = text.lines().collect();
+                for (i, l) in lines.iter().enumerate() {
+                    let Some(rest) = l
+                        .trim_start()
+                        .strip_prefix("fn ")
+                        .or_else(|| l.trim_start().strip_prefix("async fn "))
+                    else {
+                        continue;
+                    };
+                    let is_test = lines[..i].iter().rev().take(3).any(|a| {
+                        a.trim_start().starts_with("#[test]") || a.contains("#[tokio::test")
+                    });
+                    if is_test {
+                        out.insert(rest.split('(').next().unwrap().trim().to_string());
+                    }
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(&Path::new(ROOT).join("src"), &mut out);
+    walk(&Path::new(ROOT).join("tests"), &mut out);
+    out
+}
+
+/// A cite `repo@tag:path:lines` with a pinned repo and tag and lines like `12`, `12-15`,
+/// `12,15-16`.
+fn cite_problem(cite: &str) -> Option<String> {
+    let Some((repo, rest)) = cite.split_once('@') else {
+        return Some(format!("'{cite}' is not repo@tag:path:line"));
+    };
+    let Some((_, tags)) = PINNED.iter().find(|(r, _)| *r == repo) else {
+        return Some(format!("'{cite}': {repo} is not a pinned repository"));
+    };
+    let mut parts = rest.splitn(2, ':');
+    let tag = parts.next().unwrap_or_default();
+    if !tags.contains(&tag) {
+        return Some(format!(
+            "'{cite}': {tag} is not the pinned version of {repo}"
+        ));
+    }
+    let Some((path, lines)) = parts.next().and_then(|r| r.rsplit_once(':')) else {
+        return Some(format!("'{cite}' has no :path:line"));
+    };
+    let lines_ok = !lines.is_empty()
+        && lines.split(',').all(|r| {
+            r.split('-').count() <= 2
+                && r.split('-')
+                    .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+    if path.is_empty() || path.starts_with('/') || !lines_ok {
+        return Some(format!("'{cite}': path or line numbers malformed"));
+    }
+    None
+}
+
+/// What is wrong with the fact tables of docs/engine-facts.md: rows whose upstream column is
+/// not a list of cites, or whose test column names a test that does not exist.
+fn engine_facts_problems(text: &str) -> Vec<String> {
+    let tests = test_names();
+    let mut problems = Vec::new();
+    let mut rows = 0;
+    // Only the `| fact | upstream | test |` tables; other tables (the paths section's) have
+    // their own shape.
+    let mut in_facts = false;
+    for line in text.lines() {
+        if !line.trim_start().starts_with('|') {
+            in_facts = false;
+            continue;
+        }
+        let cells: Vec<&str> = line
+            .trim()
+            .trim_matches('|')
+            .split(" | ")
+            .map(str::trim)
+            .collect();
+        if cells == ["fact", "upstream", "test"] {
+            in_facts = true;
+            continue;
+        }
+        if !in_facts || cells[0].starts_with("---") {
+            continue;
+        }
+        if cells.len() != 3 {
+            problems.push(format!("row without 3 cells: {line}"));
+            continue;
+        }
+        rows += 1;
+        for cite in cells[1].split(';').map(str::trim) {
+            problems.extend(cite_problem(cite));
+        }
+        if cells[2] == "none" {
+            continue;
+        }
+        let names: Vec<&str> = cells[2]
+            .split(',')
+            .map(|n| n.trim().trim_matches('`'))
+            .collect();
+        for n in names {
+            if !tests.contains(n) {
+                problems.push(format!("test {n} does not exist (row: {})", cells[0]));
+            }
+        }
+    }
+    if rows < 20 {
+        problems.push(format!("only {rows} fact rows found"));
+    }
+    problems
 }
 
 fn read(rel: &str) -> String {
@@ -173,6 +317,15 @@ fn kubernetes_manifests_match_the_api_schemas() {
     }
 }
 
+/// Every fact in docs/engine-facts.md cites the engines' code at the pinned versions as
+/// `repo@tag:path:line` and names test functions that exist.
+#[test]
+fn engine_facts_cite_pinned_code_and_existing_tests() {
+    let f = files(Check::EngineFacts);
+    let out = validate(Check::EngineFacts, &f);
+    assert!(out.ok, "{}", out.text);
+}
+
 /// The checks are not vacuous: each rejects a broken copy of the file it passes.
 #[test]
 fn each_check_rejects_a_broken_file() {
@@ -195,6 +348,18 @@ fn each_check_rejects_a_broken_file() {
             Check::Kubernetes,
             "runAsNonRoot:",
             "runAsNonroot:",
+        ),
+        (
+            "docs/engine-facts.md",
+            Check::EngineFacts,
+            "`the_major_beta_tag_moves_like_latest`",
+            "`the_major_beta_tag_moves`",
+        ),
+        (
+            "docs/engine-facts.md",
+            Check::EngineFacts,
+            "imposter-go@v5.21.3:.goreleaser.yml:1,26-31",
+            "imposter-go@v5.21.2:.goreleaser.yml",
         ),
     ] {
         let text = read(rel);

@@ -1054,14 +1054,15 @@ fn inspect_reads_registries_archives_and_layouts() {
                 })
                 .collect();
             assert_eq!(img["layers"], Value::Array(want), "{r}");
-            assert_eq!(img["user"], "2048");
+            // The JVM core image's run settings (tests/common/fixtures.rs cites the Dockerfiles).
+            assert_eq!(img["user"], "imposter");
+            assert_eq!(img["cmd"], serde_json::json!(fixtures::JVM_CORE_CMD));
             assert_eq!(
-                img["cmd"],
-                serde_json::json!(["/opt/imposter/bin/imposter"])
+                img["entrypoint"],
+                serde_json::json!(fixtures::JVM_ENTRYPOINT)
             );
-            assert_eq!(img["entrypoint"], Value::Null);
             assert!(img["env"].as_array().unwrap().contains(&serde_json::json!(
-                "IMPOSTER_CONFIG_DIR=/opt/imposter/config"
+                "IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"
             )));
             assert!(plain.contains(&format!("platform: {}", img["platform"].as_str().unwrap())));
             for l in m["layers"].as_array().unwrap() {
@@ -1072,10 +1073,14 @@ fn inspect_reads_registries_archives_and_layouts() {
             }
         }
         assert!(
-            plain.contains("entrypoint: -  cmd: [\"/opt/imposter/bin/imposter\"]  user: 2048  workdir: /opt/imposter"),
+            plain.contains(&format!(
+                "entrypoint: {}  cmd: {}  user: imposter  workdir: -",
+                serde_json::json!(fixtures::JVM_ENTRYPOINT),
+                serde_json::json!(fixtures::JVM_CORE_CMD)
+            )),
             "{plain}"
         );
-        assert!(plain.contains("IMPOSTER_CONFIG_DIR"), "{plain}");
+        assert!(plain.contains("IMPOSTER_PLUGIN_DIR"), "{plain}");
     }
 
     // A docker-archive (single image, synthesised Docker manifest).
@@ -1194,7 +1199,7 @@ fn docker_save_output_is_a_base() {
     let j = env.run(&["inspect", one.to_str().unwrap(), "--json"]).ok();
     let j: Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(j["images"][0]["layers"].as_array().unwrap().len(), 3);
-    assert_eq!(j["images"][0]["user"], "2048");
+    assert_eq!(j["images"][0]["user"], "imposter");
     let transport = if read_tar(&one).contains_key("index.json") {
         "oci-archive:"
     } else {

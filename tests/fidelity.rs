@@ -136,10 +136,15 @@ fn env_recursion_and_config_path_go_into_the_image_config() {
         "FROM_FILE=yes",
         "EXTRA=a=b",
         "IMPOSTER_CONFIG_SCAN_RECURSIVE=true",
-        "IMPOSTER_CONFIG_DIR=/mocks",
     ] {
         assert!(e.contains(&want.to_string()), "{want}: {e:?}");
     }
+    // The base is the JVM core image's shape: --configDir is rewritten and no variable is set,
+    // since the launcher would add it to --configDir's dirs and load the config twice.
+    assert!(
+        !e.iter().any(|v| v.starts_with("IMPOSTER_CONFIG_DIR=")),
+        "{e:?}"
+    );
     assert_eq!(
         e.iter()
             .filter(|v| v.starts_with("IMPOSTER_LOG_LEVEL="))
@@ -155,13 +160,13 @@ fn env_recursion_and_config_path_go_into_the_image_config() {
 fn quiet_silences_warnings_and_strict_makes_them_errors() {
     let env = Env::new();
     let d = tempfile::tempdir().unwrap();
-    write(d.path(), "hbase-config.yaml", "plugin: hbase\n");
+    write(d.path(), "wiremock-config.yaml", "plugin: wiremock\n");
     let dir = d.path().to_str().unwrap();
     let r = env.run(&["validate", dir]);
     assert_eq!(r.code, 0);
     assert!(
         r.stderr.contains(
-            "warning: hbase-config.yaml: plugin: plugin 'hbase' is not in the core (JVM) image"
+            "warning: wiremock-config.yaml: plugin: plugin 'wiremock' is not in the core (JVM) image"
         ),
         "{}",
         r.stderr
@@ -172,7 +177,7 @@ fn quiet_silences_warnings_and_strict_makes_them_errors() {
     let s = env.run(&["validate", dir, "--strict"]);
     assert_eq!(s.code, 1, "{}", s.stderr);
     assert!(
-        s.stderr.contains("error:") && s.stderr.contains("hbase"),
+        s.stderr.contains("error:") && s.stderr.contains("wiremock"),
         "{}",
         s.stderr
     );
@@ -301,4 +306,63 @@ fn project_files_never_ship_and_imposterignore_does_not_filter() {
         v["layer"]["files"], 2,
         "mock-config.yaml and node_modules/x.json: {v}"
     );
+}
+
+/// `--config-path` points each engine at the config exactly once: the JVM image's `--configDir`
+/// argument alone (its launcher adds IMPOSTER_CONFIG_DIR's dirs to it), the Go image's
+/// `IMPOSTER_CONFIG_DIR` alone (it has no arguments). Both bases carry the real images' run
+/// settings (tests/common/fixtures.rs).
+#[test]
+fn config_path_sets_only_the_argument_on_the_jvm_shape_and_only_the_variable_on_the_go_shape() {
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let go_base = work.path().join("go-base");
+    fixtures::write_layout(&go_base, &fixtures::go_like(), "5.21.3-beta");
+    let d = tempfile::tempdir().unwrap();
+    write(d.path(), "mock-config.yaml", "plugin: rest\n");
+    let dir = d.path().to_str().unwrap();
+    let inspect = |layout: &Path| -> Value {
+        let r = env
+            .run(&["inspect", &format!("oci:{}:t", layout.display()), "--json"])
+            .ok();
+        serde_json::from_str::<Value>(&r.stdout).unwrap()["images"][0].clone()
+    };
+    for (base, engine) in [
+        (BASE.to_string(), "docker"),
+        (format!("oci:{}:5.21.3-beta", go_base.display()), "go"),
+    ] {
+        let out = work.path().join(format!("out-{engine}"));
+        env.run(&[
+            "build",
+            dir,
+            "--base",
+            &base,
+            "--engine",
+            engine,
+            "--oci-layout",
+            out.to_str().unwrap(),
+            "--tag",
+            "t:t",
+            "--config-path",
+            "/mocks",
+        ])
+        .ok();
+        let img = inspect(&out);
+        let vars: Vec<&str> = img["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|v| v.starts_with("IMPOSTER_CONFIG_DIR="))
+            .collect();
+        let args = format!("{} {}", img["entrypoint"], img["cmd"]);
+        if engine == "docker" {
+            assert!(vars.is_empty(), "{vars:?}");
+            assert!(args.contains("--configDir=/mocks"), "{args}");
+        } else {
+            assert_eq!(vars, ["IMPOSTER_CONFIG_DIR=/mocks"]);
+            assert!(!args.contains("--configDir"), "{args}");
+            assert_eq!(img["entrypoint"], serde_json::json!(["/imposter-go"]));
+        }
+    }
 }

@@ -180,11 +180,9 @@ fn seed_docker(reg: &Registry) -> String {
             variant: None,
             layers: vec![fixtures::engine_files("amd64"), vec![Item::Dir("tmp/")]],
         }],
-        user: "2048",
-        cmd: vec!["/opt/imposter/bin/imposter"],
-        entrypoint: None,
         attestation: false,
         single: true,
+        ..fixtures::engine_like(false)
     };
     let r = seed(reg, &base, "base:docker", true, None);
     assert_eq!(raw_manifest(&r)["mediaType"], json!(DOCKER_MANIFEST));

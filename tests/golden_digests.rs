@@ -9,15 +9,15 @@ use common::*;
 const GOLDEN: [(&str, &str); 3] = [
     (
         "rest",
-        "sha256:37e048265962a845c32258b08660c3853cd22c78f4086cfe588c52109c917061",
+        "sha256:b71c5d89dd37e68b61a52ea162ea5c36d5eb742c262d76e726ee4af1ecebf35c",
     ),
     (
         "openapi",
-        "sha256:55fa7b14cb330b5a858865c1e9c3eddc69f64ac6ac667c48c7d8e1e77f91677a",
+        "sha256:15fec80a4e4facf0a9019303fbb5f03cb0af9d0f80d0e81ef0388ae2b7eed9b3",
     ),
     (
         "soap",
-        "sha256:2318cf9f88cbe290fc6b66eac7e959de12c008f02a5c87c0fccd6df3b8611f9c",
+        "sha256:8398cc252cbd8a6c417c51c1512770b8cd105f6d204d19e85867e030d63ded12",
     ),
 ];
 
@@ -82,7 +82,7 @@ fn readme_example_archive_is_byte_identical() {
     let bytes = std::fs::read(&tar).unwrap();
     assert_eq!(
         fixtures::sha256(&bytes),
-        "sha256:dd2af2375d26eb8284c84531ba7a0fcbc072fb7a056d56af3b7dc2791eac9732"
+        "sha256:1fd04ff3b494da42e6f18bb9d4f54c94fefc02c0b5631c92791e27394635f6cc"
     );
 }
 

@@ -217,7 +217,14 @@ fn lambda_bundle_from_the_cli() {
         "-o",
         out.to_str().unwrap(),
     ];
-    env.run(&args).ok();
+    let first = env.run(&args).ok();
+    assert!(
+        first
+            .stderr
+            .contains("runtime java11 and handler io.gatehill.imposter.awslambda.HandlerV2"),
+        "bundle says how to create the function: {}",
+        first.stderr
+    );
     let sum1 = std::fs::read(&out).unwrap();
     let again = env.run(&args);
     assert_eq!(again.code, 2, "refuses to overwrite: {}", again.stderr);

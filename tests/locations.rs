@@ -53,11 +53,9 @@ fn world() -> World {
     };
     let base = Base {
         platforms: vec![heavy("amd64", 1), heavy("arm64", 2)],
-        user: "2048",
-        cmd: vec!["/opt/imposter/bin/imposter"],
-        entrypoint: None,
         attestation: false,
         single: false,
+        ..fixtures::engine_like(false)
     };
     let direct = seed(&a, &base, "engine/imposter:1", false, None);
     let base_bytes = layer_bytes(&direct);

@@ -351,3 +351,50 @@ fn lambda_flag_needs_an_s3_target() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("s3://"), "{}", r.stderr);
 }
+
+#[test]
+fn lambda_publish_for_the_go_engine_is_refused_before_anything_is_uploaded() {
+    let m = Moto::start();
+    m.create_bucket(BUCKET);
+    m.create_function("go-fn", "provided.al2023", serde_json::json!({}));
+    m.create_function("java-fn", "java21", serde_json::json!({}));
+    let d = config_tree();
+    let env = m.env(Env::new());
+    // Validated for the Go engine: a usage error, whatever the function runs.
+    let r = publish(
+        &env,
+        d.path(),
+        &[
+            "--to",
+            &s3_to("p"),
+            "--lambda-function",
+            "java-fn",
+            "--engine",
+            "go",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("reads no S3 config") && r.stderr.contains("mockimg bundle"),
+        "{}",
+        r.stderr
+    );
+    // A custom runtime runs the Go engine: refused after reading the function.
+    let r = publish(
+        &env,
+        d.path(),
+        &["--to", &s3_to("p"), "--lambda-function", "go-fn"],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("provided.al2023") && r.stderr.contains("mockimg bundle"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        m.keys(BUCKET).is_empty(),
+        "nothing uploaded: {:?}",
+        m.keys(BUCKET)
+    );
+    assert_eq!(m.function_env("go-fn").get("IMPOSTER_CONFIG_DIR"), None);
+}

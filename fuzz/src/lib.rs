@@ -43,7 +43,6 @@ pub fn reference(data: &[u8]) -> String {
         });
         assert_eq!(again, r, "{s:?}: Display {shown:?} parses differently");
         let _ = (r.host(), r.is_loopback(), r.tag_or_digest(), r.repo_name());
-        let _ = r.to_oci();
     }
     match ImageRef::parse(s) {
         Ok(i) => {

@@ -77,7 +77,9 @@ pub enum Command {
         after_help = "Examples:\n  COSIGN_PASSWORD=... mockimg generate-key\n  COSIGN_PASSWORD=... mockimg generate-key --output-prefix keys/mocks --force"
     )]
     GenerateKey(crate::cli::sign::GenerateKeyArgs),
-    /// Sync a config directory to a bucket that a stock engine reads (IMPOSTER_CONFIG_DIR=s3://…).
+    /// Sync a config directory to a bucket: s3:// for the JVM engine's S3 loader
+    /// (IMPOSTER_CONFIG_DIR=s3://…); gs://, az:// and file:// for a bucket or share mounted into
+    /// the engine as a volume (IMPOSTER_CONFIG_DIR=/mount/path), which no engine reads itself.
     #[command(
         after_help = "Examples:\n  mockimg publish config/ --to s3://team-mocks/petstore\n  mockimg publish config/ --to s3://team-mocks/petstore --lambda-function petstore-mock\n  mockimg publish . --to gs://team-mocks/petstore --delete --dry-run\n  mockimg publish . --to file:///srv/mocks --json\n\nCredentials come from the environment: AWS_* (and web identity, instance role), GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*. AWS_ENDPOINT_URL_S3 points at an S3-compatible store."
     )]

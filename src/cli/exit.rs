@@ -60,7 +60,7 @@ pub(crate) fn install_signal_handlers() {
         SIGNAL_EXIT.store(code, Ordering::SeqCst);
         let _ = tx.send(true);
         if JOBS.load(Ordering::SeqCst) == 0 {
-            crate::sink::temps::remove_all();
+            crate::temps::remove_all();
             eprintln!("error: interrupted");
             std::process::exit(code);
         }
@@ -113,7 +113,7 @@ pub(crate) async fn interruptible<T>(
         _ = signalled() => Err(Error::Interrupted),
     };
     if matches!(r, Err(Error::Interrupted)) {
-        crate::sink::temps::remove_all();
+        crate::temps::remove_all();
     }
     r
 }

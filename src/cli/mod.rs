@@ -181,7 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Err(e) = &r {
         if matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted)) {
             // A blocking thread of the cancelled job may have written on meanwhile.
-            crate::sink::temps::remove_all();
+            crate::temps::remove_all();
         }
     }
     r
@@ -339,11 +339,13 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             "no --push, --output or --oci-layout: the image is built but not written anywhere"
         );
     }
-    let outcome = interruptible(build::build(&req)).await.map_err(|e| {
-        job_error(e, || {
-            format!("building {} onto {}", a.config_dir.display(), base)
-        })
-    })?;
+    let outcome = interruptible(build::build(&req, &progress::Shown))
+        .await
+        .map_err(|e| {
+            job_error(e, || {
+                format!("building {} onto {}", a.config_dir.display(), base)
+            })
+        })?;
     output::report(
         &outcome,
         &a.out,
@@ -399,9 +401,15 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
         ..a.registry.options()
     };
     let keys = a.sign.keys(true)?;
-    let o = interruptible(build::push_existing(&src, &targets, &opts, &keys))
-        .await
-        .map_err(|e| job_error(e, || format!("pushing {src}")))?;
+    let o = interruptible(build::push_existing(
+        &src,
+        &targets,
+        &opts,
+        &keys,
+        &progress::Shown,
+    ))
+    .await
+    .map_err(|e| job_error(e, || format!("pushing {src}")))?;
     output::report(
         &o,
         &a.out,
@@ -447,10 +455,16 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
     let walk = WalkOptions {
         excludes: a.exclude,
     };
+    // The engine archive says which engine runs the config.
+    let generation = if a.engine_zip.is_none() && a.engine_archive.is_some() {
+        engine::Generation::Go
+    } else {
+        engine::Generation::Jvm
+    };
+    let mut config_files = Vec::new();
     let mut outside = Vec::new();
     if !a.check.no_validate {
-        // The engine archive says which engine runs the config.
-        let engine = a.engine_archive.as_ref().map(|_| "golang".to_string());
+        let engine = (generation == engine::Generation::Go).then(|| "go".to_string());
         let opts = ValidateOptions {
             recursive: a.check.recursive,
             walk: walk.clone(),
@@ -474,6 +488,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         };
         let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
         settle(&mut report, &a.findings)?;
+        config_files = report.config_files.clone();
         outside = std::mem::take(&mut report.outside);
     }
     let engine = match (a.engine_zip, a.engine_archive) {
@@ -495,6 +510,13 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         outside,
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
+    if !a.findings.quiet {
+        for line in
+            crate::imposter::bundle::lambda::advice(generation, &a.config_dir, &config_files)
+        {
+            eprintln!("{line}");
+        }
+    }
     output::print_bundle(&s, a.json)
 }
 

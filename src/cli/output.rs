@@ -25,15 +25,15 @@ pub(crate) fn report(
     written: Written<'_>,
 ) -> anyhow::Result<()> {
     if let Some(f) = &out.digest_file {
-        crate::sink::atomic::write(
+        crate::atomic::write(
             f,
             format!("{}\n", o.digest).as_bytes(),
-            crate::sink::atomic::READABLE,
+            crate::atomic::READABLE,
         )?;
     }
     if let Some(f) = &out.image_refs {
         let lines: String = o.references.iter().map(|r| format!("{r}\n")).collect();
-        crate::sink::atomic::write(f, lines.as_bytes(), crate::sink::atomic::READABLE)?;
+        crate::atomic::write(f, lines.as_bytes(), crate::atomic::READABLE)?;
     }
     if out.json {
         println!("{}", serde_json::to_string(o)?);

@@ -49,12 +49,16 @@ impl Mode {
 }
 
 /// Where the tracked bytes go, which decides the verb shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sink {
-    /// Pushed to a registry.
-    Registry,
-    /// Written to a file (archive, layout).
-    File,
+pub use crate::sink::Kind as Sink;
+
+/// The CLI's [`crate::sink::Progress`]: bars or lines as [`install`] set them up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shown;
+
+impl crate::sink::Progress for Shown {
+    fn track(&self, src: &Source, to: Sink) -> Source {
+        track(src, to)
+    }
 }
 
 struct Reporter {

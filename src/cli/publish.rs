@@ -110,6 +110,18 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
                 .to_string(),
         ),
     })?;
+    if let Some(f) = &a.lambda_function {
+        // Refused before anything is uploaded: only the JVM engine reads a bucket.
+        if choice.facts.generation == Generation::Go {
+            return Err(Error::Usage(format!(
+                "--lambda-function {f}: the config is validated for {}, and {}",
+                choice.facts.label,
+                lambda::GO_READS_NO_BUCKET
+            ))
+            .into());
+        }
+        lambda::check_function(f).await.map_err(cli_error)?;
+    }
     let (engine, version) = publish::engine_record(&choice);
     let mtime = super::args::source_date_epoch()?.unwrap_or(0);
     let (dir, w) = (a.config_dir.clone(), walk);
@@ -228,8 +240,16 @@ fn summary(o: &Outcome, files: usize, dry_run: bool, elapsed: std::time::Duratio
     } else {
         ("published", "uploaded", "deleted")
     };
+    // Only the JVM engine reads a bucket itself, and only s3:// (its S3 resolver:
+    // imposter-jvm-engine@v4.9.3:core/config-resolver-s3/src/main/java/io/gatehill/imposter/config/S3FileDownloader.kt).
+    let how = if o.to.starts_with("gs://") || o.to.starts_with("az://") {
+        " — no engine reads it directly: mount it as a volume (Cloud Run GCS volume, Azure Files) \
+         and set IMPOSTER_CONFIG_DIR=/mount/path"
+    } else {
+        ""
+    };
     format!(
-        "{verb} {files} {} to {}: {} {up}, {} unchanged, {} {del}, {:.1} s",
+        "{verb} {files} {} to {}: {} {up}, {} unchanged, {} {del}, {:.1} s{how}",
         if files == 1 { "file" } else { "files" },
         o.to,
         p.upload.len(),
@@ -260,5 +280,22 @@ mod tests {
             "published 2 files to s3://b/p: 0 uploaded, 2 unchanged, 1 deleted, 0.4 s"
         );
         assert!(summary(&o, 1, true, std::time::Duration::ZERO).starts_with("would publish 1 file"));
+    }
+
+    #[test]
+    fn gs_and_az_summaries_say_the_bucket_is_mounted_not_read() {
+        for to in ["gs://b/p", "az://c/p"] {
+            let o = Outcome {
+                to: to.into(),
+                digest: "sha256:0".into(),
+                plan: Plan::default(),
+            };
+            let s = summary(&o, 1, false, std::time::Duration::ZERO);
+            assert!(
+                s.contains("no engine reads it directly")
+                    && s.contains("IMPOSTER_CONFIG_DIR=/mount/path"),
+                "{s}"
+            );
+        }
     }
 }

@@ -44,7 +44,7 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
             ..a.registry.options()
         },
     };
-    let o = interruptible(crate::rebase::rebase(&req))
+    let o = interruptible(crate::rebase::rebase(&req, &crate::cli::progress::Shown))
         .await
         .map_err(|e| job_error(e, || format!("rebasing {image}")))?;
     print(&o, a.json, a.quiet)

@@ -10,8 +10,13 @@ use crate::oci::reference::ImageRef;
 /// says.
 pub const DEFAULT_ENGINE_VERSION: &str = crate::default_engine_version!();
 
-/// The Go engine release used for `--engine golang` (or `go`, `native`) without a version.
-pub(crate) const DEFAULT_GO_ENGINE_VERSION: &str = "5.21.3";
+/// The Go engine release used for `--engine golang` (or `go`, `native`) without a version. The
+/// Go images are pushed as `VERSION-beta` and `5-beta` only
+/// (imposter-go@v5.21.3:.github/workflows/ci.yml:347-348): there is no `5.21.3` tag.
+pub(crate) const DEFAULT_GO_ENGINE_VERSION: &str = "5.21.3-beta";
+
+/// The suffix every Go image tag carries (imposter-go@v5.21.3:.github/workflows/ci.yml:348).
+pub(crate) const GO_TAG_SUFFIX: &str = "-beta";
 
 /// Where the engine images read their config unless told otherwise.
 pub(crate) const ENGINE_CONFIG_DIR: &str = "/opt/imposter/config";
@@ -50,7 +55,7 @@ pub struct EngineFacts {
     pub generation: Generation,
     /// The image repository.
     pub repository: &'static str,
-    /// The user the image runs as.
+    /// The image config's `User` (empty: root).
     pub user: &'static str,
     /// Where the image reads config by default.
     pub config_dir: &'static str,
@@ -86,22 +91,41 @@ impl EngineFacts {
     }
 }
 
-const JVM_CORE_PLUGINS: &[&str] = &["openapi", "rest", "soap"];
+// Plugins by the short names a config's `plugin:` or the project file's `plugins:` use
+// (`@PluginInfo("…")` in the JVM engine, the `case` labels and external plugin directories in
+// the Go engine). Every fact is cited in docs/engine-facts.md, "Plugins per image".
+//
+// Every JVM image carries the server's scripting and store modules
+// (imposter-jvm-engine@v4.9.3:server/build.gradle:13-19: groovy, which has no plugin name, js-graal
+// and store-inmem) and the core mock plugins (distro/core/build.gradle:15-17). The distroless
+// image copies distro/core's libraries (distro/distroless/Dockerfile:17).
+const JVM_CORE_PLUGINS: &[&str] = &[
+    "openapi",
+    "rest",
+    "soap",
+    "js-graal",
+    "js-graal-compat",
+    "store-inmem",
+];
+/// imposter-jvm-engine@v4.9.3:distro/all/build.gradle:18-36: hbase is commented out (:25).
 const JVM_ALL_PLUGINS: &[&str] = &[
     "openapi",
     "rest",
     "soap",
-    "hbase",
+    "js-graal",
+    "js-graal-compat",
+    "store-inmem",
     "sfdc",
     "wiremock",
-    "fake-data",
     "store-dynamodb",
     "store-redis",
-    "js-graal",
-    "js-nashorn",
+    "store-graphql",
+    "fake-data",
 ];
+/// imposter-go@v5.21.3:plugin/plugin.go:52-59.
 const GO_CORE_PLUGINS: &[&str] = &["openapi", "rest", "soap", "websocket"];
-/// The `-all` image carries the Go engine's external plugins too.
+/// The `-all` image builds every directory of external/plugins into IMPOSTER_PLUGIN_DIR and
+/// sets IMPOSTER_EXTERNAL_PLUGINS=true (imposter-go@v5.21.3:distro/all/Dockerfile:20-27,40).
 const GO_ALL_PLUGINS: &[&str] = &[
     "openapi",
     "rest",
@@ -114,6 +138,32 @@ const GO_ALL_PLUGINS: &[&str] = &[
     "fake-data",
 ];
 
+/// Plugins Imposter has that no engine image ships: installed into `IMPOSTER_PLUGIN_DIR` by
+/// hand. hbase (imposter-jvm-engine@v4.9.3:mock/hbase/src/main/java/io/gatehill/imposter/plugin/hbase/HBasePluginImpl.kt:83,
+/// commented out of distro/all/build.gradle:25) and js-nashorn
+/// (scripting/nashorn/src/main/java/io/gatehill/imposter/scripting/nashorn/service/NashornScriptServiceImpl.kt:77,
+/// in no distro's build.gradle).
+pub(crate) const PLUGINS_IN_NO_IMAGE: &[&str] = &["hbase", "js-nashorn"];
+
+/// The Go engine's stores are built in and chosen by `IMPOSTER_STORE_DRIVER`
+/// (imposter-go@v5.21.3:internal/store/store.go:78-85), not plugins.
+pub(crate) const GO_STORE_DRIVERS: &[&str] = &["store-dynamodb", "store-redis"];
+
+/// Every plugin name Imposter knows: the images' and [`PLUGINS_IN_NO_IMAGE`].
+pub(crate) fn known_plugins() -> impl Iterator<Item = &'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for name in ENGINES
+        .iter()
+        .flat_map(|f| f.plugins.iter().copied())
+        .chain(PLUGINS_IN_NO_IMAGE.iter().copied())
+    {
+        if !seen.contains(&name) {
+            seen.push(name);
+        }
+    }
+    seen.into_iter()
+}
+
 /// Every engine image mockimg knows, the first row being the default.
 pub const ENGINES: [EngineFacts; 5] = [
     EngineFacts {
@@ -122,7 +172,8 @@ pub const ENGINES: [EngineFacts; 5] = [
         flavour: Flavour::Core,
         generation: Generation::Jvm,
         repository: "docker.io/outofcoffee/imposter",
-        user: "2048",
+        // imposter-jvm-engine@v4.9.3:distro/base/Dockerfile:5-6,35 (uid 2048).
+        user: "imposter",
         config_dir: ENGINE_CONFIG_DIR,
         plugins: JVM_CORE_PLUGINS,
     },
@@ -132,7 +183,7 @@ pub const ENGINES: [EngineFacts; 5] = [
         flavour: Flavour::All,
         generation: Generation::Jvm,
         repository: "docker.io/outofcoffee/imposter-all",
-        user: "2048",
+        user: "imposter",
         config_dir: ENGINE_CONFIG_DIR,
         plugins: JVM_ALL_PLUGINS,
     },
@@ -142,7 +193,8 @@ pub const ENGINES: [EngineFacts; 5] = [
         flavour: Flavour::Distroless,
         generation: Generation::Jvm,
         repository: "docker.io/outofcoffee/imposter-distroless",
-        user: "65532",
+        // imposter-jvm-engine@v4.9.3:distro/distroless/Dockerfile:29 (uid 65532).
+        user: "nonroot",
         config_dir: ENGINE_CONFIG_DIR,
         plugins: JVM_CORE_PLUGINS,
     },
@@ -152,7 +204,8 @@ pub const ENGINES: [EngineFacts; 5] = [
         flavour: Flavour::Core,
         generation: Generation::Go,
         repository: "docker.io/outofcoffee/imposter",
-        user: "0",
+        // `FROM scratch` with no USER: root (imposter-go@v5.21.3:distro/core/Dockerfile:17-25).
+        user: "",
         config_dir: ENGINE_CONFIG_DIR,
         plugins: GO_CORE_PLUGINS,
     },
@@ -162,7 +215,7 @@ pub const ENGINES: [EngineFacts; 5] = [
         flavour: Flavour::All,
         generation: Generation::Go,
         repository: "docker.io/outofcoffee/imposter-all",
-        user: "0",
+        user: "",
         config_dir: ENGINE_CONFIG_DIR,
         plugins: GO_ALL_PLUGINS,
     },
@@ -170,7 +223,7 @@ pub const ENGINES: [EngineFacts; 5] = [
 
 /// Engine names accepted by `--engine` and the project file's `engine:`: the Imposter CLI's
 /// and mockimg's own.
-pub(crate) const ENGINE_NAMES: [&str; 11] = [
+pub(crate) const ENGINE_NAMES: [&str; 12] = [
     "docker",
     "docker-all",
     "docker-distroless",
@@ -182,6 +235,7 @@ pub(crate) const ENGINE_NAMES: [&str; 11] = [
     "all",
     "distroless",
     "go",
+    "awslambda",
 ];
 
 /// The flavour an engine name picks, and the generation when the name fixes it.
@@ -195,8 +249,29 @@ fn parse_name(name: &str) -> Option<(Flavour, Option<Generation>)> {
             (Flavour::Distroless, Some(Generation::Jvm))
         }
         "golang" | "native" | "go" => (Flavour::Core, Some(Generation::Go)),
+        // The CLI's Lambda engine (imposter-cli@main:internal/engine/builder.go:33): the config
+        // is the same; the deployment is `mockimg bundle`.
+        "awslambda" => (Flavour::Core, None),
         _ => return None,
     })
+}
+
+/// What a name the Imposter CLI runs outside a container means for an image.
+fn name_note(name: &str) -> Option<String> {
+    match name {
+        // `golang` is the CLI's old alias of `native`, the downloaded imposter-go binary
+        // (imposter-cli@main:internal/engine/builder.go:39,46-48).
+        "golang" | "native" => Some(format!(
+            "engine {name}: the Imposter CLI runs the downloaded imposter-go binary; the image \
+             that runs the same engine is the Go engine's (outofcoffee/imposter:VERSION-beta)"
+        )),
+        "awslambda" => Some(
+            "engine awslambda: the Imposter CLI deploys to AWS Lambda — `mockimg bundle` makes \
+             the Lambda zip; an image of this config uses the core image"
+                .to_string(),
+        ),
+        _ => None,
+    }
 }
 
 /// The generation a release belongs to: 5.x and later is Go. `None` for `latest` and other
@@ -240,8 +315,12 @@ pub struct EngineChoice {
     pub facts: &'static EngineFacts,
     /// The base image.
     pub base: ImageRef,
-    /// The tag moves (`latest`, or none): the build is neither reproducible nor air-gap-safe.
+    /// The tag moves (`latest`, `5-beta`, or none): the build is neither reproducible nor
+    /// air-gap-safe.
     pub floating: bool,
+    /// What the choice means beyond the base, said on stderr: how a version became the tag
+    /// that exists (`5.21.3` → `5.21.3-beta`), and what a CLI-only engine name maps to.
+    pub notes: Vec<String>,
 }
 
 /// Picks the engine and base: flags beat the project file, which beats the pinned default;
@@ -291,6 +370,7 @@ pub(crate) fn choose(flags: &EngineFlags, project: Option<&ProjectFile>) -> Resu
             facts,
             floating: is_moving_tag(&base),
             base,
+            notes: Vec::new(),
         });
     }
     let (flavour, forced) = parsed.unwrap_or((Flavour::Core, None));
@@ -321,21 +401,54 @@ pub(crate) fn choose(flags: &EngineFlags, project: Option<&ProjectFile>) -> Resu
             "the Go engine 5.x is published as imposter and imposter-all only"
         ))
     })?;
-    let version = version.unwrap_or_else(|| facts.pinned_version().to_string());
-    let base = ImageRef::parse(&format!("{}:{}", facts.repository, version))
+    let mut notes = name.and_then(name_note).into_iter().collect::<Vec<_>>();
+    let (tag, note) = match version {
+        None => (facts.pinned_version().to_string(), None),
+        Some(v) => match go_tag(facts.generation, &v) {
+            Some(tag) => {
+                let note = format!(
+                    "version {v}: the Go engine's images are tagged {tag} (there is no {v} tag), \
+                     so {}:{tag} is used",
+                    facts.repository
+                );
+                (tag, Some(note))
+            }
+            None => (v, None),
+        },
+    };
+    let base = ImageRef::parse(&format!("{}:{}", facts.repository, tag))
         .map_err(|e| Error::Usage(format!("engine version: {e}")))?;
+    notes.extend(note);
     Ok(EngineChoice {
         facts,
         floating: is_moving_tag(&base),
         base,
+        notes,
     })
 }
 
-/// A registry reference whose tag moves: `latest`, or no tag and no digest. A local copy does
-/// not move, whatever its tag says.
+/// The tag a Go engine version is published under: the Go images exist only as
+/// `VERSION-beta` and `5-beta` (imposter-go@v5.21.3:.github/workflows/ci.yml:347-348), so a bare
+/// version (`5.21.3`, `v5.21.3`, `5`) gains the suffix. `None` when the version is used as given.
+fn go_tag(generation: Generation, version: &str) -> Option<String> {
+    let bare = version.strip_prefix('v').unwrap_or(version);
+    let plain = !bare.is_empty()
+        && bare
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    (generation == Generation::Go && plain).then(|| format!("{bare}{GO_TAG_SUFFIX}"))
+}
+
+/// A registry reference whose tag moves: `latest`, a major-version tag such as the Go engine's
+/// `5-beta` (re-pushed by every 5.x release, imposter-go@v5.21.3:.github/workflows/ci.yml:347),
+/// or no tag and no digest. A local copy does not move, whatever its tag says.
 pub(crate) fn is_moving_tag(base: &ImageRef) -> bool {
+    let moving = |t: &str| {
+        let t = t.strip_suffix(GO_TAG_SUFFIX).unwrap_or(t);
+        t == "latest" || t == "beta" || (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+    };
     matches!(base, ImageRef::Registry(r)
-        if r.digest.is_none() && r.tag.as_deref().is_none_or(|t| t == "latest"))
+        if r.digest.is_none() && r.tag.as_deref().is_none_or(moving))
 }
 
 /// The base image alone (see [`choose`]); the tests' shorthand.

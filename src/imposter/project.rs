@@ -1,26 +1,46 @@
-//! The Imposter CLI's project file in the config directory: which engine and version to run,
-//! which plugins it needs and the environment it runs with.
+//! The project file in the config directory: which engine and version to run, which plugins
+//! it needs and the environment it runs with.
 //!
-//! `imposter-project.{yaml,yml,json}` is the current name and wins; `.imposter` (no extension,
-//! `.yaml`, `.yml`, `.json`) is the deprecated one. Neither ships in the image.
+//! The Imposter CLI reads `.imposter.{json,toml,yaml,yml}` from the config directory: viper's
+//! `MergeInConfig` takes the first name that exists in that extension order
+//! (imposter-cli@main:internal/config/cli_config.go:83-88; viper's `SupportedExts`), and a file
+//! without an extension is not read. mockimg also reads its own `imposter-project.*` (same
+//! extension order), merged over the CLI's file key by key, the later winning. Neither ships in
+//! the image.
 use super::yaml::{describe, kind_of, untag};
 use serde_norway::Value;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The project file name the Imposter CLI writes today (the first of [`PROJECT_FILES`]).
+/// The project file name mockimg suggests.
 pub(crate) const PROJECT_FILE: &str = "imposter-project.yaml";
 
-/// Every project file name, in the order they are looked for: the current names, then the
-/// deprecated ones.
-pub(crate) const PROJECT_FILES: [&str; 7] = [
-    "imposter-project.yaml",
-    "imposter-project.yml",
-    "imposter-project.json",
+/// The Imposter CLI's project file names, in the order it looks for them (json, toml, yaml, yml).
+pub(crate) const CLI_PROJECT_FILES: [&str; 4] = [
+    ".imposter.json",
+    ".imposter.toml",
     ".imposter.yaml",
     ".imposter.yml",
+];
+
+/// mockimg's own project file names, in the same extension order (TOML is not read).
+pub(crate) const OWN_PROJECT_FILES: [&str; 3] = [
+    "imposter-project.json",
+    "imposter-project.yaml",
+    "imposter-project.yml",
+];
+
+/// Every project-like file name, none of which ships in the image: the CLI's, mockimg's, and a
+/// bare `.imposter` (which neither reads).
+pub(crate) const PROJECT_FILES: [&str; 8] = [
     ".imposter.json",
+    ".imposter.toml",
+    ".imposter.yaml",
+    ".imposter.yml",
+    "imposter-project.json",
+    "imposter-project.yaml",
+    "imposter-project.yml",
     ".imposter",
 ];
 
@@ -40,15 +60,10 @@ pub struct ProjectFile {
     pub plugins: Vec<String>,
     /// `env:`: environment variables for the engine.
     pub env: BTreeMap<String, String>,
-    /// The file it was read from (a name from [`PROJECT_FILES`]).
+    /// The file that findings name: the last one read (mockimg's when both exist).
     pub file_name: &'static str,
-}
-
-impl ProjectFile {
-    /// Whether it was read from a deprecated `.imposter*` name.
-    pub fn is_deprecated_name(&self) -> bool {
-        self.file_name.starts_with(".imposter")
-    }
+    /// Whether the Imposter CLI reads it too (a `.imposter.*` file was found).
+    pub read_by_cli: bool,
 }
 
 /// The project file exists but cannot be used.
@@ -76,21 +91,71 @@ pub enum ProjectError {
 /// A project file larger than this is not one (and a fifo or device is never read).
 const MAX_PROJECT_FILE: u64 = 1 << 20;
 
-/// Reads the project file from `dir`. `Ok(None)` when there is none.
+/// Reads the project files from `dir`: the Imposter CLI's first, then mockimg's over it.
+/// `Ok(None)` when there is none.
 pub(crate) fn read(dir: &Path) -> Result<Option<ProjectFile>, ProjectError> {
-    for name in PROJECT_FILES {
+    let mut out: Option<ProjectFile> = None;
+    for names in [&CLI_PROJECT_FILES[..], &OWN_PROJECT_FILES[..]] {
+        let Some((name, path, text)) = first_existing(dir, names)? else {
+            continue;
+        };
+        if name.ends_with(".toml") {
+            return Err(ProjectError::Malformed {
+                path,
+                message: "mockimg does not read TOML: convert it to .imposter.yaml, which the \
+                          Imposter CLI reads too"
+                    .into(),
+            });
+        }
+        let next = parse(&path, name, &text)?;
+        out = Some(match out {
+            None => ProjectFile {
+                read_by_cli: name.starts_with(".imposter"),
+                ..next
+            },
+            Some(earlier) => merge(earlier, next),
+        });
+    }
+    Ok(out)
+}
+
+/// The first of `names` that exists in `dir` as a file, with its text.
+fn first_existing(
+    dir: &Path,
+    names: &[&'static str],
+) -> Result<Option<(&'static str, PathBuf, String)>, ProjectError> {
+    for &name in names {
         let path = dir.join(name);
-        // `.imposter` may be the Imposter CLI's directory rather than a file.
         if path.is_dir() {
             continue;
         }
         match crate::mutate::walk::read_small_text(&path, MAX_PROJECT_FILE) {
-            Ok(text) => return parse(&path, name, &text).map(Some),
+            Ok(text) => return Ok(Some((name, path, text))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(source) => return Err(ProjectError::Io { path, source }),
         }
     }
     Ok(None)
+}
+
+/// `later` over `earlier`, key by key (viper's merge): a key `later` sets wins; `env` merges
+/// per variable.
+fn merge(earlier: ProjectFile, later: ProjectFile) -> ProjectFile {
+    let mut env = earlier.env;
+    env.extend(later.env);
+    ProjectFile {
+        version: later.version.or(earlier.version),
+        engine: later.engine.or(earlier.engine),
+        recursive: later.recursive.or(earlier.recursive),
+        plugins: if later.plugins.is_empty() {
+            earlier.plugins
+        } else {
+            later.plugins
+        },
+        env,
+        file_name: later.file_name,
+        read_by_cli: earlier.read_by_cli,
+    }
 }
 
 fn parse(path: &Path, name: &'static str, text: &str) -> Result<ProjectFile, ProjectError> {
@@ -183,7 +248,10 @@ fn parse(path: &Path, name: &'static str, text: &str) -> Result<ProjectFile, Pro
                     Value::Mapping(m) => m
                         .iter()
                         .map(|(k, v)| {
-                            let k = scalar(untag(k)).filter(|k| valid_env_name(k));
+                            // The CLI upper-cases every key (imposter-cli@main:cmd/up.go:210-211).
+                            let k = scalar(untag(k))
+                                .map(|k| k.to_uppercase())
+                                .filter(|k| valid_env_name(k));
                             let v = match untag(v) {
                                 Value::Null => Some(String::new()),
                                 v => scalar(v),

@@ -12,10 +12,16 @@ pub(crate) const CONFIG_DIR_ENV: &str = "IMPOSTER_CONFIG_DIR";
 /// The JVM engine's command-line option for the config directory.
 const CONFIG_DIR_ARG: &str = "--configDir";
 
-/// Points the engine at `config_path`: `IMPOSTER_CONFIG_DIR` (replaced when the base sets it,
-/// added when the path is not the engines' default) and every `--configDir` argument in `Cmd`
-/// and `Entrypoint`. Then sets `env` over the base's values, so a user's own
-/// `IMPOSTER_CONFIG_DIR` wins.
+/// Points the engine at `config_path` in exactly one way, so it loads the config once: the JVM
+/// launcher adds `IMPOSTER_CONFIG_DIR`'s directories to `--configDir`'s
+/// (imposter-jvm-engine@v4.9.3:cmd/src/main/java/io/gatehill/imposter/cmd/ImposterLauncher.kt:188),
+/// so setting both loads it twice. A base whose `Cmd`/`Entrypoint` passes `--configDir` (the JVM
+/// images: distro/core/Dockerfile:7, distro/all/Dockerfile:7) gets every such argument rewritten
+/// and no variable (one the base set is removed); any other base (the Go images, which read
+/// `IMPOSTER_CONFIG_DIR` or their first argument: imposter-go@v5.21.3:internal/adapter/common.go:74-85,
+/// distro/core/Dockerfile:23) gets `IMPOSTER_CONFIG_DIR`, replaced when the base sets it and
+/// added when the path is not the default. Then sets `env` over the base's values, so a user's
+/// own `IMPOSTER_CONFIG_DIR` wins.
 pub(crate) fn apply(
     config: &mut Map<String, Value>,
     config_path: &str,
@@ -26,11 +32,19 @@ pub(crate) fn apply(
         let has_env = env_list(config)
             .iter()
             .any(|e| e.split_once('=').is_some_and(|(k, _)| k == CONFIG_DIR_ENV));
-        if has_env || config_path != ENGINE_CONFIG_DIR {
+        if has_config_dir_arg(config) {
+            for key in ["Entrypoint", "Cmd"] {
+                rewrite_config_dir_args(config, key, config_path)?;
+            }
+            if has_env && config_path != ENGINE_CONFIG_DIR && !env.contains_key(CONFIG_DIR_ENV) {
+                env_list_mut(config).retain(|e| {
+                    e.as_str()
+                        .and_then(|s| s.split_once('='))
+                        .is_none_or(|(k, _)| k != CONFIG_DIR_ENV)
+                });
+            }
+        } else if has_env || config_path != ENGINE_CONFIG_DIR {
             vars.push((CONFIG_DIR_ENV.to_string(), config_path.to_string()));
-        }
-        for key in ["Entrypoint", "Cmd"] {
-            rewrite_config_dir_args(config, key, config_path)?;
         }
     }
     vars.extend(env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -51,6 +65,21 @@ pub(crate) fn apply(
         }
     }
     Ok(())
+}
+
+/// Whether `Entrypoint` or `Cmd` passes `--configDir` (in any form).
+fn has_config_dir_arg(config: &Map<String, Value>) -> bool {
+    ["Entrypoint", "Cmd"].iter().any(|key| {
+        config
+            .get("config")
+            .and_then(|c| c.get(*key))
+            .and_then(Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .any(|s| s.contains(CONFIG_DIR_ARG))
+            })
+    })
 }
 
 fn env_list(config: &Map<String, Value>) -> Vec<String> {
@@ -203,7 +232,11 @@ mod tests {
             "Entrypoint": ["/bin/sh", "-c", "exec imposter --configDir /opt/imposter/config --x"],
             "Cmd": ["--configDir=/opt/imposter/config", "--configDir", "/old", "--plugin=rest"]}}));
         apply(&mut c, "/mocks", &BTreeMap::new()).unwrap();
-        assert_eq!(env_of(&c), ["IMPOSTER_CONFIG_DIR=/mocks"]);
+        assert!(
+            env_of(&c).is_empty(),
+            "the argument alone: {:?}",
+            env_of(&c)
+        );
         assert_eq!(
             c["config"]["Cmd"],
             json!([
@@ -217,10 +250,30 @@ mod tests {
             c["config"]["Entrypoint"][2],
             "exec imposter --configDir /mocks --x"
         );
-        // A JVM base without the variable gets it too.
-        let mut jvm = config(json!({"config": {"Cmd": ["--configDir=/opt/imposter/config"]}}));
+    }
+
+    #[test]
+    fn a_config_path_sets_exactly_one_of_the_argument_and_the_variable() {
+        // The JVM core image: --configDir in Cmd, no variable.
+        let mut jvm = config(json!({"config": {
+            "Entrypoint": ["java", "-classpath", "/opt/imposter/lib/*", "io.gatehill.imposter.cmd.ImposterLauncher"],
+            "Cmd": ["--plugin=openapi", "--plugin=rest", "--plugin=soap", "--configDir=/opt/imposter/config"],
+            "Env": ["IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"]}}));
         apply(&mut jvm, "/mocks", &BTreeMap::new()).unwrap();
-        assert_eq!(env_of(&jvm), ["IMPOSTER_CONFIG_DIR=/mocks"]);
+        assert_eq!(jvm["config"]["Cmd"][3], "--configDir=/mocks");
+        assert_eq!(env_of(&jvm), ["IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"]);
+        // The Go image: no arguments, the variable.
+        let mut go = config(json!({"config": {"Entrypoint": ["/imposter-go"],
+            "Env": ["IMPOSTER_CONFIG_DIR=/opt/imposter/config", "IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"]}}));
+        apply(&mut go, "/mocks", &BTreeMap::new()).unwrap();
+        assert_eq!(
+            env_of(&go),
+            [
+                "IMPOSTER_CONFIG_DIR=/mocks",
+                "IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"
+            ]
+        );
+        assert_eq!(go["config"]["Entrypoint"], json!(["/imposter-go"]));
     }
 
     #[test]

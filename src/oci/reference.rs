@@ -332,22 +332,6 @@ impl RegistryRef {
     pub fn same_registry(&self, other: &RegistryRef) -> bool {
         self.registry == other.registry
     }
-
-    /// The reference in oci-client's type.
-    pub fn to_oci(&self) -> oci_client::Reference {
-        match (&self.digest, &self.tag) {
-            (Some(d), _) => oci_client::Reference::with_digest(
-                self.registry.clone(),
-                self.repository.clone(),
-                d.clone(),
-            ),
-            (None, t) => oci_client::Reference::with_tag(
-                self.registry.clone(),
-                self.repository.clone(),
-                t.clone().unwrap_or_else(|| "latest".into()),
-            ),
-        }
-    }
 }
 
 pub(crate) fn host_of(registry: &str) -> &str {

@@ -137,7 +137,10 @@ fn registry_ref_of(name: &str) -> Result<RegistryRef> {
 }
 
 /// Runs a rebase: open, recover, check, append onto the new base, write.
-pub async fn rebase(req: &RebaseRequest) -> Result<RebaseOutcome> {
+pub async fn rebase(
+    req: &RebaseRequest,
+    progress: &dyn crate::sink::Progress,
+) -> Result<RebaseOutcome> {
     let image_name = req.image.to_string();
     let old = crate::source::open(&req.image, &req.registry, None).await?;
     // Refused before the base is looked for: an image mockimg did not build has none recorded.
@@ -254,7 +257,7 @@ pub async fn rebase(req: &RebaseRequest) -> Result<RebaseOutcome> {
         // rebase does not sign (yet): --sign-key is on build and push.
         sign: &[],
     };
-    let written = crate::build::write_sinks(&src, None, &sinks).await?;
+    let written = crate::build::write_sinks(&src, None, &sinks, progress).await?;
     outcome.references = written.pushed;
     outcome.push = written.push;
     Ok(outcome)
@@ -331,7 +334,7 @@ async fn resolve_new_base(
         NewBase::LatestPatch => {
             let repo = repo()?;
             let reg = Registry::connect(&repo.registry, &req.registry)?;
-            let tags = crate::registry::tags::list_tags(&reg, &repo).await?;
+            let tags = reg.tags_list(&repo).await?;
             let current = match env_version(old_base) {
                 Some(v) if version::parse(&v).is_some() => v,
                 _ => tag_of(&reg, &repo, &tags, &old_base.digest()).await?,
@@ -383,7 +386,13 @@ async fn tag_of(
                 ..repo.clone()
             };
             let scopes = &scopes;
-            async move { (t, reg.manifest_digest(&r, scopes).await) }
+            async move {
+                (
+                    t,
+                    reg.manifest_head(crate::registry::Action::Pull, &r, scopes)
+                        .await,
+                )
+            }
         })
         .buffer_unordered(reg.opts.concurrency.max(1))
         .collect::<Vec<_>>()

@@ -3,10 +3,10 @@
 //! no Docker CLI. The file is written whole, mode 0600, through the one atomic writer.
 use super::auth::Challenge;
 use super::credentials;
-use super::error::Failure;
+use super::failure::Failure;
 use super::{Registry, RegistryOptions};
+use crate::atomic::AtomicFile;
 use crate::error::{Error, Result};
-use crate::sink::atomic::AtomicFile;
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 use std::io::Write as _;
@@ -123,7 +123,7 @@ fn through_links(file: &Path) -> Result<PathBuf> {
 /// Credentials files are secrets: 0600 in a 0700 directory when mockimg creates it.
 fn write(file: &Path, v: &Value) -> Result<()> {
     let file = &through_links(file)?;
-    let dir = crate::sink::atomic::parent_of(file);
+    let dir = crate::atomic::parent_of(file);
     if !dir.exists() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
@@ -163,10 +163,10 @@ impl Registry {
             operation: "logging in".into(),
             message: format!(
                 "cannot connect ({}) — check the host name and port",
-                super::error::root_cause(&e)
+                super::failure::root_cause(&e)
             ),
             cause: Failure {
-                io: super::error::transport_kind(&e),
+                io: super::failure::transport_kind(&e),
                 ..Default::default()
             },
         };

@@ -1,37 +1,39 @@
-//! The registry client: our own requests over reqwest, so that every round trip is ours to count
-//! and every response header ours to read (oci-client is kept for its error and reference types,
-//! which the error mapping reads). The pull side lives in `crate::source::registry`, the push
-//! side in `crate::sink::registry`; this folder holds what both use, one job per file:
+//! The registry client, in two layers: the transport (`transport.rs`: one call, `send`, that
+//! takes a `transport::Request` and returns the response or the transport's failure) and the
+//! API (`api/`: every distribution-spec call, each over `send`). Below them, leaves that import
+//! nothing above: `failure.rs` (a failure as data, the one retry decision) and `tls/classify.rs`.
+//! The pull side's orchestration lives in `crate::source::registry`, the push side's in
+//! `crate::sink::registry`; both call the API only.
 //!
 //! | file | holds | a new quirk goes here when it is about… |
 //! | --- | --- | --- |
 //! | `mod.rs` | [`Registry`], [`RegistryOptions`] | a new knob |
-//! | `http.rs` | one request: auth probe and tokens cached, 401 renewal, redirects, `Retry-After` | how a request is sent |
-//! | `upload.rs` | HEAD a blob or manifest, upload a blob (single request or POST + PUT), PUT a manifest | the push protocol |
+//! | `api/` | manifest get/head/put, blob get/head/mount, upload (single request or POST + PUT), tags, referrers | a protocol call or its answers |
+//! | `transport.rs` | one request: base URL, `Authorization`, 401 renewal, redirects, `-v` logging | how a request is sent |
+//! | `auth.rs` | the probe, challenges, tokens per scope set, scopes | a token server |
+//! | `retry.rs` | the backoff and the retry loop (`Retry-After` honoured) | how long or how often to retry |
+//! | `failure.rs` | error codes, status, I/O kind, TLS failure → one `is_transient()` (leaf) | what to retry |
+//! | `error.rs` | the one line a failure is reported in, with its fix | an error message |
 //! | `pool.rs` | one client per host, plain HTTP or TLS | connecting, timeouts, the scheme |
 //! | `tls/` | trust: CAs, client certificates, TLS failures | certificates |
 //! | `credentials.rs` | where credentials come from | docker config, helpers, env vars |
 //! | `login.rs` | `mockimg login` / `logout`: check, store, erase | the credentials file |
-//! | `auth.rs` | challenges, tokens, scopes | a token server |
-//! | `mount.rs` | cross-repository blob mounts (no HEAD first; 202 ⇒ upload into its session) | mounting |
-//! | `retry.rs` | the backoff and the retry loop | how long or how often to retry |
-//! | `error.rs` | error codes, status, I/O kind → one transient decision | what to retry |
+mod api;
 mod auth;
 mod credentials;
-pub mod error;
-mod http;
+mod error;
+pub mod failure;
 mod login;
-
-pub use login::{login, logout};
-mod mount;
 mod pool;
 pub(crate) mod retry;
-pub(crate) mod tags;
-mod upload;
-pub(crate) use auth::{mount_scopes, scopes_for};
-pub(crate) use http::Body;
-pub(crate) use mount::Mount;
 pub mod tls;
+mod transport;
+
+pub(crate) use api::Mount;
+pub use api::MANIFEST_MAX;
+pub(crate) use auth::{mount_scopes, scopes_for};
+pub use login::{login, logout};
+pub(crate) use transport::Action;
 
 use std::time::Duration;
 
@@ -100,14 +102,13 @@ pub struct Registry {
     pub(crate) opts: RegistryOptions,
     /// Whether a 401 means "log in" or "your login was refused".
     has_credentials: bool,
-    /// Our own HTTP client for what oci-client cannot do (mounts, their tokens), made on first
-    /// use.
+    /// The HTTP client for this registry and its token server, made on first use.
     http: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
     creds: Option<credentials::Credentials>,
-    /// What `GET /v2/` answered, asked once per process (see `http.rs`).
-    probe: tokio::sync::OnceCell<http::Probe>,
-    /// Whether this registry takes a blob in a single POST (see `upload.rs`).
+    /// What `GET /v2/` answered, asked once per process (see `auth.rs`).
+    probe: tokio::sync::OnceCell<auth::Probe>,
+    /// Whether this registry takes a blob in a single POST (see `api/upload.rs`).
     monolithic: std::sync::atomic::AtomicU8,
     /// `Authorization` values per scope set, until they expire.
-    tokens: tokio::sync::Mutex<std::collections::HashMap<String, http::Token>>,
+    tokens: tokio::sync::Mutex<std::collections::HashMap<String, auth::Token>>,
 }

@@ -38,7 +38,7 @@ impl Registry {
             http: OnceLock::new(),
             creds,
             probe: Default::default(),
-            monolithic: super::upload::MONOLITHIC_UNKNOWN.into(),
+            monolithic: super::api::MONOLITHIC_UNKNOWN.into(),
             tokens: Default::default(),
         }))
     }
@@ -125,7 +125,7 @@ async fn probe(host: &str, opts: &RegistryOptions) -> Option<&'static str> {
             tracing::debug!(
                 registry = host,
                 "TLS handshake attempt failed: {}",
-                super::error::root_cause(&e)
+                super::failure::root_cause(&e)
             );
             None
         }

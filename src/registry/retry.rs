@@ -44,10 +44,10 @@ fn backoff_with(base: Duration, attempt: u32, unit: f64) -> Duration {
 }
 
 /// The wait before the next try: what the registry's `Retry-After` asked for when it asked for
-/// at most [`super::http::MAX_RETRY_AFTER`], else the usual backoff.
+/// at most [`super::transport::MAX_RETRY_AFTER`], else the usual backoff.
 fn wait_before_retry(asked: Option<Duration>, base: Duration, attempt: u32) -> Duration {
     match asked {
-        Some(a) if a <= super::http::MAX_RETRY_AFTER => a.max(MIN_WAIT),
+        Some(a) if a <= super::transport::MAX_RETRY_AFTER => a.max(MIN_WAIT),
         _ => backoff(base, attempt),
     }
 }

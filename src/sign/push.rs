@@ -10,13 +10,12 @@ use crate::oci::digest;
 use crate::oci::image::{Descriptor, Doc, Root};
 use crate::oci::media;
 use crate::oci::reference::RegistryRef;
-use crate::registry::{scopes_for, Registry, RegistryOptions};
+use crate::registry::{scopes_for, Action, Registry, RegistryOptions};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
-use oci_client::RegistryOperation;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -74,7 +73,7 @@ async fn push_one(
         })
         .collect();
     let reg = Registry::connect(&target.registry, opts)?;
-    let scopes = scopes_for(target, RegistryOperation::Push);
+    let scopes = scopes_for(target, Action::Push);
     let tagged = RegistryRef {
         tag: Some(signature_tag(image_digest)),
         digest: None,
@@ -84,8 +83,15 @@ async fn push_one(
     // ours are deterministic, so a re-push finds them equal and adds nothing.
     let ours: Vec<Value> = sigs.iter().map(signature_layer).collect();
     let mut layers: Vec<Value> = Vec::new();
-    if reg.manifest_digest(&tagged, &scopes).await?.is_some() {
-        let old = reg.manifest(&tagged).await?.json("signature manifest")?;
+    if reg
+        .manifest_head(Action::Push, &tagged, &scopes)
+        .await?
+        .is_some()
+    {
+        let old = reg
+            .manifest_get(&tagged, &scopes)
+            .await?
+            .json("signature manifest")?;
         layers.extend(
             old["layers"]
                 .as_array()
@@ -106,11 +112,11 @@ async fn push_one(
         (&config, media::OCI_CONFIG),
     ] {
         let d = Doc::new(media_type, bytes.clone()).descriptor();
-        if !reg.blob_exists(target, &d.digest, &scopes).await? {
-            reg.upload(target, &d, &blobs, &scopes, None).await?;
+        if !reg.blob_head(target, &d.digest, &scopes).await? {
+            reg.blob_upload(target, &d, &blobs, &scopes, None).await?;
         }
     }
-    reg.put_manifest(&tagged, &Doc::new(media::OCI_MANIFEST, manifest), &scopes)
+    reg.manifest_put(&tagged, &Doc::new(media::OCI_MANIFEST, manifest), &scopes)
         .await
 }
 

@@ -2,10 +2,10 @@
 //! docker-archive at once (`oci-layout`, `index.json`, `blobs/sha256/…` plus `manifest.json`), so
 //! `docker load`, skopeo and `mockimg push` all read it. The bytes are deterministic: fixed
 //! headers, and entries in the order of the image's descriptors.
+use crate::atomic::{self, AtomicFile};
 use crate::error::{Error, Result};
 use crate::oci::blob::{self, ByteStream, Source};
 use crate::oci::image::{media, Platform};
-use crate::sink::atomic::{self, AtomicFile};
 use crate::sink::layout::{docs, ImageName, OCI_LAYOUT_FILE};
 use crate::sink::names::{add_entries, distinct};
 use crate::sink::refetch::{copy_blob, is_corrupt};

@@ -1,15 +1,15 @@
 //! Writes an image into an OCI image layout directory (`--oci-layout DIR`), in two steps: staged
 //! (every blob on disk and verified) and committed (the image becomes visible). A build commits
 //! only after every push succeeded, so a failed build leaves the disk as it was.
+use crate::atomic;
 use crate::error::{Error, Result};
 use crate::oci::blob::Source;
 use crate::oci::image::{media, Doc, Root};
-use crate::sink::atomic;
 use crate::sink::names::add_entries;
 pub use crate::sink::names::ImageName;
 use crate::sink::refetch::copy_blob;
-use crate::sink::temps;
 use crate::source::store::blob_path;
+use crate::temps;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,18 +1,47 @@
 //! Sinks: push to a registry, write an OCI layout or an archive tar.
 //!
-//! File sinks write through [`atomic`] and copy blobs through one verified, refetching copy.
+//! File sinks write through [`crate::atomic`] and copy blobs through one verified, refetching copy.
 
 pub(crate) mod archive;
-pub mod atomic;
 mod diffid;
 pub(crate) mod layout;
 mod names;
 mod refetch;
 pub(crate) mod registry;
-pub(crate) mod temps;
 
+/// The atomic writer's old place, kept while code written against it is merged.
+pub use crate::atomic;
 pub use layout::ImageName;
 pub use registry::{MountFrom, PushStats};
+
+use crate::oci::blob::Source;
+
+/// Which kind of sink reads a source, for the words progress is shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Pushed to a registry.
+    Registry,
+    /// Written to a file (archive, layout).
+    File,
+}
+
+/// Where a job reports the blobs it moves, passed in by the caller (as go-containerregistry's
+/// `WithProgress` is): the job hands each source to [`Progress::track`] before a sink of `to`'s
+/// kind reads it, and gives the sink what comes back. The library draws nothing itself.
+pub trait Progress: Send + Sync {
+    /// `src` as the sink should read it: the same blobs, counted as they stream.
+    fn track(&self, src: &Source, to: Kind) -> Source;
+}
+
+/// No progress shown: sinks read the source as it is.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Progress for Silent {
+    fn track(&self, src: &Source, _: Kind) -> Source {
+        src.clone()
+    }
+}
 
 /// Says up front which layers are foreign (non-distributable): their descriptors are kept as
 /// the base has them, pointing at their URLs, and registries are never sent the blob (as skopeo

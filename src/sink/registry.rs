@@ -6,10 +6,9 @@ use crate::oci::image::media;
 use crate::oci::image::Descriptor;
 use crate::oci::image::{Doc, Root};
 use crate::oci::reference::RegistryRef;
-use crate::registry::error::ErrorCode;
-use crate::registry::{mount_scopes, scopes_for, Mount, Registry, RegistryOptions};
+use crate::registry::failure::ErrorCode;
+use crate::registry::{mount_scopes, scopes_for, Action, Mount, Registry, RegistryOptions};
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::RegistryOperation;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -84,7 +83,7 @@ pub(crate) async fn push(
                 }
             })
             .collect();
-        let mut scopes = scopes_for(t, RegistryOperation::Push);
+        let mut scopes = scopes_for(t, Action::Push);
         for from in remote.iter().flat_map(|r| &r.candidates) {
             for s in mount_scopes(t, from) {
                 if !scopes.contains(&s) {
@@ -104,10 +103,10 @@ pub(crate) async fn push(
         // A token server may refuse a token for a repository the record or a hint names that
         // this login cannot read: then mount only from the base's own repository.
         let narrow = push_scopes(src, t)?;
-        let scopes = match reg.authorization(&scopes).await {
+        let scopes = match reg.authorization(Action::Push, &scopes).await {
             Err(e) if scopes.len() > narrow.len() => {
                 tracing::debug!("{e}; mounting only from the base's own repository");
-                reg.authorization(&narrow).await?;
+                reg.authorization(Action::Push, &narrow).await?;
                 for r in &mut remote {
                     let own = r.base.clone().filter(|b| b.same_registry(t));
                     r.candidates
@@ -124,11 +123,11 @@ pub(crate) async fn push(
         let (tag_now, present) = tokio::join!(
             async {
                 match &tagged {
-                    Some(r) => reg.manifest_digest(r, &scopes).await,
+                    Some(r) => reg.manifest_head(Action::Push, r, &scopes).await,
                     None => Ok(None),
                 }
             },
-            reg.manifest_digest(&by_digest, &scopes)
+            reg.manifest_head(Action::Push, &by_digest, &scopes)
         );
         let present = present?.is_some();
         let tag_now = tag_now?;
@@ -306,7 +305,7 @@ fn push_scopes(src: &Source, t: &RegistryRef) -> Result<Vec<String>> {
     }
     let mut froms = froms.into_iter().filter(|f| f.same_registry(t));
     let Some(first) = froms.next() else {
-        return Ok(scopes_for(t, RegistryOperation::Push));
+        return Ok(scopes_for(t, Action::Push));
     };
     let mut scopes = mount_scopes(t, first);
     for f in froms {
@@ -338,7 +337,7 @@ async fn put_manifest(
 ) -> Result<()> {
     let mut attempt = 0;
     loop {
-        match reg.put_manifest(target, doc, scopes).await {
+        match reg.manifest_put(target, doc, scopes).await {
             Err(e) if settles && attempt < SETTLE_TRIES && names_unknown(&e) => {
                 let wait = crate::registry::retry::backoff(reg.opts.backoff, attempt);
                 attempt += 1;
@@ -419,14 +418,14 @@ async fn push_blobs(
                     .is_some_and(|l| l.holds(digest, target));
             if !sure
                 && (may_hold || r.candidates.is_empty())
-                && reg.blob_exists(target, digest, scopes).await?
+                && reg.blob_head(target, digest, scopes).await?
             {
                 c.existing.fetch_add(1, Ordering::Relaxed);
                 return Ok(());
             }
             let mut session = None;
             for from in &r.candidates {
-                match reg.mount(target, from, digest, scopes).await {
+                match reg.blob_mount(target, from, digest, scopes).await {
                     Mount::Mounted => {
                         c.mounted.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
@@ -471,7 +470,7 @@ async fn upload(
     scopes: &[String],
     c: &Counts,
 ) -> Result<()> {
-    reg.upload(target, d, src.blobs.as_ref(), scopes, session)
+    reg.blob_upload(target, d, src.blobs.as_ref(), scopes, session)
         .await?;
     c.uploaded.fetch_add(1, Ordering::Relaxed);
     c.uploaded_bytes.fetch_add(d.size, Ordering::Relaxed);

@@ -1,12 +1,12 @@
 //! Content-addressed blob cache: `DIR/blobs/sha256/<hex>`. A blob enters the cache only after
 //! its bytes hashed to its digest while streaming through; until then it is a temp file that is
 //! removed on any failure.
+use crate::atomic::{AtomicFile, PRIVATE};
 use crate::error::Result;
 use crate::oci::blob::{BlobSource, ByteStream};
 use crate::oci::digest::Hasher;
 use crate::oci::image::Descriptor;
 use crate::oci::reference::RegistryRef;
-use crate::sink::atomic::{AtomicFile, PRIVATE};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{Stream, StreamExt};
@@ -103,7 +103,7 @@ impl BlobSource for CachedBlobs {
                 return Ok(s);
             }
             let inner = self.inner.open(desc).await?;
-            let parent = crate::sink::atomic::parent_of(&path);
+            let parent = crate::atomic::parent_of(&path);
             // The cache is an optimisation: if it cannot be written, stream without it.
             let tmp = std::fs::create_dir_all(parent)
                 .map_err(|e| e.to_string())

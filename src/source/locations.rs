@@ -6,8 +6,8 @@
 //! `sha256:<hex> registry/repository` (seen there) or `sha256:<hex> -registry/repository` (a
 //! mount from there was refused). A process reads it once and appends what it learnt in one
 //! `O_APPEND` write at the end, so processes sharing the cache never overwrite each other's
-//! lines; past [`MAX_LINES`] lines it is rewritten (temp file, then rename) with the newest
-//! [`MAX_ENTRIES`] facts, so it stays small. Everything about it is a hint: a missing, unreadable
+//! lines; past `MAX_LINES` lines it is rewritten (temp file, then rename) with the newest
+//! `MAX_ENTRIES` facts, so it stays small. Everything about it is a hint: a missing, unreadable
 //! or damaged record (a torn line, garbage) is read as far as its lines make sense and never
 //! fails a build, and a location that turns out wrong costs one refused mount.
 use crate::oci::reference::RegistryRef;
@@ -191,7 +191,7 @@ impl State {
         }
     }
 
-    /// Every fact, oldest first, the newest [`MAX_ENTRIES`] of them.
+    /// Every fact, oldest first, the newest `MAX_ENTRIES` of them.
     fn newest(&self) -> Vec<String> {
         let mut all: Vec<(u64, &str, &Loc)> = self
             .seen

@@ -27,7 +27,9 @@ use std::path::Path;
 pub async fn open(r: &ImageRef, opts: &RegistryOptions, cache: Option<&Cache>) -> Result<Source> {
     let name = r.to_string();
     let src = match r {
-        ImageRef::Registry(rr) => Registry::connect(&rr.registry, opts)?.pull(rr).await?,
+        ImageRef::Registry(rr) => {
+            registry::pull(&Registry::connect(&rr.registry, opts)?, rr).await?
+        }
         ImageRef::OciLayout { dir, tag } => {
             layout::open(store::Store::open_dir(dir)?, tag.as_deref(), name)?
         }

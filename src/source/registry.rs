@@ -1,161 +1,61 @@
 //! Pulling from a registry: the manifest or index and the configs are read at once; layers stay
 //! in the registry until a sink asks for them (`RegistryBlobs`, which restarts a download cut mid-body).
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::oci::blob::{self, BlobSource, ByteStream, Source};
-use crate::oci::digest;
-use crate::oci::image::{check_manifest, media, Descriptor, Doc, Image, Root};
+use crate::oci::image::{media, Descriptor, Doc, Image, Root};
 use crate::oci::reference::RegistryRef;
-use crate::registry::error::{root_cause, transport_kind};
-use crate::registry::{retry, scopes_for, Body, Registry};
+use crate::registry::failure::{root_cause, transport_kind};
+use crate::registry::{retry, scopes_for, Action, Registry};
 use futures_util::future::BoxFuture;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use oci_client::errors::OciDistributionError;
-use oci_client::RegistryOperation;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
-use reqwest::{Method, StatusCode};
 use std::sync::Arc;
 
-impl Registry {
-    /// Fetches a manifest or index as raw bytes; a digest-pinned reference must match its pin.
-    pub(crate) async fn manifest(&self, r: &RegistryRef) -> Result<Doc> {
-        let op = format!("fetching manifest {r}");
-        let scopes = scopes_for(r, RegistryOperation::Pull);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_str(&media::ACCEPTED.join(", ")).expect("media types are ASCII"),
-        );
-        let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
-        let bytes = self
-            .retry(&op, || async {
-                let res = self
-                    .send(
-                        &op,
-                        &scopes,
-                        Method::GET,
-                        &path,
-                        headers.clone(),
-                        Body::Empty,
-                    )
-                    .await?;
-                if res.status() != StatusCode::OK {
-                    return Err(self.status_error(&op, res).await);
-                }
-                let said = res
-                    .headers()
-                    .get("Docker-Content-Digest")
-                    .and_then(|v| v.to_str().ok())
-                    .filter(|d| d.starts_with("sha256:"))
-                    .map(str::to_string);
-                let bytes = res
-                    .bytes()
-                    .await
-                    .map_err(|e| self.error(&op, OciDistributionError::RequestError(e)))?;
-                // A manifest fetched by tag has no pin, but the registry says its digest: a
-                // copy corrupted on the way is fetched again.
-                match said {
-                    Some(d) if d != digest::sha256(&bytes) => Err(self.error(
-                        &op,
-                        OciDistributionError::DigestError(
-                            oci_client::errors::DigestError::VerificationError {
-                                expected: d,
-                                actual: digest::sha256(&bytes),
-                            },
-                        ),
-                    )),
-                    _ => Ok(bytes),
-                }
-            })
-            .await?;
-        if let Some(pin) = &r.digest {
-            let got = digest::sha256(&bytes);
-            if &got != pin {
-                return Err(Error::DigestMismatch {
-                    what: format!("manifest {r}"),
-                    expected: pin.clone(),
-                    actual: got,
-                });
+/// Reads an image or index and its configs; layers stay in the registry until a sink asks.
+pub(crate) async fn pull(reg: &Arc<Registry>, r: &RegistryRef) -> Result<Source> {
+    reg.authenticate(r, Action::Pull).await?;
+    let scopes = scopes_for(r, Action::Pull);
+    let doc = reg.manifest_get(r, &scopes).await?;
+    let blobs = Arc::new(RegistryBlobs {
+        registry: reg.clone(),
+        repo: r.clone(),
+    });
+    let jobs = reg.opts.concurrency.max(1);
+    let root = if media::is_index(&doc.media_type) {
+        let v = doc.json(&format!("index {r}"))?;
+        let mut entries = Vec::new();
+        for (i, e) in v["manifests"].as_array().into_iter().flatten().enumerate() {
+            let d = Descriptor::from_json(e, &format!("index {r} manifests[{i}]"))?;
+            if d.is_attestation() || !media::is_manifest(&d.media_type) {
+                continue;
             }
+            entries.push(d);
         }
-        let mt = check_manifest(&bytes, None, &format!("manifest {r}"))?;
-        Ok(Doc::new(mt, bytes))
-    }
-
-    /// Reads an image or index and its configs; layers stay in the registry until a sink asks.
-    pub async fn pull(self: &Arc<Self>, r: &RegistryRef) -> Result<Source> {
-        self.authenticate(r, RegistryOperation::Pull).await?;
-        let doc = self.manifest(r).await?;
-        let blobs = Arc::new(RegistryBlobs {
-            registry: self.clone(),
-            repo: r.clone(),
-        });
-        let jobs = self.opts.concurrency.max(1);
-        let root = if media::is_index(&doc.media_type) {
-            let v = doc.json(&format!("index {r}"))?;
-            let mut entries = Vec::new();
-            for (i, e) in v["manifests"].as_array().into_iter().flatten().enumerate() {
-                let d = Descriptor::from_json(e, &format!("index {r} manifests[{i}]"))?;
-                if d.is_attestation() || !media::is_manifest(&d.media_type) {
-                    continue;
-                }
-                entries.push(d);
-            }
-            // The platform manifests, then their configs, each step in parallel: two round
-            // trips whatever the number of platforms (within --jobs).
-            let children: Vec<Doc> = stream::iter(entries.iter())
-                .map(|d| self.manifest_owned(r.with_digest(&d.digest)))
-                .buffered(jobs)
-                .try_collect()
-                .await?;
-            let blobs_ref = blobs.as_ref();
-            let images = stream::iter(children.into_iter().zip(entries))
-                .map(|(child, d)| image_with_config(self, child, Some(d), blobs_ref, r))
-                .buffered(jobs)
-                .try_collect()
-                .await?;
-            Root::Index { index: doc, images }
-        } else {
-            Root::Image(image_with_config(self, doc, None, blobs.as_ref(), r).await?)
-        };
-        Ok(Source {
-            root,
-            blobs,
-            name: r.to_string(),
-        })
-    }
-
-    async fn manifest_owned(&self, r: RegistryRef) -> Result<Doc> {
-        self.manifest(&r).await
-    }
-
-    async fn open_blob(
-        &self,
-        repo: &RegistryRef,
-        desc: &Descriptor,
-        op: &str,
-    ) -> Result<ByteStream> {
-        let scopes = scopes_for(repo, RegistryOperation::Pull);
-        let path = format!("/v2/{}/blobs/{}", repo.repository, desc.digest);
-        self.retry(op, || async {
-            let res = self
-                .send(
-                    op,
-                    &scopes,
-                    Method::GET,
-                    &path,
-                    HeaderMap::new(),
-                    Body::Empty,
-                )
-                .await?;
-            // Registries send blob downloads to object storage on another host.
-            let res = self.follow(op, &scopes, res).await?;
-            if res.status() != StatusCode::OK {
-                return Err(self.status_error(op, res).await);
-            }
-            Ok(res.bytes_stream().map_err(std::io::Error::other).boxed())
-        })
-        .await
-    }
+        // The platform manifests, then their configs, each step in parallel: two round trips
+        // whatever the number of platforms (within --jobs).
+        let scopes = &scopes;
+        let children: Vec<Doc> = stream::iter(entries.iter())
+            .map(|d| {
+                let child = r.with_digest(&d.digest);
+                async move { reg.manifest_get(&child, scopes).await }
+            })
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+        let blobs_ref = blobs.as_ref();
+        let images = stream::iter(children.into_iter().zip(entries))
+            .map(|(child, d)| image_with_config(reg, child, Some(d), blobs_ref, r))
+            .buffered(jobs)
+            .try_collect()
+            .await?;
+        Root::Index { index: doc, images }
+    } else {
+        Root::Image(image_with_config(reg, doc, None, blobs.as_ref(), r).await?)
+    };
+    Ok(Source {
+        root,
+        blobs,
+        name: r.to_string(),
+    })
 }
 
 async fn image_with_config(
@@ -171,7 +71,7 @@ async fn image_with_config(
         index_entry: entry,
     };
     let cd = tmp.config_descriptor()?;
-    let what = format!("config of {r}");
+    let what = format!("config {} of {r}", cd.digest);
     // A config that arrives corrupted is fetched again, like any other transient failure.
     let op = format!("fetching config {} of {r}", cd.digest);
     let bytes = reg.retry(&op, || blob::read_all(blobs, &cd, &what)).await?;
@@ -196,7 +96,7 @@ impl BlobSource for RegistryBlobs {
                 desc.digest,
                 self.repo.repo_name()
             );
-            let first = reg.open_blob(&self.repo, desc, &op).await?;
+            let first = reg.blob_get(&self.repo, desc, &op).await?;
             Ok(restarting(
                 reg.clone(),
                 self.repo.clone(),
@@ -252,7 +152,7 @@ fn restarting(
                 return None;
             }
             let Some(inner) = st.inner.as_mut() else {
-                match st.reg.open_blob(&st.repo, &st.desc, &st.op).await {
+                match st.reg.blob_get(&st.repo, &st.desc, &st.op).await {
                     Ok(s) => {
                         st.inner = Some(s);
                         st.skip = st.delivered;
@@ -289,7 +189,7 @@ fn restarting(
                     return Some((Err(e), st));
                 }
                 None => return None,
-                // Once every byte is out, a failure is about the content (oci-client checks the
+                // Once every byte is out, a failure is about the content (the reader checks the
                 // digest at the end), and fetching again cannot take back what was passed on.
                 Some(Err(e))
                     if st.restarts < st.reg.opts.retries && st.delivered < st.desc.size =>

@@ -15,6 +15,21 @@ pub struct TarIndex {
     entries: HashMap<String, (u64, u64)>,
 }
 
+/// Whether the archive's last 512-byte block is all zeros (the end-of-archive marker).
+fn ends_with_zero_block(path: &Path, len: u64) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    if len < 512 {
+        return false;
+    }
+    let mut block = [0u8; 512];
+    std::fs::File::open(path)
+        .and_then(|mut f| {
+            f.seek(SeekFrom::Start(len - 512))?;
+            f.read_exact(&mut block)
+        })
+        .is_ok_and(|()| block.iter().all(|b| *b == 0))
+}
+
 impl TarIndex {
     /// Indexes a tar without extracting it (headers only: file contents are seeked over, so a
     /// large archive costs a few reads). Entries with absolute or `..` paths are rejected: they
@@ -73,6 +88,13 @@ impl TarIndex {
                     })?;
                 links.push((name, target));
             }
+        }
+        // A tar ends with zero blocks; one cut exactly between entries reads as complete
+        // otherwise.
+        if !entries.is_empty() && !ends_with_zero_block(path, len) {
+            return Err(bad(format!(
+                "is truncated ({len} bytes; the end-of-archive marker is missing)"
+            )));
         }
         resolve_links(&mut entries, &links);
         if entries.is_empty() {

@@ -32,6 +32,12 @@ pub struct Base {
     pub user: &'static str,
     pub cmd: Vec<&'static str>,
     pub entrypoint: Option<Vec<&'static str>>,
+    /// `config.Env`.
+    pub env: Vec<&'static str>,
+    /// `config.WorkingDir`, when the image sets one.
+    pub workdir: Option<&'static str>,
+    /// `config.ExposedPorts`, e.g. `8080/tcp`.
+    pub ports: Vec<&'static str>,
     /// Adds a buildx-style attestation manifest to the index, as Imposter's own images have.
     pub attestation: bool,
     /// Single image (first platform) instead of an index.
@@ -104,16 +110,20 @@ pub fn write_layout(dir: &Path, base: &Base, tag: &str) -> String {
             diff_ids.push(diff_id);
             history.push(json!({"created": "2024-01-01T00:00:00Z", "created_by": format!("fixture layer {i}")}));
         }
+        let ports: serde_json::Map<String, Value> = base
+            .ports
+            .iter()
+            .map(|p| (p.to_string(), json!({})))
+            .collect();
         let mut cfg = json!({
             "created": "2024-01-01T00:00:00Z",
             "architecture": p.arch,
             "os": "linux",
             "config": {
                 "User": base.user,
-                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "IMPOSTER_CONFIG_DIR=/opt/imposter/config"],
+                "Env": base.env,
                 "Cmd": base.cmd,
-                "WorkingDir": "/opt/imposter",
-                "ExposedPorts": {"8080/tcp": {}},
+                "ExposedPorts": ports,
                 "Labels": {"org.opencontainers.image.title": "engine-like test base"}
             },
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
@@ -124,6 +134,12 @@ pub fn write_layout(dir: &Path, base: &Base, tag: &str) -> String {
         }
         if let Some(e) = &base.entrypoint {
             cfg["config"]["Entrypoint"] = json!(e);
+        }
+        if let Some(w) = base.workdir {
+            cfg["config"]["WorkingDir"] = json!(w);
+        }
+        if base.cmd.is_empty() {
+            cfg["config"].as_object_mut().unwrap().remove("Cmd");
         }
         let (cd, cs) = put(dir, &bytes(&cfg));
         let m = json!({
@@ -181,7 +197,57 @@ pub fn engine_files(arch: &'static str) -> Vec<Item> {
     ]
 }
 
-/// The small two-platform engine-like base (not runnable), as shipped in `testdata/`.
+/// The standard PATH of the images the engines build on.
+pub const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The run settings of the JVM engine's core image at v4.9.3: ENTRYPOINT, IMPOSTER_PLUGIN_DIR and
+/// user `imposter` (uid 2048) from imposter-jvm-engine@v4.9.3:distro/base/Dockerfile:5-6,10-12,
+/// 35,37,39-40, CMD from distro/core/Dockerfile:7. The `-all` image differs in CMD only
+/// (distro/all/Dockerfile:7), distroless in its user, `nonroot` (distro/distroless/Dockerfile:29,35).
+pub const JVM_ENTRYPOINT: [&str; 4] = [
+    "java",
+    "-classpath",
+    "/opt/imposter/lib/*",
+    "io.gatehill.imposter.cmd.ImposterLauncher",
+];
+pub const JVM_CORE_CMD: [&str; 4] = [
+    "--plugin=openapi",
+    "--plugin=rest",
+    "--plugin=soap",
+    "--configDir=/opt/imposter/config",
+];
+pub const JVM_ALL_CMD: [&str; 2] = ["--configDir", "/opt/imposter/config"];
+pub const JVM_ENV: [&str; 5] = [
+    PATH_ENV,
+    "IMPOSTER_VERSION=4.9.3",
+    "IMPOSTER_ENGINE=unpacked",
+    "IMPOSTER_JVM_DISTRODIR=/opt/imposter",
+    "IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins",
+];
+
+/// The Go engine's images at v5.21.3: `FROM scratch`, no user, no CMD
+/// (imposter-go@v5.21.3:distro/core/Dockerfile:17-25; -all adds IMPOSTER_EXTERNAL_PLUGINS,
+/// distro/all/Dockerfile:40).
+pub const GO_ENTRYPOINT: [&str; 1] = ["/imposter-go"];
+pub const GO_ENV: [&str; 2] = [
+    "IMPOSTER_CONFIG_DIR=/opt/imposter/config",
+    "IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins",
+];
+
+/// A Go-engine-like base: the Go image's run settings over the synthetic layers.
+pub fn go_like() -> Base {
+    Base {
+        user: "",
+        cmd: Vec::new(),
+        entrypoint: Some(GO_ENTRYPOINT.to_vec()),
+        env: GO_ENV.to_vec(),
+        ports: Vec::new(),
+        ..engine_like(false)
+    }
+}
+
+/// The small two-platform engine-like base (not runnable), as shipped in `testdata/`: the JVM
+/// core image's run settings (see [`JVM_ENTRYPOINT`]) over synthetic layers.
 pub fn engine_like(attestation: bool) -> Base {
     Base {
         platforms: vec![
@@ -216,9 +282,12 @@ pub fn engine_like(attestation: bool) -> Base {
                 ],
             },
         ],
-        user: "2048",
-        cmd: vec!["/opt/imposter/bin/imposter"],
-        entrypoint: None,
+        user: "imposter",
+        cmd: JVM_CORE_CMD.to_vec(),
+        entrypoint: Some(JVM_ENTRYPOINT.to_vec()),
+        env: JVM_ENV.to_vec(),
+        workdir: None,
+        ports: vec!["8080/tcp", "8443/tcp"],
         attestation,
         single: false,
     }
@@ -265,6 +334,9 @@ pub fn busybox_base(single: bool) -> Base {
             "/opt/imposter/config",
         ],
         entrypoint: None,
+        env: vec![PATH_ENV, "IMPOSTER_CONFIG_DIR=/opt/imposter/config"],
+        workdir: Some("/opt/imposter"),
+        ports: vec!["8080/tcp"],
         attestation: !single,
         single,
     }

@@ -1,5 +1,9 @@
 //! The Go engine's `imposter-go_linux_<arch>.tar.gz`: its executable becomes `bootstrap` at the
 //! zip root, as the `provided.al2023` runtime expects.
+//!
+//! goreleaser names the archive `{project_name}_{os}_{arch}` and the binary after the project,
+//! `imposter-go`, at the archive root beside README.md and CHANGELOG.md (goreleaser's default
+//! archive files): imposter-go@v5.21.3:.goreleaser.yml:1,7-31.
 use super::zipfile::{copy_tagged, file_options, zip_msg, zip_time};
 use super::BOOTSTRAP;
 use crate::error::{Error, Result};
@@ -8,8 +12,9 @@ use std::io::{self, Read, Seek, Write};
 use std::path::{Component, Path};
 use zip::ZipWriter;
 
-/// Names of the Go engine executable inside its release tarball, in order of preference.
-const GO_BINARY_NAMES: &[&str] = &["imposter", BOOTSTRAP];
+/// Names of the Go engine executable inside its release tarball: the release's `imposter-go`
+/// (imposter-go@v5.21.3:.goreleaser.yml:1), and `imposter` or `bootstrap` in a hand-made one.
+const GO_BINARY_NAMES: &[&str] = &["imposter-go", "imposter", BOOTSTRAP];
 
 /// Adds the Go engine binary as `bootstrap`; returns (1, 0).
 pub(super) fn add_go_engine<W: Write + Seek>(
@@ -70,7 +75,8 @@ fn open_tar_gz(
     )))
 }
 
-/// Finds the engine executable: an ELF regular file named `imposter` or `bootstrap`, the
+/// Finds the engine executable: an ELF regular file named `imposter-go`, `imposter` or
+/// `bootstrap`, the
 /// shallowest one, first in archive order on a tie. Reads the whole archive, so a damaged one
 /// fails here, before anything is written.
 fn find_go_binary(path: &Path) -> Result<GoBinary> {
@@ -119,7 +125,7 @@ fn find_go_binary(path: &Path) -> Result<GoBinary> {
     match best {
         None => Err(Error::path(
             path,
-            "no `imposter` or `bootstrap` executable in the archive — pass the imposter-go_linux_<arch>.tar.gz release archive",
+            "no `imposter-go` executable in the archive (nor `imposter` or `bootstrap`) — pass the imposter-go_linux_<arch>.tar.gz release archive",
         )),
         Some((false, _, _, name, _)) => Err(Error::path(
             path,

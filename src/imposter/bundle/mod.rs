@@ -4,8 +4,8 @@
 //! * JVM engine (`imposter-awslambda.zip`): every engine entry is copied in its original order
 //!   with its compressed bytes untouched (raw copy), except anything under `config/`, which the
 //!   bundled config replaces.
-//! * Go engine (`imposter-go_linux_<arch>.tar.gz`): the `imposter` (or `bootstrap`) executable
-//!   becomes `bootstrap` at the zip root, as the `provided.al2023` runtime expects.
+//! * Go engine (`imposter-go_linux_<arch>.tar.gz`): the `imposter-go` executable becomes
+//!   `bootstrap` at the zip root, as the `provided.al2023` runtime expects.
 //!
 //! The output is deterministic: the same engine, config tree and `mtime` give a byte-identical
 //! zip. Config entries come sorted, every new entry carries the same DOS timestamp, a fixed unix
@@ -14,6 +14,7 @@
 mod config;
 mod go;
 mod jvm;
+pub(crate) mod lambda;
 mod zipfile;
 
 use crate::error::{Error, Result};

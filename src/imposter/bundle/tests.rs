@@ -283,7 +283,7 @@ fn go_engine_nested_binary_and_failures() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("no `imposter` or `bootstrap`") && err.contains("engine.tar.gz"),
+        err.contains("no `imposter-go` executable") && err.contains("engine.tar.gz"),
         "{err}"
     );
 

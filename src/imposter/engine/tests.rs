@@ -34,14 +34,19 @@ const NAMES: [(&str, Option<&str>, &str, &str); 15] = [
         "imposter-distroless:4.9.3",
         "distroless (JVM)",
     ),
-    ("golang", None, "imposter:5.21.3", "core (Go)"),
-    ("native", None, "imposter:5.21.3", "core (Go)"),
-    ("go", Some("5.0.1"), "imposter:5.0.1", "core (Go)"),
-    ("docker", Some("5.21.3"), "imposter:5.21.3", "core (Go)"),
+    ("golang", None, "imposter:5.21.3-beta", "core (Go)"),
+    ("native", None, "imposter:5.21.3-beta", "core (Go)"),
+    ("go", Some("5.0.1"), "imposter:5.0.1-beta", "core (Go)"),
+    (
+        "docker",
+        Some("5.21.3"),
+        "imposter:5.21.3-beta",
+        "core (Go)",
+    ),
     (
         "docker-all",
-        Some("5.21.3"),
-        "imposter-all:5.21.3",
+        Some("5.21.3-beta"),
+        "imposter-all:5.21.3-beta",
         "all (Go)",
     ),
     ("all", Some("latest"), "imposter-all:latest", "all (JVM)"),
@@ -60,6 +65,12 @@ fn every_engine_name_picks_its_repository_generation_and_pinned_version() {
         );
         assert_eq!(c.facts.label, label, "{name} {version:?}");
         assert_eq!(c.floating, version == Some("latest"), "{name}");
+        let resolved = c.notes.iter().any(|n| n.contains("images are tagged"));
+        assert_eq!(
+            resolved,
+            version == Some("5.21.3") || version == Some("5.0.1"),
+            "{name}"
+        );
         // The project file's `engine:` accepts the same names.
         let p = ProjectFile {
             engine: Some(name.into()),
@@ -163,49 +174,145 @@ fn a_base_says_which_engine_it_holds_by_repository_and_tag() {
     );
 }
 
-/// (plugin, engines that have it) — the engine/plugin matrix.
-const PLUGINS: [(&str, [bool; 5]); 14] = [
-    // core JVM, all JVM, distroless JVM, core Go, all Go
-    ("openapi", [true, true, true, true, true]),
-    ("rest", [true, true, true, true, true]),
-    ("soap", [true, true, true, true, true]),
-    ("hbase", [false, true, false, false, false]),
-    ("sfdc", [false, true, false, false, false]),
-    ("wiremock", [false, true, false, false, false]),
-    ("fake-data", [false, true, false, false, true]),
-    ("store-redis", [false, true, false, false, false]),
-    ("js-graal", [false, true, false, false, false]),
-    ("websocket", [false, false, false, true, true]),
-    ("grpc", [false, false, false, false, true]),
-    ("oidc-server", [false, false, false, false, true]),
-    ("swaggerui", [false, false, false, false, true]),
-    ("wsdlweb", [false, false, false, false, true]),
-];
+#[test]
+fn go_versions_resolve_to_the_beta_tags_that_exist_and_say_so() {
+    let c = choose_with(None, Some("golang"), Some("5.21.3"), None).unwrap();
+    assert_eq!(
+        c.base.to_string(),
+        "docker.io/outofcoffee/imposter:5.21.3-beta"
+    );
+    assert!(
+        c.notes.iter().any(|n| n.contains("tagged 5.21.3-beta")),
+        "{:?}",
+        c.notes
+    );
+    let p = ProjectFile {
+        version: Some("5.21.3".into()),
+        ..Default::default()
+    };
+    let c = choose_with(None, None, None, Some(&p)).unwrap();
+    assert_eq!(
+        c.base.to_string(),
+        "docker.io/outofcoffee/imposter:5.21.3-beta"
+    );
+    assert_eq!(c.notes.len(), 1, "a project file's version is resolved too");
+    let c = choose_with(None, Some("go"), None, None).unwrap();
+    assert!(c.notes.is_empty(), "the pinned default is a real tag");
+    let c = choose_with(None, None, Some("4.9.3"), None).unwrap();
+    assert!(c.notes.is_empty(), "JVM tags are plain versions");
+}
 
 #[test]
-fn engine_plugin_matrix() {
-    for (plugin, has) in PLUGINS {
-        for (facts, want) in ENGINES.iter().zip(has) {
-            assert_eq!(
-                facts.has_plugin(plugin),
-                want,
-                "{plugin} in {}",
-                facts.label
-            );
+fn cli_only_engine_names_map_to_an_image_with_a_note() {
+    for name in ["golang", "native"] {
+        let c = choose_with(None, Some(name), None, None).unwrap();
+        assert_eq!(c.facts.label, "core (Go)");
+        assert!(
+            c.notes[0].contains("downloaded imposter-go binary"),
+            "{:?}",
+            c.notes
+        );
+    }
+    let c = choose_with(None, Some("awslambda"), None, None).unwrap();
+    assert_eq!(c.facts.label, "core (JVM)");
+    assert!(c.notes[0].contains("mockimg bundle"), "{:?}", c.notes);
+    let c = choose_with(None, Some("awslambda"), Some("5.21.3"), None).unwrap();
+    assert_eq!(c.facts.label, "core (Go)");
+    assert_eq!(
+        c.base.to_string(),
+        "docker.io/outofcoffee/imposter:5.21.3-beta"
+    );
+}
+
+#[test]
+fn the_major_beta_tag_moves_like_latest() {
+    let c = choose_with(None, Some("golang"), Some("5-beta"), None).unwrap();
+    assert!(c.floating, "5-beta is re-pushed by every 5.x release");
+    let c = choose_with(None, Some("golang"), Some("5"), None).unwrap();
+    assert_eq!(c.base.to_string(), "docker.io/outofcoffee/imposter:5-beta");
+    assert!(c.floating);
+    assert!(
+        !choose_with(None, Some("golang"), Some("5.21.3"), None)
+            .unwrap()
+            .floating
+    );
+    assert!(
+        choose_with(Some("outofcoffee/imposter-all:5-beta"), None, None, None)
+            .unwrap()
+            .floating
+    );
+}
+
+#[test]
+fn every_jvm_image_carries_the_server_plugins_and_all_adds_the_rest() {
+    let jvm: Vec<_> = ENGINES
+        .iter()
+        .filter(|f| f.generation == Generation::Jvm)
+        .collect();
+    let core = facts(Flavour::Core, Generation::Jvm).unwrap();
+    let all = facts(Flavour::All, Generation::Jvm).unwrap();
+    for f in &jvm {
+        for p in ["openapi", "rest", "soap", "js-graal", "store-inmem"] {
+            assert!(f.has_plugin(p), "{p} in {}", f.label);
+        }
+    }
+    assert_eq!(
+        facts(Flavour::Distroless, Generation::Jvm).unwrap().plugins,
+        core.plugins,
+        "distroless copies distro/core's libraries"
+    );
+    assert!(core.plugins.iter().all(|p| all.has_plugin(p)));
+    for p in [
+        "sfdc",
+        "wiremock",
+        "store-dynamodb",
+        "store-redis",
+        "store-graphql",
+        "fake-data",
+    ] {
+        assert!(all.has_plugin(p) && !core.has_plugin(p), "{p}");
+    }
+}
+
+#[test]
+fn go_images_have_their_own_plugins_and_no_jvm_only_ones() {
+    let core = facts(Flavour::Core, Generation::Go).unwrap();
+    let all = facts(Flavour::All, Generation::Go).unwrap();
+    assert!(core.plugins.iter().all(|p| all.has_plugin(p)));
+    assert!(core.has_plugin("websocket"));
+    for p in ["grpc", "oidc-server", "swaggerui", "wsdlweb", "fake-data"] {
+        assert!(all.has_plugin(p) && !core.has_plugin(p), "{p}");
+    }
+    for f in [core, all] {
+        for p in ["js-graal", "store-inmem", "store-redis", "sfdc", "wiremock"] {
+            assert!(!f.has_plugin(p), "{p} in {}", f.label);
         }
     }
 }
 
 #[test]
+fn plugins_in_no_image_are_in_no_row_and_still_known() {
+    for p in PLUGINS_IN_NO_IMAGE {
+        assert!(ENGINES.iter().all(|f| !f.has_plugin(p)), "{p}");
+        assert!(known_plugins().any(|k| k == *p), "{p}");
+    }
+    let all: Vec<_> = known_plugins().collect();
+    let mut dedup = all.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(all.len(), dedup.len(), "each name once");
+}
+
+#[test]
 fn engine_facts_rows() {
     let row = |l: &str| ENGINES.iter().find(|f| f.label == l).unwrap();
-    assert_eq!(row("core (JVM)").user, "2048");
-    assert_eq!(row("distroless (JVM)").user, "65532");
-    assert_eq!(row("core (Go)").user, "0");
+    assert_eq!(row("core (JVM)").user, "imposter");
+    assert_eq!(row("distroless (JVM)").user, "nonroot");
+    assert_eq!(row("core (Go)").user, "", "FROM scratch, no USER");
     assert!(ENGINES.iter().all(|f| f.config_dir == ENGINE_CONFIG_DIR));
     assert_eq!(
         row("all (Go)").flags(),
-        "--engine docker-all --engine-version 5.21.3"
+        "--engine docker-all --engine-version 5.21.3-beta"
     );
     assert_eq!(row("core (Go)").flags(), "--engine golang");
     assert_eq!(row("all (JVM)").flags(), "--engine docker-all");

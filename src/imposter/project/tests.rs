@@ -23,7 +23,7 @@ fn project_file_is_parsed() {
     assert_eq!(p.env["IMPOSTER_LOG_LEVEL"], "DEBUG");
     assert_eq!(p.env["PORT"], "8080");
     assert_eq!(p.env["FLAG"], "true");
-    assert!(!p.is_deprecated_name());
+    assert!(!p.read_by_cli);
 
     write(
         tmp.path(),
@@ -41,8 +41,12 @@ fn project_file_is_parsed() {
 }
 
 #[test]
-fn every_project_file_name_is_read_and_the_current_name_wins() {
-    for name in PROJECT_FILES {
+fn the_clis_dot_imposter_and_mockimgs_own_name_are_read() {
+    for name in CLI_PROJECT_FILES
+        .iter()
+        .chain(&OWN_PROJECT_FILES)
+        .filter(|n| !n.ends_with(".toml"))
+    {
         let tmp = tempfile::tempdir().unwrap();
         let body = if name.ends_with(".json") {
             r#"{"engine": "golang", "version": "5.21.3"}"#
@@ -52,14 +56,78 @@ fn every_project_file_name_is_read_and_the_current_name_wins() {
         write(tmp.path(), name, body);
         let p = read(tmp.path()).unwrap().unwrap();
         assert_eq!(p.engine.as_deref(), Some("golang"), "{name}");
-        assert_eq!(p.file_name, name);
-        assert_eq!(p.is_deprecated_name(), name.starts_with(".imposter"));
+        assert_eq!(p.file_name, *name);
+        assert_eq!(p.read_by_cli, name.starts_with(".imposter"));
     }
+}
+
+#[test]
+fn the_first_extension_in_json_toml_yaml_yml_order_is_the_one_read() {
     let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), ".imposter.yml", "engine: docker-all\n");
     write(tmp.path(), ".imposter.yaml", "engine: docker\n");
-    write(tmp.path(), "imposter-project.yml", "engine: docker-all\n");
+    assert_eq!(
+        read(tmp.path()).unwrap().unwrap().file_name,
+        ".imposter.yaml"
+    );
+    write(tmp.path(), ".imposter.json", r#"{"engine": "golang"}"#);
+    let p = read(tmp.path()).unwrap().unwrap();
+    assert_eq!(p.engine.as_deref(), Some("golang"), "json comes first");
+    fs::remove_file(tmp.path().join(".imposter.json")).unwrap();
+    write(tmp.path(), ".imposter.toml", "engine = \"docker\"\n");
+    let e = read(tmp.path()).unwrap_err().to_string();
+    assert!(
+        e.contains(".imposter.toml") && e.contains("does not read TOML"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bare_dot_imposter_file_is_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), ".imposter", "engine: golang\n");
+    assert_eq!(read(tmp.path()).unwrap(), None);
+}
+
+#[test]
+fn both_project_files_merge_and_the_later_wins_key_by_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        ".imposter.yaml",
+        "engine: docker\nversion: 4.9.3\nenv:\n  a: cli\n  B: cli\n",
+    );
+    write(
+        tmp.path(),
+        "imposter-project.yml",
+        "engine: docker-all\nenv:\n  b: own\n",
+    );
     let p = read(tmp.path()).unwrap().unwrap();
     assert_eq!(p.engine.as_deref(), Some("docker-all"));
+    assert_eq!(
+        p.version.as_deref(),
+        Some("4.9.3"),
+        "kept from the CLI's file"
+    );
+    assert_eq!(p.env["A"], "cli");
+    assert_eq!(p.env["B"], "own");
+    assert_eq!(p.file_name, "imposter-project.yml");
+    assert!(p.read_by_cli);
+}
+
+#[test]
+fn env_keys_are_upper_cased_as_the_cli_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        ".imposter.yaml",
+        "env:\n  imposter_log_level: debug\n",
+    );
+    let p = read(tmp.path()).unwrap().unwrap();
+    assert_eq!(
+        p.env["IMPOSTER_LOG_LEVEL"], "debug",
+        "values are kept as written"
+    );
 }
 
 #[test]

@@ -65,6 +65,48 @@ pub(crate) fn runtime_warning(runtime: &str, go_engine: bool) -> Option<String> 
     })
 }
 
+/// Why `publish --lambda-function` cannot serve a Go engine function: it reads no S3 config.
+/// It stats `IMPOSTER_CONFIG_DIR` as a local directory and stops when it is not one
+/// (imposter-go@v5.21.3:internal/adapter/common.go:32-35; on Lambda it defaults to
+/// /var/task/config, internal/adapter/awslambda/awslambda.go:54-58).
+pub(crate) const GO_READS_NO_BUCKET: &str = "the Go engine reads no S3 config (it loads \
+    IMPOSTER_CONFIG_DIR as a local directory) — bundle the config into the function's zip \
+    instead: mockimg bundle DIR --engine-archive imposter-go_linux_<arch>.tar.gz";
+
+/// The function's runtime, read before anything is uploaded: a custom runtime (`provided.*`)
+/// runs the Go engine, which cannot read the bucket, so the publish is refused up front.
+pub(crate) async fn check_function(function: &str) -> Result<(), PublishError> {
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let client = aws_sdk_lambda::Client::new(&conf);
+    let cfg = client
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| PublishError::Lambda {
+            function: function.to_string(),
+            message: match e.code() {
+                Some("ResourceNotFoundException") => format!(
+                    "reading the configuration: no such function — check --lambda-function and AWS_REGION ({})",
+                    conf.region().map(|r| r.to_string()).unwrap_or_else(|| "unset".into())
+                ),
+                _ => format!(
+                    "reading the configuration failed: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(&e)
+                ),
+            },
+        })?;
+    match cfg.runtime().map(|r| r.as_str()) {
+        Some(r) if r.starts_with("provided") => Err(PublishError::Lambda {
+            function: function.to_string(),
+            message: format!("its runtime {r} runs the Go engine, and {GO_READS_NO_BUCKET}"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Reads the function's configuration and sets [`CONFIG_DIR_VAR`] and [`REVISION_VAR`],
 /// keeping every other variable. Credentials, region and endpoint come from the AWS
 /// environment (`AWS_ENDPOINT_URL_LAMBDA`/`AWS_ENDPOINT_URL` for a local stand-in).

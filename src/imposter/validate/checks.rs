@@ -4,7 +4,7 @@
 use super::discover::rel_string;
 use super::parse::parse_config;
 use super::paths::{engine_word, Field, OutsidePolicy, Scope};
-use super::plugins::{is_placeholder, missing_from, short_name, KNOWN_PLUGINS};
+use super::plugins::{is_placeholder, known_list, legacy_name_on_go, missing_from, short_name};
 use super::report::Finding;
 use crate::imposter::engine::EngineFacts;
 use crate::imposter::yaml::{describe, kind_of, untag};
@@ -124,7 +124,7 @@ impl Checker<'_> {
                 &plugin_key,
                 format!(
                     "missing `plugin:` key — add e.g. `plugin: rest` (known plugins: {})",
-                    KNOWN_PLUGINS.join(", ")
+                    known_list()
                 ),
             ),
             // A placeholder is filled in by the engine at start-up.
@@ -134,13 +134,15 @@ impl Checker<'_> {
                     let message = format!(
                         "unknown plugin '{plugin}' — check for a typo (known plugins: {}); \
                          Imposter only starts if a plugin with this name is installed",
-                        KNOWN_PLUGINS.join(", ")
+                        known_list()
                     );
                     self.findings
                         .push(Finding::warning(self.file, &plugin_key, message));
                 }
                 Some(short) => {
-                    if let Some(message) = missing_from(self.engine, short) {
+                    if let Some(message) = legacy_name_on_go(self.engine, plugin, short) {
+                        self.error(&plugin_key, message);
+                    } else if let Some(message) = missing_from(self.engine, short) {
                         self.findings
                             .push(Finding::warning(self.file, &plugin_key, message));
                     }

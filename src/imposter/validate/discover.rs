@@ -20,7 +20,7 @@ pub(super) struct Discovery {
     pub(super) top: Vec<String>,
     /// In subdirectories, in directory-tree order (the first one is the one a hint names).
     pub(super) nested: Vec<String>,
-    /// Nested config files in a directory the engine skips, with the `.imposterignore` entry.
+    /// Config files the engine skips, with the `.imposterignore` entry.
     pub(super) ignored: Vec<(String, String)>,
     /// Subdirectories that cannot be listed, and entries that cannot go into an image (links
     /// resolving outside, dangling or looping, special files, whiteout names): what `build`
@@ -43,7 +43,7 @@ pub(super) fn discover(walk: &Walk, ignore: &IgnoreRules) -> Discovery {
             continue;
         }
         let parent = rel.parent().unwrap_or(Path::new(""));
-        if let Some(entry) = ignore.skips(&rel_string(parent)) {
+        if let Some(entry) = ignore.skips(&rel_string(rel)) {
             found.ignored.push((rel_string(rel), entry.to_string()));
             continue;
         }

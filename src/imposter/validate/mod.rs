@@ -135,8 +135,22 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
             IMPOSTERIGNORE,
             "",
             format!(
-                "'{entry}' is not a directory name: the JVM engine matches {IMPOSTERIGNORE} \
-                 lines against directory names exactly, so it never skips anything for it"
+                "'{entry}' is not a file or directory name: the JVM engine matches \
+                 {IMPOSTERIGNORE} lines against names exactly, spaces included, so it never \
+                 skips anything for it"
+            ),
+        ));
+    }
+    let skips_everything = ignore.skips_everything();
+    if let Some(entry) = skips_everything {
+        report.findings.push(Finding::error(
+            IMPOSTERIGNORE,
+            "",
+            format!(
+                "entry '{entry}' is part of the config directory's own path ({}): the Go engine \
+                 skips every path that contains an entry, so it loads nothing — remove the entry \
+                 or make it a longer name",
+                ignore.root
             ),
         ));
     }
@@ -144,24 +158,40 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
     report.findings.append(&mut discovery.problems);
     if recursive {
         report.config_files.extend(discovery.nested.iter().cloned());
-        for (config, entry) in &discovery.ignored {
-            let from = if ignore.from_file {
-                format!("{IMPOSTERIGNORE} entry '{entry}'")
-            } else {
-                format!("the engine's default skip list ('{entry}'; add a {IMPOSTERIGNORE} to change it)")
-            };
-            report.findings.push(Finding::note(
+    }
+    for (config, entry) in &discovery.ignored {
+        if skips_everything.is_some() || (config.contains('/') && !recursive) {
+            continue;
+        }
+        if ignore.is_substring_match(config, entry) {
+            report.findings.push(Finding::warning(
                 config,
                 "",
-                format!("not loaded: the engine skips this directory when looking for configs ({from}); its files still ship"),
+                format!(
+                    "not loaded: its path contains the {IMPOSTERIGNORE} entry '{entry}', and the \
+                     Go engine skips every path containing an entry — rename the file or the entry"
+                ),
             ));
+            continue;
         }
+        let from = if ignore.from_file {
+            format!("{IMPOSTERIGNORE} entry '{entry}'")
+        } else {
+            format!(
+                "the engine's default skip list ('{entry}'; add a {IMPOSTERIGNORE} to change it)"
+            )
+        };
+        report.findings.push(Finding::note(
+            config,
+            "",
+            format!("not loaded: the engine skips it when looking for configs ({from}); its files still ship"),
+        ));
     }
 
     let enable = format!(
         "pass --recursive or set {SCAN_RECURSIVE_ENV}=true (--env, or `env:` in {PROJECT_FILE})"
     );
-    if report.config_files.is_empty() {
+    if report.config_files.is_empty() && skips_everything.is_none() {
         let mut message = format!(
             "no Imposter config files (*-config.yaml|yml|json) found in '{}' — add one, e.g. \
              'mock-config.yaml' starting with `plugin: rest`, or pass the directory that holds them",
@@ -222,6 +252,9 @@ pub fn validate_dir(dir: &Path, opts: &ValidateOptions) -> Result<Report, Valida
 /// moves, a deprecated project file name, and project plugins the engine lacks.
 pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> Vec<Finding> {
     let mut out = Vec::new();
+    for note in &choice.notes {
+        out.push(Finding::note("", "", note.clone()));
+    }
     if choice.floating {
         out.push(Finding::warning(
             "",
@@ -235,16 +268,6 @@ pub fn engine_findings(choice: &EngineChoice, project: Option<&ProjectFile>) -> 
         ));
     }
     let Some(p) = project else { return out };
-    if p.is_deprecated_name() {
-        out.push(Finding::warning(
-            p.file_name,
-            "",
-            format!(
-                "'{}' is a deprecated name — rename it to {PROJECT_FILE}",
-                p.file_name
-            ),
-        ));
-    }
     for (i, plugin) in p.plugins.iter().enumerate() {
         let key = format!("plugins[{i}]");
         if plugins::is_placeholder(plugin) {

@@ -547,7 +547,7 @@ fn missing_proto_files() {
     let opts = ValidateOptions {
         engine: EngineFlags {
             engine: Some("docker-all".into()),
-            version: Some("5.21.3".into()),
+            version: Some("5.21.3-beta".into()),
             ..Default::default()
         },
         ..Default::default()

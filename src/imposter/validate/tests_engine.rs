@@ -39,14 +39,14 @@ fn a_plugin_the_engine_lacks_is_a_warning_naming_an_engine_that_has_it() {
     write(
         tmp.path(),
         "hbase-config.yaml",
-        "plugin: hbase\ntableName: exampleTable\nresponse:\n  file: rows.json\n",
+        "plugin: wiremock\nresponse:\n  file: rows.json\n",
     );
     write(tmp.path(), "rows.json", "[]");
     let core = run(tmp.path(), &on(None, None));
     let w = messages(&core, Severity::Warning);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(
-        w[0].contains("'hbase' is not in the core (JVM) image"),
+        w[0].contains("'wiremock' is not in the core (JVM) image"),
         "{w:?}"
     );
     assert!(w[0].contains("use --engine docker-all"), "{w:?}");
@@ -54,10 +54,23 @@ fn a_plugin_the_engine_lacks_is_a_warning_naming_an_engine_that_has_it() {
         .findings
         .is_empty());
 
+    // hbase is commented out of every image: the hint says none has it.
+    write(
+        tmp.path(),
+        "hbase-config.yaml",
+        "plugin: hbase\ntableName: exampleTable\n",
+    );
+    let w = messages(
+        &run(tmp.path(), &on(Some("docker-all"), None)),
+        Severity::Warning,
+    );
+    assert!(
+        w[0].contains("no engine image ships it: install it into IMPOSTER_PLUGIN_DIR"),
+        "{w:?}"
+    );
+
     write(tmp.path(), "hbase-config.yaml", "plugin: websocket\n");
-    assert!(run(tmp.path(), &on(Some("golang"), None))
-        .findings
-        .is_empty());
+    assert!(run(tmp.path(), &on(Some("go"), None)).findings.is_empty());
     let jvm = messages(
         &run(tmp.path(), &on(Some("docker"), None)),
         Severity::Warning,
@@ -87,10 +100,7 @@ fn the_project_files_plugins_and_name_are_checked() {
     );
     let r = run(tmp.path(), &on(None, None));
     let w = messages(&r, Severity::Warning);
-    assert_eq!(w.len(), 4, "{w:?}");
-    assert!(w
-        .iter()
-        .any(|m| m.contains("deprecated name — rename it to imposter-project.yaml")));
+    assert_eq!(w.len(), 2, "{w:?}");
     assert!(w
         .iter()
         .any(|m| m.contains("plugins[0]: plugin 'store-redis' is not in the core")));
@@ -263,20 +273,58 @@ fn imposterignore_stops_discovery_by_exact_name_on_jvm_and_substring_on_go() {
             "users/users-config.yaml"
         ]
     );
-    let mut go = on(Some("golang"), None);
+    let mut go = on(Some("go"), None);
     go.recursive = true;
     let r = run(tmp.path(), &go);
     assert_eq!(
         r.config_files,
         ["node_modules/pkg/pkg-config.yaml", "root-config.yaml"]
     );
-    let notes = messages(&r, Severity::Note);
+    let warnings = messages(&r, Severity::Warning);
     assert!(
-        notes
+        warnings
             .iter()
             .any(|n| n.contains("users/users-config.yaml") && n.contains("entry 'user'")),
-        "{notes:?}"
+        "a substring match surprises: {warnings:?}"
     );
+}
+
+#[test]
+fn go_skips_a_top_level_config_whose_name_contains_an_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "mock-config.yaml", "plugin: rest\n");
+    write(tmp.path(), "bold-config.yaml", "plugin: rest\n");
+    write(tmp.path(), ".imposterignore", "old\n");
+    let r = run(tmp.path(), &on(Some("go"), None));
+    assert_eq!(r.config_files, ["mock-config.yaml"]);
+    let w = messages(&r, Severity::Warning);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("bold-config.yaml") && w[0].contains("'old'"),
+        "{w:?}"
+    );
+    let jvm = run(tmp.path(), &on(None, None));
+    assert_eq!(jvm.config_files, ["bold-config.yaml", "mock-config.yaml"]);
+}
+
+#[test]
+fn a_go_entry_in_the_config_dirs_path_is_an_error_the_engine_loads_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "mock-config.yaml", "plugin: rest\n");
+    for entry in ["config", "imposter", "opt"] {
+        write(tmp.path(), ".imposterignore", &format!("{entry}\n"));
+        let r = run(tmp.path(), &on(Some("go"), None));
+        let e = messages(&r, Severity::Error);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains(&format!("entry '{entry}'")) && e[0].contains("loads nothing"),
+            "{e:?}"
+        );
+        assert!(
+            run(tmp.path(), &on(None, None)).is_ok(),
+            "the JVM matches names"
+        );
+    }
 }
 
 #[test]
@@ -286,10 +334,11 @@ fn a_glob_in_imposterignore_is_a_warning_on_the_jvm_engine() {
     write(tmp.path(), ".imposterignore", "*.bak\narchive\n");
     let w = messages(&run(tmp.path(), &on(None, None)), Severity::Warning);
     assert_eq!(w.len(), 1);
-    assert!(w[0].contains("'*.bak' is not a directory name"), "{w:?}");
-    assert!(run(tmp.path(), &on(Some("golang"), None))
-        .findings
-        .is_empty());
+    assert!(
+        w[0].contains("'*.bak' is not a file or directory name"),
+        "{w:?}"
+    );
+    assert!(run(tmp.path(), &on(Some("go"), None)).findings.is_empty());
 }
 
 #[test]

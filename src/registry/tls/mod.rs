@@ -7,11 +7,11 @@
 //! when given, else from the first of `/etc/containers/certs.d/HOST[:PORT]/` and
 //! `/etc/docker/certs.d/HOST[:PORT]/` that exists (see [`certs`] for the layout).
 pub mod certs;
-mod classify;
+pub(crate) mod classify;
 mod client_cert;
 
 pub use classify::TlsFailure;
-pub(crate) use classify::{classify, is_not_tls, nothing_answered};
+pub(crate) use classify::{is_not_tls, nothing_answered};
 
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! (the temp file is removed when dropped), and a reader never sees half a file.
 use crate::error::{Error, Result};
 use crate::oci::blob::{self, ByteStream};
-use crate::sink::temps;
+use crate::temps;
 use futures_util::StreamExt;
 use std::fs::File;
 use std::io::{self, Write};

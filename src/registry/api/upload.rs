@@ -1,4 +1,4 @@
-//! The push side's requests: HEAD a blob or manifest, upload a blob, PUT a manifest.
+//! Uploading a blob.
 //!
 //! A blob goes up in one request (`POST …/blobs/uploads/?digest=` with the body) where the
 //! registry accepts that (201); a registry that answers 202 instead gets the body in a PUT to
@@ -8,14 +8,14 @@
 //! the transfer twice. Either
 //! way a blob is one streamed body, never chunks: no chunk-size minimums to trip over (ECR
 //! wants 5 MiB).
-use super::http::Body;
-use super::Registry;
+use super::super::transport::{Action, Body, Request};
+use super::super::Registry;
 use crate::error::{Error, Result};
 use crate::oci::blob::{self, BlobSource, ByteStream};
-use crate::oci::image::{media, Descriptor, Doc};
+use crate::oci::image::Descriptor;
 use crate::oci::reference::RegistryRef;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use std::sync::atomic::Ordering;
 
@@ -28,82 +28,8 @@ const MONOLITHIC_YES: u8 = 1;
 const MONOLITHIC_NO: u8 = 2;
 
 impl Registry {
-    /// Whether `target`'s repository holds `digest`.
-    pub(crate) async fn blob_exists(
-        &self,
-        target: &RegistryRef,
-        digest: &str,
-        scopes: &[String],
-    ) -> Result<bool> {
-        let op = format!("checking blob {digest} in {}", target.repo_name());
-        let path = format!("/v2/{}/blobs/{digest}", target.repository);
-        self.retry(&op, || async {
-            let res = self
-                .send(
-                    &op,
-                    scopes,
-                    Method::HEAD,
-                    &path,
-                    HeaderMap::new(),
-                    Body::Empty,
-                )
-                .await?;
-            match res.status() {
-                s if s.is_success() => Ok(true),
-                StatusCode::NOT_FOUND => Ok(false),
-                _ => Err(self.status_error(&op, res).await),
-            }
-        })
-        .await
-    }
-
-    /// The digest `r` (a tag or a digest) names in its repository, or `None` when there is no
-    /// such manifest (or the registry does not say which digest it is).
-    pub(crate) async fn manifest_digest(
-        &self,
-        r: &RegistryRef,
-        scopes: &[String],
-    ) -> Result<Option<String>> {
-        // Ends with the repository: refused access names it (see `error::access_op`).
-        let op = format!(
-            "checking manifest {} in {}",
-            r.tag_or_digest(),
-            r.repo_name()
-        );
-        let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_str(&media::ACCEPTED.join(", ")).expect("media types are ASCII"),
-        );
-        self.retry(&op, || async {
-            let res = self
-                .send(
-                    &op,
-                    scopes,
-                    Method::HEAD,
-                    &path,
-                    headers.clone(),
-                    Body::Empty,
-                )
-                .await?;
-            match res.status() {
-                s if s.is_success() => Ok(res
-                    .headers()
-                    .get("Docker-Content-Digest")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-                    // Asked by digest, the answer is that digest whatever the headers say.
-                    .or_else(|| r.digest.clone())),
-                StatusCode::NOT_FOUND => Ok(None),
-                _ => Err(self.status_error(&op, res).await),
-            }
-        })
-        .await
-    }
-
     /// Uploads `desc` from `src` into `target`, into `session` when a declined mount opened one.
-    pub(crate) async fn upload(
+    pub(crate) async fn blob_upload(
         &self,
         target: &RegistryRef,
         desc: &Descriptor,
@@ -146,6 +72,18 @@ impl Registry {
             "/v2/{}/blobs/uploads/?digest={}",
             target.repository, desc.digest
         );
+        let repo = target.repo_name();
+        let ask = Request {
+            action: Action::Push,
+            repo: &repo,
+            op,
+            scopes,
+            method: Method::POST,
+            path: &start,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+        }
+        .ask();
         let session = match session {
             Some(u) => u,
             None => {
@@ -162,7 +100,7 @@ impl Registry {
                     Body::Empty
                 };
                 let res = self
-                    .send(op, scopes, Method::POST, &start, octet_stream(), body)
+                    .send(ask.request(Method::POST, &start, octet_stream(), body))
                     .await?;
                 match res.status() {
                     StatusCode::CREATED if single => {
@@ -175,7 +113,7 @@ impl Registry {
                         }
                         self.location(op, &res)?
                     }
-                    _ => return Err(self.status_error(op, res).await),
+                    _ => return Err(self.answer_error(ask, res).await),
                 }
             }
         };
@@ -183,12 +121,12 @@ impl Registry {
         url.query_pairs_mut().append_pair("digest", &desc.digest);
         let body = self.body(desc, src).await?;
         let res = self
-            .send(op, scopes, Method::PUT, url.as_str(), octet_stream(), body)
+            .send(ask.request(Method::PUT, url.as_str(), octet_stream(), body))
             .await?;
         if res.status().is_success() {
             Ok(())
         } else {
-            Err(self.status_error(op, res).await)
+            Err(self.answer_error(ask, res).await)
         }
     }
 
@@ -204,46 +142,6 @@ impl Registry {
             reqwest::Body::wrap_stream(verified),
             desc.size,
         ))
-    }
-
-    /// PUTs `doc` as `target` (by tag or by digest).
-    pub(crate) async fn put_manifest(
-        &self,
-        target: &RegistryRef,
-        doc: &Doc,
-        scopes: &[String],
-    ) -> Result<()> {
-        let op = format!("pushing manifest {target}");
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            doc.media_type
-                .parse()
-                .map_err(|_| Error::invalid("manifest", "media type is not a valid header"))?,
-        );
-        let path = format!(
-            "/v2/{}/manifests/{}",
-            target.repository,
-            target.tag_or_digest()
-        );
-        self.retry(&op, || async {
-            let res = self
-                .send(
-                    &op,
-                    scopes,
-                    Method::PUT,
-                    &path,
-                    headers.clone(),
-                    Body::Bytes(doc.bytes.clone()),
-                )
-                .await?;
-            if res.status().is_success() {
-                Ok(())
-            } else {
-                Err(self.status_error(&op, res).await)
-            }
-        })
-        .await
     }
 }
 

@@ -1,0 +1,545 @@
+//! Every distribution-spec call mockimg makes, one method each, over the transport's one
+//! [`Registry::send`]: manifests (get, head, put), blobs (get, head, mount; upload in
+//! `upload.rs`), tags (paged by `Link`) and referrers. Each call says what it does (for messages),
+//! which way it goes (pull or push, for refused access) and which statuses are its answers; any
+//! other answer becomes an error through `failure.rs`, and the retry loop around it decides from
+//! that alone.
+//!
+//! Reads are bounded: a manifest or index by [`MANIFEST_MAX`] (as distribution caps what it
+//! accepts), a blob by its descriptor's size.
+mod upload;
+
+pub(crate) use upload::MONOLITHIC_UNKNOWN;
+
+use super::failure::Failure;
+use super::transport::{Action, Ask, Body, Request};
+use super::Registry;
+use crate::error::{Error, Result};
+use crate::oci::blob::ByteStream;
+use crate::oci::digest;
+use crate::oci::image::{check_manifest, media, Descriptor, Doc};
+use crate::oci::reference::RegistryRef;
+use futures_util::{StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, LINK};
+use reqwest::{Method, StatusCode};
+
+/// The largest manifest or index read: distribution refuses to store larger ones, so a larger
+/// answer is a broken or hostile registry, not an image.
+pub const MANIFEST_MAX: u64 = 4 << 20;
+
+/// Tags asked for per page; registries may answer with fewer and a `Link` to the next page.
+const TAGS_PAGE: usize = 1000;
+
+/// The largest tag list page read (distribution 2.8 ignores the page size and sends them all).
+const TAGS_MAX: u64 = 64 << 20;
+
+/// How a mount request ended.
+pub(crate) enum Mount {
+    /// The target repository has the blob now.
+    Mounted,
+    /// Declined, with an upload session opened for the blob: PUT it there.
+    Session(reqwest::Url),
+    /// Declined or failed without a session: upload as usual.
+    Declined,
+}
+
+fn accept_manifests() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        ACCEPT,
+        HeaderValue::from_str(&media::ACCEPTED.join(", ")).expect("media types are ASCII"),
+    );
+    headers
+}
+
+impl Registry {
+    /// `GET` a manifest or index as raw bytes (at most [`MANIFEST_MAX`]); a digest-pinned
+    /// reference must match its pin, and a copy whose `Docker-Content-Digest` disagrees with its
+    /// bytes is fetched again.
+    pub(crate) async fn manifest_get(&self, r: &RegistryRef, scopes: &[String]) -> Result<Doc> {
+        let op = format!("fetching manifest {r}");
+        let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
+        let name = r.to_string();
+        let bytes = self
+            .retry(&op, || async {
+                let req = Request {
+                    action: Action::Pull,
+                    repo: &name,
+                    op: &op,
+                    scopes,
+                    method: Method::GET,
+                    path: &path,
+                    headers: accept_manifests(),
+                    body: Body::Empty,
+                };
+                let ask = req.ask();
+                let res = self.send(req).await?;
+                if res.status() != StatusCode::OK {
+                    return Err(self.answer_error(ask, res).await);
+                }
+                let said = res
+                    .headers()
+                    .get("Docker-Content-Digest")
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|d| d.starts_with("sha256:"))
+                    .map(str::to_string);
+                let bytes = self.read_capped(ask, res, MANIFEST_MAX, "manifest").await?;
+                // A manifest fetched by tag has no pin, but the registry says its digest: a
+                // copy corrupted on the way is fetched again.
+                match said {
+                    Some(d) if d != digest::sha256(&bytes) => Err(self.failed(
+                        &op,
+                        None,
+                        Failure::io(std::io::ErrorKind::InvalidData),
+                        format!(
+                            "content digest mismatch: expected {d}, got {}",
+                            digest::sha256(&bytes)
+                        ),
+                    )),
+                    _ => Ok(bytes),
+                }
+            })
+            .await?;
+        if let Some(pin) = &r.digest {
+            let got = digest::sha256(&bytes);
+            if &got != pin {
+                return Err(Error::DigestMismatch {
+                    what: format!("manifest {r}"),
+                    expected: pin.clone(),
+                    actual: got,
+                });
+            }
+        }
+        let mt = check_manifest(&bytes, None, &format!("manifest {r}"))?;
+        Ok(Doc::new(mt, bytes))
+    }
+
+    /// A whole response body of at most `max` bytes; more is an error (final: a registry that
+    /// sends too much once will again), found out without holding more than `max` in memory.
+    async fn read_capped(
+        &self,
+        ask: Ask<'_>,
+        res: reqwest::Response,
+        max: u64,
+        what: &str,
+    ) -> Result<bytes::Bytes> {
+        let mib = max >> 20;
+        let too_big = |said: String| {
+            self.failed(
+                ask.op,
+                None,
+                Failure::default(),
+                format!("the {what} {said}, more than the {mib} MiB mockimg reads of one; refusing to read it"),
+            )
+        };
+        if let Some(n) = res.content_length().filter(|n| *n > max) {
+            return Err(too_big(format!("is {n} bytes")));
+        }
+        let mut out = Vec::new();
+        let mut body = res.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| self.transport_error(ask.op, (ask.action, ask.repo), &e))?;
+            if (out.len() + chunk.len()) as u64 > max {
+                return Err(too_big("runs on".into()));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(bytes::Bytes::from(out))
+    }
+
+    /// `HEAD` a manifest: the digest `r` (a tag or a digest) names in its repository, or `None`
+    /// when there is no such manifest (or the registry does not say which digest it is).
+    pub(crate) async fn manifest_head(
+        &self,
+        action: Action,
+        r: &RegistryRef,
+        scopes: &[String],
+    ) -> Result<Option<String>> {
+        let op = format!(
+            "checking manifest {} in {}",
+            r.tag_or_digest(),
+            r.repo_name()
+        );
+        let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
+        let repo = r.repo_name();
+        self.retry(&op, || async {
+            let req = Request {
+                action,
+                repo: &repo,
+                op: &op,
+                scopes,
+                method: Method::HEAD,
+                path: &path,
+                headers: accept_manifests(),
+                body: Body::Empty,
+            };
+            let ask = req.ask();
+            let res = self.send(req).await?;
+            match res.status() {
+                s if s.is_success() => Ok(res
+                    .headers()
+                    .get("Docker-Content-Digest")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    // Asked by digest, the answer is that digest whatever the headers say.
+                    .or_else(|| r.digest.clone())),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(self.answer_error(ask, res).await),
+            }
+        })
+        .await
+    }
+
+    /// `PUT` `doc` as `target` (by tag or by digest).
+    pub(crate) async fn manifest_put(
+        &self,
+        target: &RegistryRef,
+        doc: &Doc,
+        scopes: &[String],
+    ) -> Result<()> {
+        let op = format!("pushing manifest {target}");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            doc.media_type
+                .parse()
+                .map_err(|_| Error::invalid("manifest", "media type is not a valid header"))?,
+        );
+        let path = format!(
+            "/v2/{}/manifests/{}",
+            target.repository,
+            target.tag_or_digest()
+        );
+        let name = target.to_string();
+        self.retry(&op, || async {
+            let req = Request {
+                action: Action::Push,
+                repo: &name,
+                op: &op,
+                scopes,
+                method: Method::PUT,
+                path: &path,
+                headers: headers.clone(),
+                body: Body::Bytes(doc.bytes.clone()),
+            };
+            let ask = req.ask();
+            let res = self.send(req).await?;
+            if res.status().is_success() {
+                Ok(())
+            } else {
+                Err(self.answer_error(ask, res).await)
+            }
+        })
+        .await
+    }
+
+    /// `GET` a blob, following a redirect to object storage (without our credentials); the
+    /// stream fails once it runs past `desc.size`. `op` names the download in messages.
+    pub(crate) async fn blob_get(
+        &self,
+        repo: &RegistryRef,
+        desc: &Descriptor,
+        op: &str,
+    ) -> Result<ByteStream> {
+        let scopes = super::scopes_for(repo, Action::Pull);
+        let path = format!("/v2/{}/blobs/{}", repo.repository, desc.digest);
+        let name = repo.repo_name();
+        self.retry(op, || async {
+            let req = Request {
+                action: Action::Pull,
+                repo: &name,
+                op,
+                scopes: &scopes,
+                method: Method::GET,
+                path: &path,
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+            };
+            let ask = req.ask();
+            let res = self.send(req).await?;
+            // Registries send blob downloads to object storage on another host.
+            let res = self.follow(ask, res).await?;
+            if res.status() != StatusCode::OK {
+                return Err(self.answer_error(ask, res).await);
+            }
+            if let Some(n) = res.content_length().filter(|n| *n > desc.size) {
+                return Err(self.failed(
+                    op,
+                    None,
+                    Failure::default(),
+                    format!(
+                        "blob {} is {n} bytes, more than the {} its descriptor says",
+                        desc.digest, desc.size
+                    ),
+                ));
+            }
+            Ok(res.bytes_stream().map_err(std::io::Error::other).boxed())
+        })
+        .await
+    }
+
+    /// `HEAD` a blob: whether `target`'s repository holds `digest`.
+    pub(crate) async fn blob_head(
+        &self,
+        target: &RegistryRef,
+        digest: &str,
+        scopes: &[String],
+    ) -> Result<bool> {
+        let op = format!("checking blob {digest} in {}", target.repo_name());
+        let path = format!("/v2/{}/blobs/{digest}", target.repository);
+        let repo = target.repo_name();
+        self.retry(&op, || async {
+            let req = Request {
+                action: Action::Push,
+                repo: &repo,
+                op: &op,
+                scopes,
+                method: Method::HEAD,
+                path: &path,
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+            };
+            let ask = req.ask();
+            let res = self.send(req).await?;
+            match res.status() {
+                s if s.is_success() => Ok(true),
+                StatusCode::NOT_FOUND => Ok(false),
+                _ => Err(self.answer_error(ask, res).await),
+            }
+        })
+        .await
+    }
+
+    /// Mounts `digest` from `from` into `target` (`POST …/blobs/uploads/?mount=&from=`),
+    /// authorised for `scopes` (see `auth::mount_scopes`). No HEAD comes first: a mount answers
+    /// 201 when the blob is there (in the source, or in the target already). A 202 opens an
+    /// upload session, which the upload then uses; any failure means "upload instead".
+    pub(crate) async fn blob_mount(
+        &self,
+        target: &RegistryRef,
+        from: &RegistryRef,
+        digest: &str,
+        scopes: &[String],
+    ) -> Mount {
+        let op = format!("mounting blob {digest} into {}", target.repo_name());
+        let path = format!(
+            "/v2/{}/blobs/uploads/?mount={digest}&from={}",
+            target.repository, from.repository
+        );
+        let repo = target.repo_name();
+        let req = Request {
+            action: Action::Push,
+            repo: &repo,
+            op: &op,
+            scopes,
+            method: Method::POST,
+            path: &path,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+        };
+        let res = match self.send(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!("{e}; uploading instead");
+                return Mount::Declined;
+            }
+        };
+        match res.status().as_u16() {
+            201 => Mount::Mounted,
+            202 => match self.location(&op, &res) {
+                Ok(u) => Mount::Session(u),
+                Err(_) => Mount::Declined,
+            },
+            s => {
+                tracing::debug!(
+                    "mount of {digest} from {} refused with {s}",
+                    from.repo_name()
+                );
+                Mount::Declined
+            }
+        }
+    }
+
+    /// `GET /v2/NAME/tags/list`, every page: the registry's `Link` header names the next one.
+    pub async fn tags_list(&self, repo: &RegistryRef) -> Result<Vec<String>> {
+        let op = format!("listing tags of {}", repo.repo_name());
+        let scopes = super::scopes_for(repo, Action::Pull);
+        let name = repo.repo_name();
+        let mut next = Some(format!("/v2/{}/tags/list?n={TAGS_PAGE}", repo.repository));
+        let mut tags = Vec::new();
+        // A registry whose `Link` points back at a page already read must not loop us forever.
+        let mut seen = std::collections::HashSet::new();
+        while let Some(path) = next.take() {
+            if !seen.insert(path.clone()) {
+                break;
+            }
+            let (page, link) = self
+                .retry(&op, || async {
+                    let req = Request {
+                        action: Action::Pull,
+                        repo: &name,
+                        op: &op,
+                        scopes: &scopes,
+                        method: Method::GET,
+                        path: &path,
+                        headers: HeaderMap::new(),
+                        body: Body::Empty,
+                    };
+                    let ask = req.ask();
+                    let res = self.send(req).await?;
+                    if res.status() != StatusCode::OK {
+                        return Err(self.answer_error(ask, res).await);
+                    }
+                    let link = res
+                        .headers()
+                        .get(LINK)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(next_link)
+                        .map(|l| res.url().join(&l).map(|u| u.to_string()));
+                    let body = self.read_capped(ask, res, TAGS_MAX, "tag list").await?;
+                    let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+                        self.failed(
+                            &op,
+                            None,
+                            Failure::default(),
+                            format!("not a tag list: {e}"),
+                        )
+                    })?;
+                    let page: Vec<String> = v["tags"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect();
+                    let link = link
+                        .transpose()
+                        .map_err(|e| self.invalid_answer(&op, &e.to_string()))?;
+                    Ok((page, link))
+                })
+                .await?;
+            tags.extend(page);
+            next = link;
+        }
+        Ok(tags)
+    }
+
+    /// `GET /v2/NAME/referrers/DIGEST`: the index of what refers to `digest` (signatures,
+    /// SBOMs), or `None` where the registry has no referrers API (404).
+    pub async fn referrers(&self, repo: &RegistryRef, digest: &str) -> Result<Option<Doc>> {
+        let op = format!("listing referrers of {digest} in {}", repo.repo_name());
+        let scopes = super::scopes_for(repo, Action::Pull);
+        let path = format!("/v2/{}/referrers/{digest}", repo.repository);
+        let name = repo.repo_name();
+        self.retry(&op, || async {
+            let req = Request {
+                action: Action::Pull,
+                repo: &name,
+                op: &op,
+                scopes: &scopes,
+                method: Method::GET,
+                path: &path,
+                headers: HeaderMap::new(),
+                body: Body::Empty,
+            };
+            let ask = req.ask();
+            let res = self.send(req).await?;
+            match res.status() {
+                StatusCode::OK => {
+                    let body = self
+                        .read_capped(ask, res, MANIFEST_MAX, "referrers index")
+                        .await?;
+                    Ok(Some(Doc::new(media::OCI_INDEX, body)))
+                }
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(self.answer_error(ask, res).await),
+            }
+        })
+        .await
+    }
+}
+
+/// The target of a `Link: <URL>; rel="next"` header.
+fn next_link(h: &str) -> Option<String> {
+    h.split(',').find_map(|part| {
+        let (url, params) = part.trim().split_once(';')?;
+        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| url.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::RegistryOptions;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A registry edge the test registry does not show (distribution 2.8 ignores `n` on tag
+    /// lists): pages linked by `Link`, the last page without one.
+    #[tokio::test]
+    async fn every_page_of_a_paged_tag_list_is_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                    // A TLS ClientHello (the scheme probe): answered as a plain HTTP server
+                    // answers one.
+                    let Some(path) = req.strip_prefix("GET ").and_then(|r| r.split(' ').next())
+                    else {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    };
+                    let (body, link) = match path {
+                        "/v2/engine/tags/list?n=1000" => (
+                            r#"{"tags":["4.9.2","4.9.3"]}"#,
+                            "</v2/engine/tags/list?last=4.9.3&n=2>; rel=\"next\"\r\n",
+                        ),
+                        "/v2/engine/tags/list?last=4.9.3&n=2" => {
+                            (r#"{"tags":["4.9.10","latest"]}"#, "")
+                        }
+                        _ => ("{}", ""),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Connection: close\r\n\r\n",
+                        body.len(),
+                        link.replace("</", "Link: </")
+                    );
+                    let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+                });
+            }
+        });
+        let r = RegistryRef::parse(&format!("{addr}/engine:4.9.3")).unwrap();
+        let reg = Registry::connect(&r.registry, &RegistryOptions::default()).unwrap();
+        let tags = reg.tags_list(&r).await.unwrap();
+        assert_eq!(tags, ["4.9.2", "4.9.3", "4.9.10", "latest"]);
+    }
+
+    #[test]
+    fn the_next_page_is_read_from_link() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/prev>; rel="prev", <https://x/n>; rel=next"#).as_deref(),
+            Some("https://x/n")
+        );
+        assert_eq!(next_link(r#"</v2/a/tags/list>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
+    }
+}
