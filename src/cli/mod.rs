@@ -2,6 +2,7 @@
 //! result, and turn failures into one line and an exit code.
 mod args;
 mod exit;
+mod groups;
 mod output;
 pub mod progress;
 mod publish;
