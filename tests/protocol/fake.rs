@@ -91,6 +91,9 @@ pub struct State {
     pub valid_tokens: Vec<String>,
     /// Tokens handed out so far, by the token endpoint at `/token`.
     pub issued: usize,
+    /// Upload sessions opened so far: ids are never reused, even with several sessions open at
+    /// once (a push runs uploads of new blobs and copies of base blobs side by side).
+    opened: usize,
 }
 
 impl State {
@@ -338,7 +341,8 @@ fn registry(req: &Req, st: &mut State, addr: &str) -> Resp {
             } else if let Some(d) = req.query("digest").filter(|_| !req.body.is_empty()) {
                 return store(st, &d, req.body.clone());
             }
-            let id = format!("u{}", st.uploads.len() + 1);
+            st.opened += 1;
+            let id = format!("u{}", st.opened);
             st.uploads.insert(id.clone(), Vec::new());
             return Resp::new(202).header("Location", &format!("/v2/{repo}/blobs/uploads/{id}"));
         }
