@@ -18,18 +18,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// `SOURCE_DATE_EPOCH` as seconds, if set and valid.
-pub fn source_date_epoch() -> Result<Option<u64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
-            ))
-        }),
-        _ => Ok(None),
-    }
-}
-
 /// `secs` since the epoch as RFC 3339 in UTC, to the second (what image configs use).
 pub fn rfc3339(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0)
@@ -65,10 +53,9 @@ pub struct BuildRequest {
     pub annotations: BTreeMap<String, String>,
     /// Variables set in the image's `Env` (project file `env:`, `--env`, recursion).
     pub env: BTreeMap<String, String>,
-    /// References to push to; every one gets the same digest.
-    pub push: Vec<RegistryRef>,
-    /// Names recorded in file outputs without pushing.
-    pub tags: Vec<RegistryRef>,
+    /// The image's names in command-line order (`--push` and `--tag`); every one gets the same
+    /// digest, and file outputs record them in this order.
+    pub targets: Vec<Target>,
     /// Archive tar to write (OCI layout + docker-archive).
     pub output: Option<PathBuf>,
     /// OCI layout directory to write or add to.
@@ -80,22 +67,42 @@ pub struct BuildRequest {
     /// `--format`: one media-type family for every sink; `None`: OCI for files, the base's
     /// family for registries.
     pub format: Option<Family>,
-    /// Every `--push` (true) and `--tag` (false) name in command-line order; when empty, the
-    /// `push` then the `tags` names.
-    pub order: Vec<(RegistryRef, bool)>,
+    /// `SOURCE_DATE_EPOCH`: the image config's `created` (else the base's stays).
+    pub source_date_epoch: Option<u64>,
     /// `--sign-key`: sign what is pushed with each key (cosign's format), after the push.
     pub sign: Vec<crate::sign::SigningKey>,
+}
+
+/// One name of a built image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Pushed to its registry (`--push`), and recorded in file outputs.
+    Push(RegistryRef),
+    /// Only recorded in file outputs (`--tag`).
+    Record(RegistryRef),
+}
+
+impl Target {
+    /// The name.
+    pub fn reference(&self) -> &RegistryRef {
+        match self {
+            Target::Push(r) | Target::Record(r) => r,
+        }
+    }
 }
 
 impl BuildRequest {
     /// Every name to record, in command-line order, each marked whether it is pushed.
     pub fn names(&self) -> Vec<(RegistryRef, bool)> {
-        if !self.order.is_empty() {
-            return self.order.clone();
-        }
-        let push = self.push.iter().map(|r| (r.clone(), true));
-        push.chain(self.tags.iter().map(|r| (r.clone(), false)))
+        self.targets
+            .iter()
+            .map(|t| (t.reference().clone(), matches!(t, Target::Push(_))))
             .collect()
+    }
+
+    /// Whether any name is pushed.
+    pub fn pushes(&self) -> bool {
+        self.targets.iter().any(|t| matches!(t, Target::Push(_)))
     }
 }
 
@@ -198,7 +205,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
         config_path: req.layer.config_path.clone(),
         engine_config_dir: req.engine_config_dir.clone(),
         env: req.env.clone(),
-        created: source_date_epoch()?.map(rfc3339),
+        created: req.source_date_epoch.map(rfc3339),
         labels: req.labels.clone(),
         annotations: req.annotations.clone(),
         // A normalised, digest-pinned registry name, never a local path: the same base typed two

@@ -207,14 +207,7 @@ fn unknown_platform_and_missing_output_dir() {
     out.assert_empty();
 
     let missing = out.0.path().join("not-there/out.tar");
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        BASE,
-        "--output",
-        missing.to_str().unwrap(),
-    ]);
+    let run = env.build("examples/rest").base(BASE).output(&missing).run();
     fails(&run, 1, &["not-there", "does not exist"]);
     out.assert_empty();
 }
@@ -462,15 +455,7 @@ fn corrupted_layer_in_a_layout_base() {
 /// A good archive of the shipped base, written by mockimg itself.
 fn good_archive(env: &Env, dir: &Path) -> PathBuf {
     let p = dir.join("good.tar");
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        BASE,
-        "--output",
-        p.to_str().unwrap(),
-    ])
-    .ok();
+    env.build("examples/rest").base(BASE).output(&p).run().ok();
     p
 }
 

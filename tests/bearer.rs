@@ -19,15 +19,11 @@ fn token_auth_push_mounts_base_layers() {
     let target = reg.reference("team/mocks:bearer");
     let before = reg.requests_with_status().len();
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &target,
-            "-v",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&target)
+        .args(["-v"])
+        .run()
         .ok();
     let d = digest_of(&run.stdout);
     let idx: serde_json::Value = serde_json::from_str(&skopeo(&[
@@ -74,14 +70,11 @@ fn token_auth_push_mounts_base_layers() {
     let anon = Env::new();
     let i = anon.run(&["inspect", &base, "--json"]).ok();
     assert!(i.stdout.contains("linux/arm64"));
-    let denied = anon.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--push",
-        &reg.reference("team/mocks:anon"),
-    ]);
+    let denied = anon
+        .build("examples/rest")
+        .base(&base)
+        .push(&reg.reference("team/mocks:anon"))
+        .run();
     assert_eq!(denied.code, 1, "{}", denied.stderr);
     assert!(denied.stderr.contains(&reg.addr), "{}", denied.stderr);
     assert!(denied.stderr.contains("docker login"), "{}", denied.stderr);
@@ -115,17 +108,11 @@ fn a_refused_token_for_a_hinted_repository_falls_back_to_the_base_repository() {
     let target = reg.reference("team/hinted:1");
     let before = reg.requests_with_status().len();
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &target,
-            "--mount-from",
-            "private/held",
-            "--json",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&target)
+        .args(["--mount-from", "private/held", "--json"])
+        .run()
         .ok();
     let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
     assert_eq!(v["push"]["mounted"], 4, "{v}");

@@ -30,16 +30,11 @@ fn multi_platform_oci_base_builds_and_pushes() {
     let t1 = reg.reference("team/mocks:1.4");
     let t2 = reg.reference("team/mocks:latest");
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &t1,
-            "--push",
-            &t2,
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&t1)
+        .push(&t2)
+        .run()
         .ok();
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", run.stdout);
@@ -154,15 +149,11 @@ fn multi_platform_oci_base_builds_and_pushes() {
     // Rebuild of the same input: same digest, and nothing but HEADs for blobs.
     let before = reg.requests().len();
     let again = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &reg.reference("team/mocks:again"),
-            "--json",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&reg.reference("team/mocks:again"))
+        .args(["--json"])
+        .run()
         .ok();
     let j: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(j["digest"], digest);
@@ -326,16 +317,11 @@ fn push_to_a_second_registry_streams_base_layers() {
     let base = seed_engine(&reg, false);
     let target = reg2.reference("mocks:1");
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &target,
-            "--platform",
-            "linux/arm64",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&target)
+        .args(["--platform", "linux/arm64"])
+        .run()
         .ok();
     let d = digest_of(&run.stdout);
     let idx = raw_manifest(&target);
@@ -357,16 +343,12 @@ fn push_to_a_second_registry_streams_base_layers() {
     assert_config_at(&rootfs, &examples("rest"));
     assert!(rootfs.join("opt/imposter/plugins/rest.jar").is_file());
 
-    let bad = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--push",
-        &target,
-        "--platform",
-        "linux/s390x",
-    ]);
+    let bad = env
+        .build("examples/rest")
+        .base(&base)
+        .push(&target)
+        .args(["--platform", "linux/s390x"])
+        .run();
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(
         bad.stderr.contains("linux/s390x") && bad.stderr.contains("linux/amd64"),
@@ -391,15 +373,11 @@ fn basic_auth_registry_with_docker_config_credentials() {
     env.docker_login(&reg.addr, "ci", password);
     let target = reg.reference("team/mocks:auth");
     let ok = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &target,
-            "-v",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&target)
+        .args(["-v"])
+        .run()
         .ok();
     let idx: serde_json::Value = serde_json::from_str(&skopeo(&[
         "inspect",
@@ -414,7 +392,7 @@ fn basic_auth_registry_with_docker_config_credentials() {
 
     let wrong = Env::new();
     wrong.docker_login(&reg.addr, "ci", "wrong-secret-value");
-    let bad = wrong.run(&["build", "examples/rest", "--base", &base, "--push", &target]);
+    let bad = wrong.build("examples/rest").base(&base).push(&target).run();
     assert_eq!(bad.code, 1);
     assert!(bad.stderr.contains(&reg.addr), "{}", bad.stderr);
     assert!(bad.stderr.contains("unauthorized"), "{}", bad.stderr);
@@ -426,16 +404,11 @@ fn basic_auth_registry_with_docker_config_credentials() {
         .set("MOCKIMG_REGISTRY_USERNAME", "ci")
         .set("MOCKIMG_REGISTRY_PASSWORD", password);
     let via_env = envvars
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &reg.reference("team/mocks:env"),
-            "--json",
-            "-v",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&reg.reference("team/mocks:env"))
+        .args(["--json", "-v"])
+        .run()
         .ok();
     for out in [
         &ok.stdout,

@@ -141,14 +141,11 @@ fn usage_errors_exit_2_failures_exit_1() {
     assert!(!std::path::Path::new(tar).exists(), "nothing written");
 
     // Not a usage error: the base archive is simply missing.
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        "oci-archive:/nonexistent/imposter.tar",
-        "--output",
-        tar,
-    ]);
+    let run = env
+        .build("examples/rest")
+        .base("oci-archive:/nonexistent/imposter.tar")
+        .args(["--output", tar])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let errors = error_lines(&run);
     assert_eq!(errors.len(), 1, "{}", run.stderr);
@@ -165,19 +162,12 @@ fn json_on_stdout_only_and_digest_file() {
     let tar = out.path().join("mocks.tar");
     let digest_file = out.path().join("digest.txt");
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            BASE,
-            "--output",
-            tar.to_str().unwrap(),
-            "--tag",
-            "team/mocks:1.4",
-            "--json",
-            "--digest-file",
-            digest_file.to_str().unwrap(),
-        ])
+        .build("examples/rest")
+        .base(BASE)
+        .output(&tar)
+        .tag("team/mocks:1.4")
+        .args(["--json", "--digest-file", digest_file.to_str().unwrap()])
+        .run()
         .ok();
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
     let v: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -221,15 +211,11 @@ fn json_on_stdout_only_and_digest_file() {
 
     // Without --json: the digest alone on stdout; --quiet: nothing on stderr.
     let plain = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            BASE,
-            "--output",
-            tar.to_str().unwrap(),
-            "--quiet",
-        ])
+        .build("examples/rest")
+        .base(BASE)
+        .output(&tar)
+        .args(["--quiet"])
+        .run()
         .ok();
     assert_eq!(plain.stdout, format!("{digest}\n"));
     assert_eq!(plain.stderr, "");
@@ -241,16 +227,12 @@ fn push_json_and_plain_progress_off_a_terminal() {
     let env = Env::new();
     let out = tempfile::tempdir().unwrap();
     let tar = out.path().join("mocks.tar");
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        BASE,
-        "--output",
-        tar.to_str().unwrap(),
-        "--quiet",
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(BASE)
+        .output(&tar)
+        .args(["--quiet"])
+        .run()
+        .ok();
 
     let target = reg.reference("air/mocks:1");
     let run = env
@@ -319,16 +301,12 @@ fn progress_bars_on_a_terminal() {
     let env = Env::new();
     let out = tempfile::tempdir().unwrap();
     let tar = out.path().join("mocks.tar");
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        BASE,
-        "--output",
-        tar.to_str().unwrap(),
-        "-q",
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(BASE)
+        .output(&tar)
+        .args(["-q"])
+        .run()
+        .ok();
     // `script` gives the command a pseudo-terminal and copies everything drawn on it.
     let cmdline = format!(
         "'{}' push '{}' '{}'",
@@ -370,15 +348,11 @@ fn verbose_logs_every_registry_request_without_secrets() {
         .set("MOCKIMG_REGISTRY_PASSWORD", password);
     let before = reg.requests().len();
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &reg.reference("team/mocks:v"),
-            "-v",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&reg.reference("team/mocks:v"))
+        .args(["-v"])
+        .run()
         .ok();
     let requests = reg.requests()[before..].to_vec();
     let logged: Vec<&str> = run
@@ -415,15 +389,11 @@ fn verbose_logs_every_registry_request_without_secrets() {
 
     // -vv adds how long each request took, still without secrets.
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &reg.reference("team/mocks:v"),
-            "-vv",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&reg.reference("team/mocks:v"))
+        .args(["-vv"])
+        .run()
         .ok();
     assert!(run.stderr.contains("answered in "), "{}", run.stderr);
     assert!(!run.stderr.contains(password));
@@ -434,7 +404,7 @@ fn unauthorized_push_reads_as_one_line_with_the_fix() {
     let reg = Registry::start_with_auth("ci", "right-password");
     let env = Env::new();
     let target = reg.reference("team/mocks:1.4");
-    let run = env.run(&["build", "examples/rest", "--base", BASE, "--push", &target]);
+    let run = env.build("examples/rest").base(BASE).push(&target).run();
     assert_eq!(run.code, 1);
     assert_eq!(
         error_lines(&run),

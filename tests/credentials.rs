@@ -48,7 +48,10 @@ fn environment_credentials_reach_the_push_registry_and_never_the_base_registry()
     let target = target_reg.reference("team/mocks:1");
     base_ts.requests.lock().unwrap().clear();
     let run = env
-        .run(&["build", "examples/rest", "--base", &base, "--push", &target])
+        .build("examples/rest")
+        .base(&base)
+        .push(&target)
+        .run()
         .ok();
     let base_users = who_asked(&base_ts);
     assert!(
@@ -112,7 +115,10 @@ fn login_checks_and_stores_credentials_that_push_then_uses_and_logout_removes() 
     assert!(v["auths"][&reg.addr]["auth"].is_string(), "{v}");
 
     let target = reg.reference("team/mocks:login");
-    env.run(&["build", "examples/rest", "--base", &base, "--push", &target])
+    env.build("examples/rest")
+        .base(&base)
+        .push(&target)
+        .run()
         .ok();
     skopeo(&[
         "inspect",
@@ -125,7 +131,7 @@ fn login_checks_and_stores_credentials_that_push_then_uses_and_logout_removes() 
     env.run(&["logout", &reg.addr]).ok();
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
     assert!(v["auths"].get(&reg.addr).is_none(), "{v}");
-    let denied = env.run(&["build", "examples/rest", "--base", &base, "--push", &target]);
+    let denied = env.build("examples/rest").base(&base).push(&target).run();
     assert_eq!(denied.code, 1, "{}", denied.stderr);
     assert!(denied.stderr.contains("mockimg login"), "{}", denied.stderr);
 }
@@ -145,15 +151,11 @@ fn podman_auth_file_is_read() {
     )
     .unwrap();
     let env = Env::new().set("XDG_RUNTIME_DIR", runtime.path().to_str().unwrap());
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--push",
-        &reg.reference("team/mocks:podman"),
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(&base)
+        .push(&reg.reference("team/mocks:podman"))
+        .run()
+        .ok();
     assert!(who_asked(&ts).contains(&"ci".to_string()));
 }
 
@@ -281,14 +283,11 @@ fn a_symlinked_oci_layout_fails_up_front_once() {
     std::fs::create_dir_all(&real).unwrap();
     let link = d.path().join("layout");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        "oci:testdata/engine-base:4.9.3",
-        "--oci-layout",
-        link.to_str().unwrap(),
-    ]);
+    let run = env
+        .build("examples/rest")
+        .base("oci:testdata/engine-base:4.9.3")
+        .oci_layout(&link)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let errors: Vec<&str> = run
         .stderr

@@ -207,19 +207,13 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
     let tar = out.path().join("mocks.tar");
     let name = format!("mockimg-export-test/t{}", std::process::id());
     let tag1 = format!("{name}:1.4");
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--output",
-        tar.to_str().unwrap(),
-        "--tag",
-        &tag1,
-        "--tag",
-        "team/other:9",
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(&base)
+        .output(&tar)
+        .tag(&tag1)
+        .tag("team/other:9")
+        .run()
+        .ok();
     assert_eq!(dir_names(out.path()), ["mocks.tar"], "no temp file left");
     ocicheck::assert_archive(&tar);
     use std::os::unix::fs::PermissionsExt;
@@ -304,19 +298,13 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
 
     // One --platform: the docker view is that platform, whatever the host.
     let single = out.path().join("arm.tar");
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--platform",
-        "linux/arm64",
-        "--output",
-        single.to_str().unwrap(),
-        "--push",
-        &reg.reference("team/arm:1"),
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(&base)
+        .args(["--platform", "linux/arm64"])
+        .output(&single)
+        .push(&reg.reference("team/arm:1"))
+        .run()
+        .ok();
     let files = read_tar(&single);
     let (cd, entry) = check_docker_view(&files);
     assert_eq!(json_of(&files, &blob_name(&cd))["architecture"], "arm64");
@@ -343,22 +331,19 @@ fn exported_archive_and_layout_push_to_the_same_digest_as_a_direct_push() {
     let layout = out.path().join("layout");
     let direct = reg.reference("team/direct:1");
     let run = env
-        .run(&["build", "examples/rest", "--base", &base, "--push", &direct])
+        .build("examples/rest")
+        .base(&base)
+        .push(&direct)
+        .run()
         .ok();
     let want = digest_of(&run.stdout);
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--output",
-        tar.to_str().unwrap(),
-        "--oci-layout",
-        layout.to_str().unwrap(),
-        "--tag",
-        "team/mocks:dev",
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(&base)
+        .output(&tar)
+        .oci_layout(&layout)
+        .tag("team/mocks:dev")
+        .run()
+        .ok();
 
     let from_tar = reg.reference("team/fromtar:1");
     let run = env.run(&["push", tar.to_str().unwrap(), &from_tar]).ok();
@@ -494,15 +479,7 @@ fn second_export_downloads_no_layer_and_no_cache_does() {
         (&home_env, home_env.home.path().join(".cache/mockimg")),
     ] {
         let p = out.path().join("default-cache.tar");
-        e.run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--output",
-            p.to_str().unwrap(),
-        ])
-        .ok();
+        e.build("examples/rest").base(&base).output(&p).run().ok();
         assert_eq!(cache_contents(&dir), cached, "{}", dir.display());
     }
 
@@ -535,17 +512,12 @@ fn second_export_downloads_no_layer_and_no_cache_does() {
     // A push-only build never reads base layers, so it neither downloads nor caches them.
     let before = reg.requests().len();
     let empty = out.path().join("unused-cache");
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--cache-dir",
-        empty.to_str().unwrap(),
-        "--push",
-        &reg.reference("team/mocks:1"),
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(&base)
+        .args(["--cache-dir", empty.to_str().unwrap()])
+        .push(&reg.reference("team/mocks:1"))
+        .run()
+        .ok();
     assert_eq!(blob_gets(&reg, before, "imposter", &layers), 0);
     assert!(
         !empty.join("blobs/sha256").exists() || dir_names(&empty.join("blobs/sha256")).is_empty()
@@ -665,15 +637,11 @@ fn oci_layout_gains_tags_without_rewriting_blobs() {
     assert_eq!(mode & 0o777, 0o644);
 
     // Adding the same image untagged keeps its tags and lists it once.
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--oci-layout",
-        layout.to_str().unwrap(),
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(&base)
+        .oci_layout(&layout)
+        .run()
+        .ok();
     let again: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(again, index, "index unchanged");
@@ -744,15 +712,11 @@ fn bases_from_files_build_offline_to_files_and_registries() {
     for (label, base, platforms) in bases {
         let tar = work.path().join(format!("{label}-out.tar"));
         let run = offline_env
-            .run(&[
-                "build",
-                "examples/rest",
-                "--base",
-                &base,
-                "--output",
-                tar.to_str().unwrap(),
-                "--json",
-            ])
+            .build("examples/rest")
+            .base(&base)
+            .output(&tar)
+            .args(["--json"])
+            .run()
             .ok();
         let o: Value = serde_json::from_str(&run.stdout).unwrap();
         assert_eq!(
@@ -778,7 +742,10 @@ fn bases_from_files_build_offline_to_files_and_registries() {
         let before = reg.requests().len();
         let target = reg.reference(&format!("team/{label}:1"));
         let run = env
-            .run(&["build", "examples/rest", "--base", &base, "--push", &target])
+            .build("examples/rest")
+            .base(&base)
+            .push(&target)
+            .run()
             .ok();
         assert_eq!(digest_of(&run.stdout), file_digest, "{label}: same image");
         let reqs = reg.requests()[before..].to_vec();
@@ -845,14 +812,12 @@ fn failures_leave_nothing_behind() {
     );
     let empty_dir = work.path().join("empty");
     std::fs::create_dir(&empty_dir).unwrap();
-    let e = error_line(&env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--oci-layout",
-        empty_dir.to_str().unwrap(),
-    ]));
+    let e = error_line(
+        &env.build("examples/rest")
+            .base(&base)
+            .oci_layout(&empty_dir)
+            .run(),
+    );
     assert!(e.contains(&victim), "{e}");
     assert!(
         dir_names(&empty_dir).is_empty(),
@@ -860,14 +825,12 @@ fn failures_leave_nothing_behind() {
     );
 
     // A directory that is something else is not turned into a layout.
-    let e = error_line(&env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &shipped_base(),
-        "--oci-layout",
-        examples("soap").to_str().unwrap(),
-    ]));
+    let e = error_line(
+        &env.build("examples/rest")
+            .base(&shipped_base())
+            .oci_layout(&examples("soap"))
+            .run(),
+    );
     assert!(e.contains("not an OCI image layout"), "{e}");
     assert!(!examples("soap").join("oci-layout").exists());
     assert!(!examples("soap").join("blobs").exists());
@@ -882,29 +845,21 @@ fn failures_leave_nothing_behind() {
     )];
     let other_dir = work.path().join("other");
     fixtures::write_layout(&other_dir, &other, "1");
-    env.run(&[
-        "build",
-        "examples/soap",
-        "--base",
-        &format!("oci:{}:1", other_dir.display()),
-        "--oci-layout",
-        existing.to_str().unwrap(),
-        "--tag",
-        "x:soap",
-    ])
-    .ok();
+    env.build("examples/soap")
+        .base(&format!("oci:{}:1", other_dir.display()))
+        .oci_layout(&existing)
+        .tag("x:soap")
+        .run()
+        .ok();
     let before = files(&existing);
     let index_before = std::fs::read(existing.join("index.json")).unwrap();
-    let e = error_line(&env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--oci-layout",
-        existing.to_str().unwrap(),
-        "--tag",
-        "x:rest",
-    ]));
+    let e = error_line(
+        &env.build("examples/rest")
+            .base(&base)
+            .oci_layout(&existing)
+            .tag("x:rest")
+            .run(),
+    );
     assert!(e.contains(&victim), "{e}");
     assert_eq!(
         std::fs::read(existing.join("index.json")).unwrap(),
@@ -935,14 +890,11 @@ fn failures_leave_nothing_behind() {
     let mid = b.len() / 2;
     b[mid] ^= 0xff;
     std::fs::write(&p, b).unwrap();
-    let r = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &format!("oci:{}:4.9.3", corrupt.display()),
-        "--output",
-        tar.to_str().unwrap(),
-    ]);
+    let r = env
+        .build("examples/rest")
+        .base(&format!("oci:{}:4.9.3", corrupt.display()))
+        .output(&tar)
+        .run();
     let e = error_line(&r);
     assert!(e.contains(&bad), "{e}");
     assert!(dir_names(&out).is_empty(), "no output, no temp file");
@@ -993,14 +945,11 @@ fn failures_leave_nothing_behind() {
 
     // --output into a directory that does not exist.
     let nowhere = work.path().join("missing/dir/mocks.tar");
-    let r = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &shipped_base(),
-        "--output",
-        nowhere.to_str().unwrap(),
-    ]);
+    let r = env
+        .build("examples/rest")
+        .base(&shipped_base())
+        .output(&nowhere)
+        .run();
     let e = error_line(&r);
     assert!(
         e.contains("missing/dir") && e.contains("does not exist"),
@@ -1009,14 +958,12 @@ fn failures_leave_nothing_behind() {
     assert!(!work.path().join("missing").exists());
 
     // --output naming an existing directory.
-    let e = error_line(&env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &shipped_base(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    let e = error_line(
+        &env.build("examples/rest")
+            .base(&shipped_base())
+            .output(&out)
+            .run(),
+    );
     assert!(e.contains("is a directory"), "{e}");
     assert!(dir_names(&out).is_empty(), "no temp file");
 }
@@ -1044,14 +991,7 @@ fn corrupt_registry_blob_never_enters_the_cache() {
 
     let out = tempfile::tempdir().unwrap();
     let tar = out.path().join("mocks.tar");
-    let r = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--output",
-        tar.to_str().unwrap(),
-    ]);
+    let r = env.build("examples/rest").base(&base).output(&tar).run();
     let e = error_line(&r);
     assert!(e.contains(bad.as_str()), "{e}");
     assert!(dir_names(out.path()).is_empty(), "no output, no temp file");
@@ -1069,18 +1009,12 @@ fn inspect_reads_registries_archives_and_layouts() {
     let layout = out.path().join("layout");
     let pushed = reg.reference("team/mocks:1.4");
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--push",
-            &pushed,
-            "--output",
-            tar.to_str().unwrap(),
-            "--oci-layout",
-            layout.to_str().unwrap(),
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .push(&pushed)
+        .output(&tar)
+        .oci_layout(&layout)
+        .run()
         .ok();
     let digest = digest_of(&run.stdout);
     let index = raw_manifest(&pushed);
@@ -1220,19 +1154,13 @@ fn docker_save_output_is_a_base() {
         (&arm, "linux/arm64", "arm.tar"),
     ] {
         let p = out.path().join(file);
-        env.run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &shipped_base(),
-            "--platform",
-            platform,
-            "--output",
-            p.to_str().unwrap(),
-            "--tag",
-            name,
-        ])
-        .ok();
+        env.build("examples/rest")
+            .base(&shipped_base())
+            .args(["--platform", platform])
+            .output(&p)
+            .tag(name)
+            .run()
+            .ok();
         docker(&["load", "-i", p.to_str().unwrap()]);
     }
     let one = out.path().join("one.tar");
@@ -1245,15 +1173,11 @@ fn docker_save_output_is_a_base() {
 
     // docker's own archive as a base: its layers are kept and one is added.
     let rebuilt = out.path().join("rebuilt.tar");
-    env.run(&[
-        "build",
-        "examples/soap",
-        "--base",
-        &format!("docker-archive:{}", one.display()),
-        "--output",
-        rebuilt.to_str().unwrap(),
-    ])
-    .ok();
+    env.build("examples/soap")
+        .base(&format!("docker-archive:{}", one.display()))
+        .output(&rebuilt)
+        .run()
+        .ok();
     let rfiles = read_tar(&rebuilt);
     let (cd, _) = check_docker_view(&rfiles);
     let ids = json_of(&rfiles, &blob_name(&cd))["rootfs"]["diff_ids"].clone();
@@ -1343,18 +1267,12 @@ fn docker_schema2_registry_base_exports_and_pushes_back() {
         .map(|l| l["digest"].as_str().unwrap().to_string())
         .collect();
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--output",
-            tar.to_str().unwrap(),
-            "--oci-layout",
-            layout.to_str().unwrap(),
-            "--tag",
-            "team/mocks:1",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .output(&tar)
+        .oci_layout(&layout)
+        .tag("team/mocks:1")
+        .run()
         .ok();
     let digest = run.stdout.trim().to_string();
     ocicheck::assert_archive(&tar);
@@ -1417,15 +1335,11 @@ fn layout_missing_a_whole_platform_builds_the_platforms_it_has() {
     let base = format!("oci:{}:4.9.3", layout.display());
     let tar = work.path().join("mocks.tar");
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--output",
-            tar.to_str().unwrap(),
-            "--json",
-        ])
+        .build("examples/rest")
+        .base(&base)
+        .output(&tar)
+        .args(["--json"])
+        .run()
         .ok();
     assert!(
         run.stderr.contains("leaving out platform linux/arm64/v8"),
@@ -1445,16 +1359,12 @@ fn layout_missing_a_whole_platform_builds_the_platforms_it_has() {
     assert_config_at(&rootfs);
 
     // Asking for the platform that is not there is a usage error naming what there is.
-    let r = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--platform",
-        "linux/arm64",
-        "--output",
-        tar.to_str().unwrap(),
-    ]);
+    let r = env
+        .build("examples/rest")
+        .base(&base)
+        .args(["--platform", "linux/arm64"])
+        .output(&tar)
+        .run();
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(error_line_any(&r).contains("linux/amd64"), "{}", r.stderr);
 
@@ -1472,20 +1382,14 @@ fn a_failed_push_leaves_no_archive_or_layout_behind() {
     let tar = out.path().join("f.tar");
     let layout = out.path().join("layout");
     let unreachable = format!("127.0.0.1:{}/team/mocks:1", free_port());
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        "oci:testdata/engine-base:4.9.3",
-        "--tag",
-        "team/mocks:2",
-        "--push",
-        &unreachable,
-        "--output",
-        tar.to_str().unwrap(),
-        "--oci-layout",
-        layout.to_str().unwrap(),
-    ]);
+    let run = env
+        .build("examples/rest")
+        .base("oci:testdata/engine-base:4.9.3")
+        .tag("team/mocks:2")
+        .push(&unreachable)
+        .output(&tar)
+        .oci_layout(&layout)
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert_eq!(
         dir_names(out.path()),
@@ -1503,23 +1407,15 @@ fn every_name_is_recorded_in_command_line_order_even_when_tags_coincide() {
     let layout = out.path().join("layout");
     let pushed = reg.reference("team/pushed:2");
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            "oci:testdata/engine-base:4.9.3",
-            "--tag",
-            "team/first:1",
-            "--push",
-            &pushed,
-            "--tag",
-            "team/third:3",
-            "--output",
-            tar.to_str().unwrap(),
-            "--oci-layout",
-            layout.to_str().unwrap(),
-            "--json",
-        ])
+        .build("examples/rest")
+        .base("oci:testdata/engine-base:4.9.3")
+        .tag("team/first:1")
+        .push(&pushed)
+        .tag("team/third:3")
+        .output(&tar)
+        .oci_layout(&layout)
+        .args(["--json"])
+        .run()
         .ok();
     let o: Value = serde_json::from_str(&run.stdout).unwrap();
     let d = o["digest"].as_str().unwrap();
@@ -1564,23 +1460,15 @@ fn every_name_is_recorded_in_command_line_order_even_when_tags_coincide() {
     let shared_layout = out.path().join("shared");
     let app = reg.reference("mocks/app:1");
     let run = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            "oci:testdata/engine-base:4.9.3",
-            "--push",
-            &app,
-            "--tag",
-            "team/a:1",
-            "--tag",
-            "other/c:1",
-            "--output",
-            shared.to_str().unwrap(),
-            "--oci-layout",
-            shared_layout.to_str().unwrap(),
-            "--json",
-        ])
+        .build("examples/rest")
+        .base("oci:testdata/engine-base:4.9.3")
+        .push(&app)
+        .tag("team/a:1")
+        .tag("other/c:1")
+        .output(&shared)
+        .oci_layout(&shared_layout)
+        .args(["--json"])
+        .run()
         .ok();
     let d = serde_json::from_str::<Value>(&run.stdout).unwrap()["digest"]
         .as_str()

@@ -259,18 +259,13 @@ fn persistent_faults_fail_in_one_line_and_no_tag_moves() {
         p.clear_rules();
         p.rule(method, path, 1000, fault.clone());
         let before = p.injected().len();
-        let run = env.run(&[
-            "build",
-            "examples/soap",
-            "--base",
-            &base,
-            "--push",
-            &p.reference(tag),
-            "--push",
-            &p.reference(other_tag),
-            "--retries",
-            "2",
-        ]);
+        let run = env
+            .build("examples/soap")
+            .base(&base)
+            .push(&p.reference(tag))
+            .push(&p.reference(other_tag))
+            .args(["--retries", "2"])
+            .run();
         assert_eq!(run.code, 1, "{fault:?}: {}", run.stderr);
         let line = one_line_error(&run);
         eprintln!("{fault:?}: {line}");
@@ -355,16 +350,12 @@ fn corrupt_base_layer_download_fails_the_export_and_leaves_nothing() {
         p.clear_rules();
         p.rule("GET", &format!("/blobs/{layer}"), 1000, fault.clone());
         let before = p.injected().len();
-        let run = env.run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--output",
-            out.to_str().unwrap(),
-            "--retries",
-            "1",
-        ]);
+        let run = env
+            .build("examples/rest")
+            .base(&base)
+            .output(&out)
+            .args(["--retries", "1"])
+            .run();
         assert_eq!(run.code, 1, "{fault:?}: {}", run.stderr);
         let line = one_line_error(&run);
         eprintln!("{fault:?}: {line}");
@@ -390,15 +381,12 @@ fn corrupt_base_layer_download_fails_the_export_and_leaves_nothing() {
         p.clear_rules();
         p.rule("GET", &format!("/blobs/{layer}"), 1, fault.clone());
         let before = p.injected().len();
-        let run = env.run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            &base,
-            "--output",
-            out.to_str().unwrap(),
-            "--no-cache",
-        ]);
+        let run = env
+            .build("examples/rest")
+            .base(&base)
+            .output(&out)
+            .args(["--no-cache"])
+            .run();
         assert_eq!(run.code, 0, "{fault:?} once: {}", run.stderr);
         assert_eq!(p.injected().len() - before, 1, "{fault:?} injected");
         assert_eq!(leftovers(out_dir.path()), vec!["mocks.tar".to_string()]);
@@ -413,14 +401,7 @@ fn corrupt_base_layer_download_fails_the_export_and_leaves_nothing() {
     p.clear_rules();
     p.rule("GET", &format!("/blobs/{layer}"), 1, Fault::FlipByte);
     let before = p.injected().len();
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let run = env.build("examples/rest").base(&base).output(&out).run();
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(p.injected().len() - before, 1, "the flip was injected");
     assert!(run.stderr.contains("fetching it again"), "{}", run.stderr);
@@ -434,14 +415,7 @@ fn corrupt_base_layer_download_fails_the_export_and_leaves_nothing() {
     // A corruption that does not go away fails the export, leaving nothing behind.
     p.clear_rules();
     p.rule("GET", &format!("/blobs/{layer}"), 100, Fault::FlipByte);
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let run = env.build("examples/rest").base(&base).output(&out).run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(one_line_error(&run).contains(&layer));
     assert!(leftovers(out_dir.path()).is_empty());
@@ -449,15 +423,11 @@ fn corrupt_base_layer_download_fails_the_export_and_leaves_nothing() {
 
     // Once the fault is gone the same export works, and the layer is cached, verified.
     p.clear_rules();
-    env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--output",
-        out.to_str().unwrap(),
-    ])
-    .ok();
+    env.build("examples/rest")
+        .base(&base)
+        .output(&out)
+        .run()
+        .ok();
     assert!(out.is_file());
     assert_cache_verified(&env.cache_dir());
     assert!(env
@@ -483,14 +453,7 @@ fn registry_that_is_down_fails_fast_and_clearly() {
     let out = out_dir.path().join("mocks.tar");
     let base = format!("127.0.0.1:{port}/imposter:4.9.3");
     let started = Instant::now();
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &base,
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let run = env.build("examples/rest").base(&base).output(&out).run();
     let took = started.elapsed();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let line = one_line_error(&run);
@@ -603,16 +566,12 @@ fn registry_that_never_answers_times_out() {
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("mocks.tar");
     let started = Instant::now();
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &format!("{addr}/imposter:4.9.3"),
-        "--output",
-        out.to_str().unwrap(),
-        "--retries",
-        "1",
-    ]);
+    let run = env
+        .build("examples/rest")
+        .base(&format!("{addr}/imposter:4.9.3"))
+        .output(&out)
+        .args(["--retries", "1"])
+        .run();
     let took = started.elapsed();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let line = one_line_error(&run);
@@ -625,16 +584,12 @@ fn registry_that_never_answers_times_out() {
     let layer = base_layers(&reg)[0].clone();
     p.rule("GET", &format!("/blobs/{layer}"), 1000, Fault::Stall);
     let started = Instant::now();
-    let run = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        &p.reference("imposter:4.9.3"),
-        "--output",
-        out.to_str().unwrap(),
-        "--retries",
-        "1",
-    ]);
+    let run = env
+        .build("examples/rest")
+        .base(&p.reference("imposter:4.9.3"))
+        .output(&out)
+        .args(["--retries", "1"])
+        .run();
     assert_eq!(run.code, 1, "{}", run.stderr);
     let line = one_line_error(&run);
     assert!(line.contains(&layer), "{line}");

@@ -231,15 +231,11 @@ fn a_moving_version_warns_and_json_records_the_resolved_base() {
 
     let out = d.path().join("x.tar");
     let r = env
-        .run(&[
-            "build",
-            "examples/rest",
-            "--base",
-            BASE,
-            "--output",
-            out.to_str().unwrap(),
-            "--json",
-        ])
+        .build("examples/rest")
+        .base(BASE)
+        .output(&out)
+        .args(["--json"])
+        .run()
         .ok();
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["base"]["reference"], BASE);
@@ -254,15 +250,12 @@ fn an_unreachable_base_is_named_in_full_with_the_offline_fix_and_not_retried() {
     let env = Env::new();
     let out = tempfile::tempdir().unwrap();
     let base = "registry.mockimg-test.invalid/outofcoffee/imposter-distroless:4.2.0";
-    let r = env.run(&[
-        "build",
-        "examples/rest",
-        "--base",
-        base,
-        "--output",
-        out.path().join("x.tar").to_str().unwrap(),
-        "-v",
-    ]);
+    let r = env
+        .build("examples/rest")
+        .base(base)
+        .output(&out.path().join("x.tar"))
+        .args(["-v"])
+        .run();
     assert_eq!(r.code, 1, "{}", r.stderr);
     let last = r.stderr.lines().last().unwrap();
     assert!(last.contains(base), "{last}");

@@ -383,3 +383,33 @@ fn a_corrupt_blob_already_in_a_target_layout_is_written_again() {
     assert_eq!(std::fs::read(&blob).unwrap(), good);
     ocicheck::assert_layout(&target);
 }
+
+#[test]
+fn a_push_of_a_layer_whose_diff_id_is_wrong_fails_before_any_tag_moves() {
+    let mut l = Layout::new();
+    let wrong = sha256(b"not the layer");
+    l.edit_config(|c| c["rootfs"]["diff_ids"] = json!([wrong]));
+    let reg = Registry::start();
+    let target = reg.reference("team/lying:1");
+    let run = Env::new().run(&["push", &l.base(), &target]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&wrong) && run.stderr.contains("diff_id"),
+        "{}",
+        run.stderr
+    );
+    let o = std::process::Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{target}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "no tag may name an image whose layer lies: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+}

@@ -1,5 +1,6 @@
 //! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
 //! that turn repeatable `K=V` / reference flags into typed values.
+pub(super) use crate::cli::groups::{CheckArgs, EngineArgs, FindingsArgs};
 use crate::error::Error;
 use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
 use crate::oci::reference::RegistryRef;
@@ -156,17 +157,8 @@ pub struct BuildArgs {
     /// Directory holding the Imposter config (*-config.yaml and the files they reference).
     #[arg(default_value = ".")]
     pub config_dir: PathBuf,
-    /// Base engine image: registry reference, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH.
-    #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
-    pub base: Option<String>,
-    /// Engine image when --base is not given (with --base: which engine the base holds). The
-    /// Imposter CLI's names (docker, docker-all, docker-distroless, jvm, native, golang) and
-    /// mockimg's (core, all, distroless, go); golang/native/go are the Go engine 5.x.
-    #[arg(long, value_parser = crate::imposter::engine::ENGINE_NAMES)]
-    pub engine: Option<String>,
-    /// Engine version when --base is not given (never looked up online; 5.x is the Go engine).
-    #[arg(long, value_name = "VERSION")]
-    pub engine_version: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Environment variable in the image (repeatable; over the project file's `env:` and the
     /// base's value).
     #[arg(long, value_name = "K=V")]
@@ -219,17 +211,8 @@ pub struct BuildArgs {
     /// Manifest annotation, OCI bases only (repeatable).
     #[arg(long, value_name = "K=V")]
     pub annotation: Vec<String>,
-    /// Skip config validation.
-    #[arg(long)]
-    pub no_validate: bool,
-    /// Refuse referenced files outside the config directory (by default a spec or script the
-    /// engine reads from outside, e.g. specFile: ../openapi.yaml, ships where it looks for it).
-    #[arg(long)]
-    pub no_outside_files: bool,
-    /// Load config files in subdirectories too: validates them and sets
-    /// IMPOSTER_CONFIG_SCAN_RECURSIVE=true in the image.
-    #[arg(long)]
-    pub recursive: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
     /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
     #[arg(long)]
     pub no_ci_annotations: bool,
@@ -332,6 +315,14 @@ pub struct InspectArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("no_outside_files", |a| a.help(
+    "Refuse referenced files outside the config directory instead of putting them at the zip's \
+     root (/var/task), where the engine reads them"
+)))]
+#[command(mut_arg("recursive", |a| a.help(
+    "Validate config files in subdirectories too (the engine scans recursively)"
+)))]
+#[command(mut_arg("strict", |a| a.help("Treat warnings as errors")))]
 pub struct BundleArgs {
     /// Directory holding the Imposter config.
     #[arg(default_value = ".")]
@@ -359,25 +350,13 @@ pub struct BundleArgs {
     /// Leave out of the zip paths matching this gitignore-style pattern (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Skip config validation.
-    #[arg(long)]
-    pub no_validate: bool,
-    /// Refuse referenced files outside the config directory instead of putting them at the
-    /// zip's root (/var/task), where the engine reads them.
-    #[arg(long)]
-    pub no_outside_files: bool,
-    /// Validate config files in subdirectories too (the engine scans recursively).
-    #[arg(long)]
-    pub recursive: bool,
+    #[command(flatten)]
+    pub check: CheckArgs,
     /// Print what was written as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Don't print warnings.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Treat warnings as errors.
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub findings: FindingsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -401,6 +380,11 @@ pub struct LogoutArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("base", |a| a.help("Check against this base image's engine (as build's --base)")))]
+#[command(mut_arg("engine", |a| a.help("Check against this engine (as build's --engine)")))]
+#[command(mut_arg("engine_version", |a| a.help(
+    "Check against this engine version (as build's --engine-version)"
+)))]
 pub struct ValidateArgs {
     /// Directory holding the Imposter config.
     #[arg(default_value = ".")]
@@ -411,15 +395,8 @@ pub struct ValidateArgs {
     /// Check as if built with this --exclude pattern (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
-    /// Check against this base image's engine (as build's --base).
-    #[arg(long, value_name = "REF", env = "MOCKIMG_BASE")]
-    pub base: Option<String>,
-    /// Check against this engine (as build's --engine).
-    #[arg(long, value_parser = crate::imposter::engine::ENGINE_NAMES)]
-    pub engine: Option<String>,
-    /// Check against this engine version (as build's --engine-version).
-    #[arg(long, value_name = "VERSION")]
-    pub engine_version: Option<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Environment variable the image will have (as build's --env).
     #[arg(long, value_name = "K=V")]
     pub env: Vec<String>,
@@ -429,12 +406,21 @@ pub struct ValidateArgs {
     /// Print findings as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Don't print warnings.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Treat warnings as errors (for CI).
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub findings: FindingsArgs,
+}
+
+/// `SOURCE_DATE_EPOCH` as seconds, if set and valid: read here, once per command, and handed to
+/// the library as a value.
+pub(crate) fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
+            ))
+        }),
+        _ => Ok(None),
+    }
 }
 
 /// `K=V` items of a repeatable flag, as a sorted map.

@@ -2,6 +2,7 @@
 //! result, and turn failures into one line and an exit code.
 mod args;
 mod exit;
+mod groups;
 mod output;
 pub mod progress;
 mod publish;
@@ -148,9 +149,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let quiet = match &cli.command {
         Command::Build(b) => b.out.quiet,
         Command::Push(p) => p.out.quiet,
-        Command::Validate(v) => v.quiet,
-        Command::Bundle(b) => b.quiet,
-        Command::Publish(p) => p.quiet,
+        Command::Validate(v) => v.findings.quiet,
+        Command::Bundle(b) => b.findings.quiet,
+        Command::Publish(p) => p.findings.quiet,
         Command::Rebase(r) => r.quiet,
         _ => false,
     };
@@ -188,11 +189,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Applies `--strict` and `--quiet` to a report, prints it, and fails on errors.
-fn settle(report: &mut Report, quiet: bool, strict: bool) -> anyhow::Result<()> {
-    if strict {
-        report.make_warnings_errors();
-    }
-    output::print_findings(report, quiet);
+fn settle(report: &mut Report, f: &args::FindingsArgs) -> anyhow::Result<()> {
+    f.judge(report);
+    output::print_findings(report, f.quiet);
     if !report.is_ok() {
         return Err(output::validation_error(report).into());
     }
@@ -208,8 +207,8 @@ pub(crate) struct Check<'a> {
     pub(crate) recursive: bool,
     pub(crate) env: &'a BTreeMap<String, String>,
     pub(crate) no_validate: bool,
-    pub(crate) quiet: bool,
-    pub(crate) strict: bool,
+    /// `--quiet` and `--strict`.
+    pub(crate) findings: args::FindingsArgs,
     /// Referenced files outside the config directory: shipped or refused.
     pub(crate) outside: validate::OutsidePolicy,
 }
@@ -242,7 +241,7 @@ pub(crate) fn check_tree(
         };
         validate::validate_dir(c.dir, &opts).map_err(Error::from)?
     };
-    settle(&mut report, c.quiet, c.strict)?;
+    settle(&mut report, &c.findings)?;
     Ok((choice, std::mem::take(&mut report.outside)))
 }
 
@@ -264,35 +263,34 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     // A malformed project file is reported by validation (unless --no-validate).
     let project = project::read(&a.config_dir).unwrap_or(None);
     let walk = crate::imposter::walk_options(a.exclude.clone());
-    let flags = EngineFlags {
-        base: a.base.clone(),
-        engine: a.engine.clone(),
-        version: a.engine_version.clone(),
-    };
+    let flags = a.engine.flags();
     let env_flags = parse_env(&a.env)?;
+    let epoch = args::source_date_epoch()?;
     crate::mutate::layer::config_path_components(&a.config_path)?;
     let (choice, outside) = check_tree(&Check {
         dir: &a.config_dir,
         project: project.as_ref(),
         flags,
         walk: &walk,
-        recursive: a.recursive,
+        recursive: a.check.recursive,
         env: &env_flags,
-        no_validate: a.no_validate,
-        quiet: a.out.quiet,
-        strict: a.strict,
-        outside: outside_policy(a.no_outside_files, &a.config_path),
+        no_validate: a.check.no_validate,
+        findings: args::FindingsArgs {
+            quiet: a.out.quiet,
+            strict: a.strict,
+        },
+        outside: outside_policy(a.check.no_outside_files, &a.config_path),
     })?;
     let base = choice.base.clone();
     let mut env = project::merged_env(project.as_ref(), &env_flags);
-    if project::scan_recursive(a.recursive, project.as_ref(), &env) {
+    if project::scan_recursive(a.check.recursive, project.as_ref(), &env) {
         // The engine only loads subdirectory configs when told to.
         env.insert(SCAN_RECURSIVE_ENV.to_string(), "true".to_string());
     }
     let mut annotations = if a.no_ci_annotations {
         BTreeMap::new()
     } else {
-        crate::imposter::ci::ci_annotations()
+        crate::imposter::ci::ci_annotations(epoch)
     };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
     let platforms = platforms(&a.platform)?;
@@ -312,23 +310,15 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         walk,
         layer: LayerOptions {
             config_path: a.config_path.clone(),
-            mtime: build::source_date_epoch()?.unwrap_or(0),
+            mtime: epoch.unwrap_or(0),
             replace: a.replace,
             gzip_level: a.compression_level,
         },
         labels: parse_kv("label", &a.label)?,
         annotations,
         env,
-        push: registry_refs("push", &a.push)?,
-        tags: registry_refs("tag", &a.tag)?,
-        order: a
-            .names_in_order
-            .iter()
-            .map(|(p, v)| {
-                let flag = if *p { "push" } else { "tag" };
-                Ok((registry_refs(flag, std::slice::from_ref(v))?.remove(0), *p))
-            })
-            .collect::<Result<_, Error>>()?,
+        source_date_epoch: epoch,
+        targets: targets(&a)?,
         format: match a.format.as_deref() {
             Some("docker") => Some(crate::oci::convert::Family::Docker),
             Some(_) => Some(crate::oci::convert::Family::Oci),
@@ -345,7 +335,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         cache,
         sign: a.sign.keys(!a.push.is_empty())?,
     };
-    if !a.out.quiet && req.push.is_empty() && req.output.is_none() && req.oci_layout.is_none() {
+    if !a.out.quiet && !req.pushes() && req.output.is_none() && req.oci_layout.is_none() {
         tracing::warn!(
             "no --push, --output or --oci-layout: the image is built but not written anywhere"
         );
@@ -366,6 +356,30 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
             layout: a.oci_layout.as_deref(),
         },
     )
+}
+
+/// `--push` and `--tag` names in command-line order (push then tag names when the order was not
+/// kept: a command line not read by [`parse`]).
+fn targets(a: &BuildArgs) -> Result<Vec<build::Target>, Error> {
+    let in_order: Vec<(bool, String)> = if a.names_in_order.is_empty() {
+        let push = a.push.iter().map(|v| (true, v.clone()));
+        push.chain(a.tag.iter().map(|v| (false, v.clone())))
+            .collect()
+    } else {
+        a.names_in_order.clone()
+    };
+    in_order
+        .into_iter()
+        .map(|(pushed, v)| {
+            let flag = if pushed { "push" } else { "tag" };
+            let r = registry_refs(flag, std::slice::from_ref(&v))?.remove(0);
+            Ok(if pushed {
+                build::Target::Push(r)
+            } else {
+                build::Target::Record(r)
+            })
+        })
+        .collect()
 }
 
 /// The record of where blobs were seen, beside the blob cache; without a cache, one kept for
@@ -420,11 +434,7 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     let opts = ValidateOptions {
         recursive: a.recursive,
         walk: crate::imposter::walk_options(a.exclude),
-        engine: EngineFlags {
-            base: a.base,
-            engine: a.engine,
-            version: a.engine_version,
-        },
+        engine: a.engine.flags(),
         env: parse_env(&a.env)?,
         outside: outside_policy(
             a.no_outside_files,
@@ -432,10 +442,8 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
         ),
     };
     let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
-    if a.strict {
-        report.make_warnings_errors();
-    }
-    output::print_validation(&a.config_dir, &report, a.json, a.quiet)?;
+    a.findings.judge(&mut report);
+    output::print_validation(&a.config_dir, &report, a.json, a.findings.quiet)?;
     if !report.is_ok() {
         return Err(output::validation_error(&report).into());
     }
@@ -452,17 +460,17 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
     };
     let mut config_files = Vec::new();
     let mut outside = Vec::new();
-    if !a.no_validate {
+    if !a.check.no_validate {
         let engine = (generation == engine::Generation::Go).then(|| "go".to_string());
         let opts = ValidateOptions {
-            recursive: a.recursive,
+            recursive: a.check.recursive,
             walk: walk.clone(),
             engine: EngineFlags {
                 engine,
                 ..EngineFlags::default()
             },
             env: BTreeMap::new(),
-            outside: if a.no_outside_files {
+            outside: if a.check.no_outside_files {
                 validate::OutsidePolicy::Refuse(
                     "--no-outside-files keeps the zip to the config directory".to_string(),
                 )
@@ -476,7 +484,7 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
             },
         };
         let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
-        settle(&mut report, a.quiet, a.strict)?;
+        settle(&mut report, &a.findings)?;
         config_files = report.config_files.clone();
         outside = std::mem::take(&mut report.outside);
     }
@@ -495,11 +503,11 @@ fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         force: a.force,
         walk,
-        mtime: build::source_date_epoch()?.unwrap_or(0),
+        mtime: args::source_date_epoch()?.unwrap_or(0),
         outside,
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
-    if !a.quiet {
+    if !a.findings.quiet {
         for line in
             crate::imposter::bundle::lambda::advice(generation, &a.config_dir, &config_files)
         {
@@ -519,15 +527,11 @@ mod tests {
         let two = p(&["linux/amd64", " linux/arm64/v8"]).unwrap();
         assert_eq!(two.len(), 2);
         assert_eq!(two[1].to_string(), "linux/arm64/v8");
-        assert!(p(&["all", "linux/amd64"]).is_err());
-        assert!(p(&["linux"]).is_err());
-    }
-
-    #[test]
-    fn version_names_the_default_engine() {
-        assert!(super::args::LONG_VERSION.contains(&format!(
-            "imposter:{}",
-            crate::imposter::engine::DEFAULT_ENGINE_VERSION
-        )));
+        let usage = |v: &[&str]| match p(v) {
+            Err(crate::error::Error::Usage(m)) => m,
+            other => panic!("{v:?}: expected a usage error, got {other:?}"),
+        };
+        assert!(usage(&["all", "linux/amd64"]).contains("--platform all cannot be combined"));
+        assert!(usage(&["linux"]).contains("expected OS/ARCH[/VARIANT]"));
     }
 }

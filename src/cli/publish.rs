@@ -1,6 +1,5 @@
 //! `mockimg publish`: validate like `build`, sync to the bucket, optionally repoint a Lambda,
 //! and print the summary (or one JSON object).
-use crate::build;
 use crate::error::Error;
 use crate::imposter::engine::{EngineFlags, Generation};
 use crate::imposter::publish::lambda::{self, LambdaUpdate};
@@ -13,6 +12,8 @@ use std::path::PathBuf;
 
 /// `mockimg publish` flags.
 #[derive(Args, Debug)]
+#[command(mut_arg("quiet", |a| a.help("Only errors on stderr")))]
+#[command(mut_arg("strict", |a| a.help("Treat validation warnings as errors (for CI)")))]
 pub struct PublishArgs {
     /// Directory holding the Imposter config (*-config.yaml and the files they reference).
     #[arg(default_value = ".")]
@@ -23,6 +24,9 @@ pub struct PublishArgs {
     /// Also delete objects under the prefix that mockimg did not publish.
     #[arg(long)]
     pub delete: bool,
+    /// Publish to s3:// even what the JVM engine's S3 loader would not load as published (keys sharing the prefix as a string, over 1,000 objects, files that are not UTF-8).
+    #[arg(long)]
+    pub force: bool,
     /// Print what would be uploaded and deleted; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -47,12 +51,8 @@ pub struct PublishArgs {
     /// Print one JSON object on stdout: {"to", "digest", "uploaded", "unchanged", "deleted", "dry_run"}.
     #[arg(long)]
     pub json: bool,
-    /// Only errors on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Treat validation warnings as errors (for CI).
-    #[arg(long)]
-    pub strict: bool,
+    #[command(flatten)]
+    pub findings: super::args::FindingsArgs,
 }
 
 /// `publish --json`.
@@ -102,8 +102,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         recursive: a.recursive,
         env: &env,
         no_validate: a.no_validate,
-        quiet: a.quiet,
-        strict: a.strict,
+        findings: a.findings.clone(),
         // A bucket prefix is the whole config: the engine reading it has no outside.
         outside: crate::imposter::validate::OutsidePolicy::Refuse(
             "publish copies the config directory alone, and a bucket prefix has no outside for \
@@ -124,7 +123,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         lambda::check_function(f).await.map_err(cli_error)?;
     }
     let (engine, version) = publish::engine_record(&choice);
-    let mtime = build::source_date_epoch()?.unwrap_or(0);
+    let mtime = super::args::source_date_epoch()?.unwrap_or(0);
     let (dir, w) = (a.config_dir.clone(), walk);
     let tree = tokio::task::spawn_blocking(move || publish::local_tree(&dir, &w, mtime))
         .await?
@@ -136,8 +135,10 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         version: version.clone(),
         delete_unknown: a.delete,
         dry_run: a.dry_run,
+        jvm_loader: target.scheme == Scheme::S3 && choice.facts.generation == Generation::Jvm,
+        force: a.force,
     };
-    let bar = upload_bar(a.quiet, tree.files.len());
+    let bar = upload_bar(a.findings.quiet, tree.files.len());
     let on_upload = |rel: &str, size: u64| match &bar {
         Some(b) => b.inc(1),
         None => tracing::debug!("uploaded {rel} ({size} bytes)"),
@@ -224,7 +225,7 @@ fn report(
     } else {
         println!("{}", o.digest);
     }
-    if !a.quiet {
+    if !a.findings.quiet {
         if let Some(l) = lambda_line {
             eprintln!("{l}");
         }

@@ -34,6 +34,7 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         oci_layout: a.oci_layout.clone(),
         dry_run: a.dry_run,
+        source_date_epoch: super::args::source_date_epoch()?,
         registry: RegistryOptions {
             push_hosts: push_hosts(&a.push),
             mount_from: super::args::mount_from(&a.mount_from)?,

@@ -10,8 +10,7 @@ const CREATED: &str = "org.opencontainers.image.created";
 ///
 /// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
 /// the same commit still gives the same digest.
-pub(crate) fn ci_annotations() -> BTreeMap<String, String> {
-    let epoch = crate::build::source_date_epoch().ok().flatten();
+pub(crate) fn ci_annotations(epoch: Option<u64>) -> BTreeMap<String, String> {
     annotations(|k| std::env::var(k).ok().filter(|v| !v.is_empty()), epoch)
 }
 

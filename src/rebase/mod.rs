@@ -53,6 +53,8 @@ pub struct RebaseRequest {
     pub dry_run: bool,
     /// How to reach registries.
     pub registry: RegistryOptions,
+    /// `SOURCE_DATE_EPOCH`: the result's `created` (else the one the image records).
+    pub source_date_epoch: Option<u64>,
 }
 
 /// What a rebase did: the `--json` object.
@@ -199,7 +201,7 @@ pub async fn rebase(
         base_digest: Some(new_base_digest.clone()),
         ..rec.opts.clone()
     };
-    if let Some(secs) = crate::build::source_date_epoch()? {
+    if let Some(secs) = req.source_date_epoch {
         opts.created = Some(crate::build::rfc3339(secs));
     }
     let root = append::append_layer(&convert(&new_base.root, rec.family)?, &rec.layer, &opts)?;

@@ -1,10 +1,13 @@
 //! A layer a file sink copies is read whole anyway: decompressing it on the way costs one pass
 //! and proves the config's `diff_id` for it, so an image whose config lies about its layers (a
 //! hand-edited layout, a damaged `docker save`) is refused instead of exported as it is.
-use crate::oci::blob::{ByteStream, Source};
+use crate::error::Result;
+use crate::oci::blob::{BlobSource, ByteStream, Source};
 use crate::oci::digest::Hasher;
 use crate::oci::image::{media, Descriptor};
+use crate::oci::reference::RegistryRef;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
 use std::collections::HashMap;
 use std::io::Write;
@@ -59,6 +62,52 @@ pub(crate) fn checked(inner: ByteStream, d: &Descriptor, diff_id: &str) -> ByteS
         done: false,
     }
     .boxed()
+}
+
+/// A source whose base layers are diff_id-checked as they are read: a push that copies a layer
+/// (from a local archive or layout, or from another registry) reads it whole anyway, so a config
+/// that lies about its layers fails the push before any manifest names them and a tag moves.
+/// Layers this build made, and everything mounted, are not read and so not checked.
+pub(crate) struct Checking<'a> {
+    inner: &'a dyn BlobSource,
+    ids: HashMap<String, String>,
+}
+
+impl<'a> Checking<'a> {
+    /// Checks `src`'s blobs against the diff_ids its configs give.
+    pub(crate) fn new(src: &'a Source) -> Self {
+        Checking {
+            inner: src.blobs.as_ref(),
+            ids: diff_ids(src),
+        }
+    }
+}
+
+impl BlobSource for Checking<'_> {
+    fn open<'b>(&'b self, desc: &'b Descriptor) -> BoxFuture<'b, Result<ByteStream>> {
+        Box::pin(async move {
+            let s = self.inner.open(desc).await?;
+            Ok(match self.ids.get(&desc.digest) {
+                Some(id) if !self.inner.local(&desc.digest) => checked(s, desc, id),
+                _ => s,
+            })
+        })
+    }
+    fn registry(&self) -> Option<&RegistryRef> {
+        self.inner.registry()
+    }
+    fn registry_of(&self, digest: &str) -> Option<&RegistryRef> {
+        self.inner.registry_of(digest)
+    }
+    fn in_memory(&self, digest: &str) -> Option<Bytes> {
+        self.inner.in_memory(digest)
+    }
+    fn local(&self, digest: &str) -> bool {
+        self.inner.local(digest)
+    }
+    fn distrust(&self, digest: &str) {
+        self.inner.distrust(digest)
+    }
 }
 
 /// Collects the decompressed bytes' hash.

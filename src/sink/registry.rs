@@ -431,8 +431,8 @@ async fn upload(
     scopes: &[String],
     c: &Counts,
 ) -> Result<()> {
-    reg.blob_upload(target, d, src.blobs.as_ref(), scopes, session)
-        .await?;
+    let blobs = crate::sink::diffid::Checking::new(src);
+    reg.blob_upload(target, d, &blobs, scopes, session).await?;
     c.uploaded.fetch_add(1, Ordering::Relaxed);
     c.uploaded_bytes.fetch_add(d.size, Ordering::Relaxed);
     Ok(())

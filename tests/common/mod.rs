@@ -1,6 +1,7 @@
 //! Test harness: the real CNCF distribution registry on an ephemeral loopback port, the mockimg
 //! binary, and independent readers (skopeo, umoci). Each test file includes this module.
 #![allow(dead_code)]
+pub mod cmdline;
 pub mod containerd;
 pub mod fixtures;
 pub mod moto;

@@ -5,7 +5,10 @@
 //!
 //! Order of a publish, so a failure part-way never leaves a record that lies: read the previous
 //! record and list the prefix; upload new and changed files; write the new record; delete last.
+//! All of it under the prefix's lock (see [`lock`]), so two publishes to one prefix never mix.
+pub(crate) mod jvm;
 pub(crate) mod lambda;
+pub(crate) mod lock;
 pub(crate) mod plan;
 pub(crate) mod store;
 
@@ -14,7 +17,10 @@ use crate::mutate::layer::{self, LayerOptions};
 use crate::mutate::walk::{self, WalkOptions};
 use crate::oci::ImageRef;
 use futures_util::{StreamExt, TryStreamExt};
-use object_store::{Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload};
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload,
+    UpdateVersion,
+};
 use plan::{LocalFile, Plan, Record, Remote, RECORD_NAME};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -50,6 +56,9 @@ pub(crate) enum PublishError {
         /// What failed and the fix.
         message: String,
     },
+    /// The publish would not be loaded as published (see [`jvm`]); `--force` overrides.
+    #[error("{0}")]
+    Refused(String),
     /// The Lambda function could not be read or updated.
     #[error("lambda function {function}: {message}")]
     Lambda {
@@ -92,9 +101,12 @@ pub(crate) fn local_tree(dir: &Path, walk: &WalkOptions, mtime: u64) -> Result<T
         }
     }
     files.sort_by(|a, b| a.rel.cmp(&b.rel));
-    if files.iter().any(|f| f.rel == RECORD_NAME) {
+    if let Some(f) = files
+        .iter()
+        .find(|f| f.rel == RECORD_NAME || f.rel == lock::LOCK_NAME)
+    {
         return Err(crate::error::Error::path(
-            dir.join(RECORD_NAME),
+            dir.join(&f.rel),
             "is the name mockimg publish keeps its record under — rename or --exclude it",
         )
         .into());
@@ -169,6 +181,10 @@ pub(crate) struct PublishOptions {
     pub delete_unknown: bool,
     /// Decide and report the plan, change nothing.
     pub dry_run: bool,
+    /// The target is read by the JVM engine's S3 loader: check what it would load.
+    pub jvm_loader: bool,
+    /// Publish even what the loader would not load as published.
+    pub force: bool,
 }
 
 /// What a publish did (or, with `dry_run`, would do).
@@ -198,12 +214,26 @@ pub(crate) async fn publish(
             .await
             .map_err(|e| crate::error::Error::io("checking", &t.bucket, e.into()))??;
     }
+    if opts.dry_run {
+        return sync(store, tree, opts, on_upload).await;
+    }
+    lock::acquire(store.as_ref(), t, &tree.digest).await?;
+    let r = sync(store.clone(), tree, opts, on_upload).await;
+    lock::release(store.as_ref(), t).await;
+    r
+}
+
+/// The publish itself, under the lock unless it is a dry run.
+async fn sync(
+    store: Arc<dyn ObjectStore>,
+    tree: &Tree,
+    opts: &PublishOptions,
+    on_upload: &(dyn Fn(&str, u64) + Send + Sync),
+) -> Result<Outcome, PublishError> {
+    let t = &opts.target;
+    let local = t.scheme == Scheme::File;
     let remote = list(store.as_ref(), t).await?;
-    let previous = if remote.iter().any(|r| r.rel == RECORD_NAME) {
-        read_record(store.as_ref(), t).await?
-    } else {
-        None
-    };
+    let (previous, version) = read_record(store.as_ref(), t).await?;
     let next = Record {
         digest: tree.digest.clone(),
         engine: opts.engine.clone(),
@@ -221,6 +251,19 @@ pub(crate) async fn publish(
         next,
         opts.delete_unknown,
     );
+    if opts.jvm_loader {
+        // What the prefix holds once this publish is done, as the loader would list it.
+        let mut after: std::collections::BTreeSet<&str> = remote
+            .iter()
+            .map(|r| r.rel.as_str())
+            .chain(tree.files.iter().map(|f| f.rel.as_str()))
+            .chain([RECORD_NAME])
+            .collect();
+        for d in &plan.delete {
+            after.remove(d.as_str());
+        }
+        jvm::check(store.as_ref(), t, &tree.files, after.len(), opts.force).await?;
+    }
     let outcome = Outcome {
         to: t.to_string(),
         digest: tree.digest.clone(),
@@ -249,10 +292,38 @@ pub(crate) async fn publish(
         if attributes {
             po.attributes = content_type_attr("application/json");
         }
-        store
+        // The record is written only over the one read at the start (If-Match on its ETag, or
+        // If-None-Match: * when there was none): a second guard behind the lock, for a lock
+        // deleted by hand or a publish by a mockimg without one. LocalFileSystem has no
+        // conditional update, so a file:// target relies on the lock for that case.
+        po.mode = match version {
+            Some(_) if local => PutMode::Overwrite,
+            Some(v) => PutMode::Update(v),
+            None => PutMode::Create,
+        };
+        match store
             .put_opts(&key, PutPayload::from(record.to_bytes()), po)
             .await
-            .map_err(|e| store_error(t, "writing the publish record", &e))?;
+        {
+            Ok(_) => {}
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => {
+                // Nothing of the winner's is deleted: deletes come after the record.
+                let winner = match read_record(store, t).await {
+                    Ok((Some(r), _)) => r.digest,
+                    _ => "an unreadable record".to_string(),
+                };
+                return Err(PublishError::Store {
+                    target: t.to_string(),
+                    message: format!(
+                        "another publish wrote {winner} here meanwhile, so this one's record was not written — run it again"
+                    ),
+                });
+            }
+            Err(e) => return Err(store_error(t, "writing the publish record", &e)),
+        }
     }
     futures_util::stream::iter(outcome.plan.delete.iter())
         .map(|rel| async move {
@@ -329,29 +400,42 @@ async fn list(store: &dyn ObjectStore, t: &Target) -> Result<Vec<Remote>, Publis
                 .as_ref()
                 .strip_prefix(strip.as_str())?
                 .to_string();
+            (rel != lock::LOCK_NAME).then_some(())?;
             Some(Remote { rel, size: m.size })
         })
         .collect())
 }
 
-async fn read_record(store: &dyn ObjectStore, t: &Target) -> Result<Option<Record>, PublishError> {
+/// The stored record, and the version of the object holding it (also when it is not a record),
+/// for the conditional write of the next one.
+async fn read_record(
+    store: &dyn ObjectStore,
+    t: &Target,
+) -> Result<(Option<Record>, Option<UpdateVersion>), PublishError> {
     let key = t.key(RECORD_NAME)?;
-    let bytes = match store.get(&key).await {
-        Ok(r) => r
-            .bytes()
-            .await
-            .map_err(|e| store_error(t, "reading the publish record", &e))?,
-        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+    let (bytes, version) = match store.get(&key).await {
+        Ok(r) => {
+            let version = UpdateVersion {
+                e_tag: r.meta.e_tag.clone(),
+                version: r.meta.version.clone(),
+            };
+            let b = r
+                .bytes()
+                .await
+                .map_err(|e| store_error(t, "reading the publish record", &e))?;
+            (b, version)
+        }
+        Err(object_store::Error::NotFound { .. }) => return Ok((None, None)),
         Err(e) => return Err(store_error(t, "reading the publish record", &e)),
     };
     match serde_json::from_slice(&bytes) {
-        Ok(r) => Ok(Some(r)),
+        Ok(r) => Ok((Some(r), Some(version))),
         Err(e) => {
             // Without a record nothing is deleted, which is the safe way to be wrong.
             tracing::warn!(
                 "{t}/{RECORD_NAME} is not a mockimg publish record ({e}); it will be replaced and nothing it listed is deleted"
             );
-            Ok(None)
+            Ok((None, Some(version)))
         }
     }
 }
@@ -386,7 +470,7 @@ const DENIED: &[&str] = &[
 
 /// Words `e` as one line naming the bucket and the fix. The class comes from the error variant
 /// where object_store gives one, else from the store's error code in the response.
-fn store_error(t: &Target, op: &str, e: &object_store::Error) -> PublishError {
+pub(crate) fn store_error(t: &Target, op: &str, e: &object_store::Error) -> PublishError {
     let text = format!(
         "{e} {:?}",
         std::error::Error::source(e).map(|s| s.to_string())
@@ -448,6 +532,8 @@ mod tests {
             version: "4.9.3".into(),
             delete_unknown,
             dry_run,
+            jvm_loader: false,
+            force: false,
         }
     }
 
@@ -498,6 +584,46 @@ mod tests {
         std::fs::write(d.path().join(RECORD_NAME), "{}").unwrap();
         let e = local_tree(d.path(), &WalkOptions::default(), 0).unwrap_err();
         assert!(e.to_string().contains("record"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_record_written_meanwhile_wins_and_nothing_it_lists_is_deleted() {
+        let d = tree_dir();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let t = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
+        publish(store.clone(), &t, &opts(false, false), &|_, _| {})
+            .await
+            .unwrap();
+        std::fs::remove_file(d.path().join("responses/alias.json")).unwrap();
+        std::fs::write(d.path().join("a-config.yaml"), "plugin: soap\n").unwrap();
+        let t2 = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
+        // Another writer (one that took no lock) replaces the record while this one uploads.
+        let mut theirs = Record {
+            digest: "sha256:theirs".into(),
+            engine: "core".into(),
+            version: "4.9.3".into(),
+            files: Default::default(),
+        };
+        theirs
+            .files
+            .insert("responses/alias.json".into(), "00".into());
+        let key: object_store::path::Path = "p/.mockimg-publish.json".into();
+        let other = store.clone();
+        let on_upload = move |_: &str, _: u64| {
+            let put = other.put(&key, PutPayload::from(theirs.to_bytes()));
+            // InMemory completes at once.
+            futures_util::FutureExt::now_or_never(put).unwrap().unwrap();
+        };
+        let e = publish(store.clone(), &t2, &opts(false, false), &on_upload)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sha256:theirs") && e.contains("run it again"),
+            "{e}"
+        );
+        assert!(store.head(&"p/responses/alias.json".into()).await.is_ok());
+        assert!(store.head(&"p/.mockimg-publish.lock".into()).await.is_err());
     }
 
     #[tokio::test]

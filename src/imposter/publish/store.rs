@@ -101,7 +101,7 @@ impl Target {
         }
     }
 
-    fn path(&self, key: &str) -> Result<StorePath, PublishError> {
+    pub(crate) fn path(&self, key: &str) -> Result<StorePath, PublishError> {
         StorePath::parse(key).map_err(|e| {
             PublishError::Usage(format!("{self}: {key:?} cannot be an object key: {e}"))
         })
