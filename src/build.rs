@@ -35,6 +35,12 @@ pub struct BuildRequest {
     pub outside: Vec<crate::mutate::outside::OutsideFile>,
     /// The base image; `None` only in tests that build a layer alone.
     pub base: Option<ImageRef>,
+    /// The base's tag moves (the engine's facts say which do): the digest it resolved to is
+    /// logged, so a build says what it was built on.
+    pub base_moves: bool,
+    /// Where the base's engine reads config when told nothing (its facts' `config_dir`): a
+    /// `--config-path` equal to it leaves the run settings alone.
+    pub engine_config_dir: String,
     /// Platforms to keep from a multi-platform base; empty keeps all.
     pub platforms: Vec<Platform>,
     /// Which files of `config_dir` go into the layer.
@@ -186,7 +192,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     )
     .await
     .map_err(|e| offline_hint(e, &base_ref))?;
-    if crate::imposter::engine::is_moving_tag(&base_ref) {
+    if req.base_moves {
         tracing::info!("base {base_ref} resolved to {}", base.root.digest());
     }
     crate::sink::note_foreign_layers(&base.root)?;
@@ -197,6 +203,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     let base_digest = base.root.digest();
     let opts = AppendOptions {
         config_path: req.layer.config_path.clone(),
+        engine_config_dir: req.engine_config_dir.clone(),
         env: req.env.clone(),
         created: req.source_date_epoch.map(rfc3339),
         labels: req.labels.clone(),

@@ -1,7 +1,6 @@
 //! Lambda bundles checked with readers that share no code with ours: Info-ZIP `unzip` and
 //! Python's `zipfile`. Engine archives are made with Python too.
 use mockimg::imposter::bundle::{bundle, BundleOptions, BundleSummary, EngineArchive};
-use mockimg::mutate::WalkOptions;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -172,7 +171,7 @@ fn run(
         engine,
         output: output.to_path_buf(),
         force,
-        walk: WalkOptions::default(),
+        walk: mockimg::imposter::walk_options(Vec::new()),
         mtime: MTIME,
         outside: Vec::new(),
     })

@@ -104,9 +104,7 @@ pub fn config_tree(data: &[u8]) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     let (walk_root, opts) = (
         root.clone(),
-        mockimg::mutate::WalkOptions {
-            excludes: excludes.clone(),
-        },
+        mockimg::imposter::walk_options(excludes.clone()),
     );
     std::thread::spawn(move || {
         let _ = tx.send(mockimg::mutate::config_files(&walk_root, &opts));

@@ -447,10 +447,10 @@ pub(crate) fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>, Er
 }
 
 /// `--mount-from` values.
-pub(crate) fn mount_from(items: &[String]) -> Result<Vec<crate::sink::MountFrom>, Error> {
+pub(crate) fn mount_from(items: &[String]) -> Result<Vec<crate::registry::MountFrom>, Error> {
     items
         .iter()
-        .map(|s| crate::sink::MountFrom::parse(s))
+        .map(|s| crate::registry::MountFrom::parse(s))
         .collect()
 }
 

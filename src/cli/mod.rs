@@ -21,9 +21,9 @@ use crate::imposter::validate::{self, ValidateOptions};
 use crate::mutate::layer::LayerOptions;
 use crate::mutate::walk::WalkOptions;
 use crate::oci::image::Platform;
+use crate::registry::locations::Locations;
 use crate::registry::RegistryOptions;
 use crate::source::cache::Cache;
-use crate::source::locations::Locations;
 use anyhow::Context as _;
 use args::{
     parse_env, parse_kv, registry_refs, BuildArgs, BundleArgs, InspectArgs, LoginArgs, LogoutArgs,
@@ -262,9 +262,7 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // A malformed project file is reported by validation (unless --no-validate).
     let project = project::read(&a.config_dir).unwrap_or(None);
-    let walk = WalkOptions {
-        excludes: a.exclude.clone(),
-    };
+    let walk = crate::imposter::walk_options(a.exclude.clone());
     let flags = a.engine.flags();
     let env_flags = parse_env(&a.env)?;
     let epoch = args::source_date_epoch()?;
@@ -306,6 +304,8 @@ async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         config_dir: a.config_dir.clone(),
         outside,
         base: Some(base.clone()),
+        base_moves: choice.floating,
+        engine_config_dir: choice.facts.config_dir.to_string(),
         platforms,
         walk,
         layer: LayerOptions {
@@ -433,9 +433,7 @@ async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
 fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     let opts = ValidateOptions {
         recursive: a.recursive,
-        walk: WalkOptions {
-            excludes: a.exclude,
-        },
+        walk: crate::imposter::walk_options(a.exclude),
         engine: a.engine.flags(),
         env: parse_env(&a.env)?,
         outside: outside_policy(
@@ -453,9 +451,7 @@ fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
 }
 
 fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
-    let walk = WalkOptions {
-        excludes: a.exclude,
-    };
+    let walk = crate::imposter::walk_options(a.exclude);
     // The engine archive says which engine runs the config.
     let generation = if a.engine_zip.is_none() && a.engine_archive.is_some() {
         engine::Generation::Go

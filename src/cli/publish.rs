@@ -5,7 +5,6 @@ use crate::imposter::engine::{EngineFlags, Generation};
 use crate::imposter::publish::lambda::{self, LambdaUpdate};
 use crate::imposter::publish::store::{self, Scheme, Target};
 use crate::imposter::publish::{self, Outcome, PublishError, PublishOptions};
-use crate::mutate::WalkOptions;
 use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -87,9 +86,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     }
     // A malformed project file is reported by validation, as for build.
     let project = crate::imposter::project::read(&a.config_dir).unwrap_or(None);
-    let walk = WalkOptions {
-        excludes: a.exclude.clone(),
-    };
+    let walk = crate::imposter::walk_options(a.exclude.clone());
     let env = BTreeMap::new();
     // The same checks as build, through the same function: nothing is uploaded for an invalid
     // config.

@@ -103,7 +103,7 @@ pub(crate) fn run_generate_key(a: GenerateKeyArgs) -> anyhow::Result<()> {
 /// appeared since the check above.
 fn write(path: &Path, data: &[u8], mode: u32, force: bool) -> anyhow::Result<()> {
     use std::io::Write as _;
-    let mut f = crate::sink::atomic::AtomicFile::create(path)?;
+    let mut f = crate::atomic::AtomicFile::create(path)?;
     f.write_all(data)
         .map_err(|e| Error::io("writing", f.temp_path().to_path_buf(), e))?;
     if force {

@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 pub struct AppendOptions {
     /// Where the layer puts the config; the engine is pointed there (see `runconfig::apply`).
     pub config_path: String,
+    /// Where the base's engine reads config when told nothing (the engine's facts): a
+    /// `config_path` equal to it leaves the run settings alone.
+    pub engine_config_dir: String,
     /// Variables set in the image config's `Env`, replacing the base's value of the same name.
     pub env: BTreeMap<String, String>,
     /// RFC 3339 timestamp for `created` and the history entry; `None` keeps the base's value.
@@ -243,7 +246,7 @@ fn append_to_image(
         if let Some(t) = &opts.created {
             c.insert("created".into(), json!(t));
         }
-        runconfig::apply(c, &opts.config_path, &opts.env)?;
+        runconfig::apply(c, &opts.config_path, &opts.engine_config_dir, &opts.env)?;
         if !opts.labels.is_empty() {
             let inner = c.entry("config").or_insert_with(|| json!({}));
             if !inner.is_object() {
@@ -370,6 +373,7 @@ mod tests {
     fn opts() -> AppendOptions {
         AppendOptions {
             config_path: "/opt/imposter/config".into(),
+            engine_config_dir: "/opt/imposter/config".into(),
             ..Default::default()
         }
     }

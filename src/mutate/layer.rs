@@ -272,6 +272,14 @@ mod tests {
         d
     }
 
+    /// The project file an Imposter caller leaves out, as the walk is handed it.
+    fn top_only() -> WalkOptions {
+        WalkOptions {
+            never_at_top: &[".imposter.yaml"],
+            ..WalkOptions::default()
+        }
+    }
+
     fn list(layer: &Layer) -> Vec<(String, u32, u64, u64)> {
         let mut out = Vec::new();
         let data = layer.blob.to_vec().unwrap();
@@ -297,7 +305,7 @@ mod tests {
     #[test]
     fn layout_order_modes_and_exclusions() {
         let d = tree();
-        let entries = collect(d.path(), &WalkOptions::default()).unwrap();
+        let entries = collect(d.path(), &top_only()).unwrap();
         let layer = build(&entries, &LayerOptions::default()).unwrap();
         let names: Vec<_> = list(&layer).into_iter().map(|x| x.0).collect();
         assert_eq!(
@@ -330,7 +338,7 @@ mod tests {
     #[test]
     fn deterministic_and_sensitive_to_content() {
         let d = tree();
-        let e = collect(d.path(), &WalkOptions::default()).unwrap();
+        let e = collect(d.path(), &top_only()).unwrap();
         let a = build(&e, &LayerOptions::default()).unwrap();
         let b = build(&e, &LayerOptions::default()).unwrap();
         assert_eq!(a.digest, b.digest);
@@ -339,7 +347,7 @@ mod tests {
         assert_eq!(&a_data[..4], &[0x1f, 0x8b, 8, 0]);
         assert_eq!(a_data[9], 255, "gzip OS byte pinned");
         fs::write(d.path().join("responses/one.json"), "{ }").unwrap();
-        let e2 = collect(d.path(), &WalkOptions::default()).unwrap();
+        let e2 = collect(d.path(), &top_only()).unwrap();
         let c = build(&e2, &LayerOptions::default()).unwrap();
         assert_ne!(a.digest, c.digest);
         let t = build(
@@ -356,7 +364,7 @@ mod tests {
     #[test]
     fn replace_adds_opaque_whiteout_and_custom_path() {
         let d = tree();
-        let e = collect(d.path(), &WalkOptions::default()).unwrap();
+        let e = collect(d.path(), &top_only()).unwrap();
         let l = build(
             &e,
             &LayerOptions {
@@ -375,7 +383,7 @@ mod tests {
     #[test]
     fn a_layer_spooled_to_disk_is_byte_identical_to_one_in_memory() {
         let d = tree();
-        let e = collect(d.path(), &WalkOptions::default()).unwrap();
+        let e = collect(d.path(), &top_only()).unwrap();
         let opts = LayerOptions::default();
         let p = Path::new("<spool>");
         let mem = build_into(&e, &[], &opts, Spool::with_limit(None, usize::MAX), p).unwrap();
@@ -410,7 +418,7 @@ mod tests {
             file(&spec, "/opt/openapi.yaml", false),
             file(&hook, "/opt/aa/hook.sh", true),
         ];
-        let e = collect(d.path(), &WalkOptions::default()).unwrap();
+        let e = collect(d.path(), &top_only()).unwrap();
         let opts = LayerOptions::default();
         let plain = build(&e, &opts).unwrap();
         let none = build_in(&e, &[], &opts, None).unwrap();
@@ -438,7 +446,7 @@ mod tests {
         let deep = d.path().join(&long).join("ünï côdé");
         fs::create_dir_all(&deep).unwrap();
         fs::write(deep.join(format!("{long} with spaces.json")), "1").unwrap();
-        let e = collect(d.path(), &WalkOptions::default()).unwrap();
+        let e = collect(d.path(), &top_only()).unwrap();
         let l = build(&e, &LayerOptions::default()).unwrap();
         let names: Vec<_> = list(&l).into_iter().map(|x| x.0).collect();
         assert!(names

@@ -2,7 +2,6 @@
 //! looks for config and the environment it starts with. Edited as `serde_json::Value` so fields
 //! mockimg does not know survive, and left byte-for-byte alone when nothing changes.
 use crate::error::{Error, Result};
-use crate::imposter::engine::ENGINE_CONFIG_DIR;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -21,10 +20,12 @@ const CONFIG_DIR_ARG: &str = "--configDir";
 /// `IMPOSTER_CONFIG_DIR` or their first argument: imposter-go@v5.21.3:internal/adapter/common.go:74-85,
 /// distro/core/Dockerfile:23) gets `IMPOSTER_CONFIG_DIR`, replaced when the base sets it and
 /// added when the path is not the default. Then sets `env` over the base's values, so a user's
-/// own `IMPOSTER_CONFIG_DIR` wins.
+/// own `IMPOSTER_CONFIG_DIR` wins. `engine_dir` is where the base's engine reads config when told
+/// nothing (an engine fact, handed in by the caller).
 pub(crate) fn apply(
     config: &mut Map<String, Value>,
     config_path: &str,
+    engine_dir: &str,
     env: &BTreeMap<String, String>,
 ) -> Result<()> {
     let mut vars: Vec<(String, String)> = Vec::new();
@@ -34,16 +35,16 @@ pub(crate) fn apply(
             .any(|e| e.split_once('=').is_some_and(|(k, _)| k == CONFIG_DIR_ENV));
         if has_config_dir_arg(config) {
             for key in ["Entrypoint", "Cmd"] {
-                rewrite_config_dir_args(config, key, config_path)?;
+                rewrite_config_dir_args(config, key, config_path, engine_dir)?;
             }
-            if has_env && config_path != ENGINE_CONFIG_DIR && !env.contains_key(CONFIG_DIR_ENV) {
+            if has_env && config_path != engine_dir && !env.contains_key(CONFIG_DIR_ENV) {
                 env_list_mut(config).retain(|e| {
                     e.as_str()
                         .and_then(|s| s.split_once('='))
                         .is_none_or(|(k, _)| k != CONFIG_DIR_ENV)
                 });
             }
-        } else if has_env || config_path != ENGINE_CONFIG_DIR {
+        } else if has_env || config_path != engine_dir {
             vars.push((CONFIG_DIR_ENV.to_string(), config_path.to_string()));
         }
     }
@@ -115,7 +116,12 @@ fn env_list_mut(config: &mut Map<String, Value>) -> &mut Vec<Value> {
 /// Rewrites `--configDir=X`, `--configDir X` (two arguments) and the same inside a shell
 /// command string. A `--configDir` with no value cannot be rewritten: an error, since the engine
 /// would otherwise start without the bundled config.
-fn rewrite_config_dir_args(config: &mut Map<String, Value>, key: &str, path: &str) -> Result<()> {
+fn rewrite_config_dir_args(
+    config: &mut Map<String, Value>,
+    key: &str,
+    path: &str,
+    engine_dir: &str,
+) -> Result<()> {
     let Some(args) = config
         .get_mut("config")
         .and_then(|c| c.get_mut(key))
@@ -133,7 +139,7 @@ fn rewrite_config_dir_args(config: &mut Map<String, Value>, key: &str, path: &st
             match args.get_mut(i + 1) {
                 Some(v) if v.is_string() => *v = json!(path),
                 // Nothing was asked of it: the base runs as it always did.
-                _ if path == ENGINE_CONFIG_DIR => {}
+                _ if path == engine_dir => {}
                 _ => {
                     return Err(Error::invalid(
                         "base image config",
@@ -185,6 +191,9 @@ fn rewrite_in_string(s: &str, path: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Where both engines read config when told nothing.
+    const ENGINE_CONFIG_DIR: &str = "/opt/imposter/config";
+
     fn config(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
     }
@@ -200,13 +209,13 @@ mod tests {
             ("IMPOSTER_LOG_LEVEL".to_string(), "DEBUG".to_string()),
             ("A".to_string(), "x=y".to_string()),
         ]);
-        apply(&mut c, ENGINE_CONFIG_DIR, &env).unwrap();
+        apply(&mut c, ENGINE_CONFIG_DIR, ENGINE_CONFIG_DIR, &env).unwrap();
         assert_eq!(
             env_of(&c),
             ["PATH=/bin", "IMPOSTER_LOG_LEVEL=DEBUG", "A=x=y"]
         );
         let mut bare = config(json!({}));
-        apply(&mut bare, ENGINE_CONFIG_DIR, &env).unwrap();
+        apply(&mut bare, ENGINE_CONFIG_DIR, ENGINE_CONFIG_DIR, &env).unwrap();
         assert_eq!(env_of(&bare), ["A=x=y", "IMPOSTER_LOG_LEVEL=DEBUG"]);
     }
 
@@ -215,10 +224,22 @@ mod tests {
         let base = json!({"config": {"Env": ["IMPOSTER_CONFIG_DIR=/opt/imposter/config"],
             "Cmd": ["--configDir=/opt/imposter/config"], "x-other": 1}});
         let mut c = config(base.clone());
-        apply(&mut c, ENGINE_CONFIG_DIR, &BTreeMap::new()).unwrap();
+        apply(
+            &mut c,
+            ENGINE_CONFIG_DIR,
+            ENGINE_CONFIG_DIR,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(Value::Object(c), base);
         let mut none = config(json!({"config": {"Cmd": ["imposter"]}}));
-        apply(&mut none, ENGINE_CONFIG_DIR, &BTreeMap::new()).unwrap();
+        apply(
+            &mut none,
+            ENGINE_CONFIG_DIR,
+            ENGINE_CONFIG_DIR,
+            &BTreeMap::new(),
+        )
+        .unwrap();
         assert_eq!(
             Value::Object(none),
             json!({"config": {"Cmd": ["imposter"]}})
@@ -231,7 +252,7 @@ mod tests {
             "Env": ["IMPOSTER_CONFIG_DIR=/opt/imposter/config"],
             "Entrypoint": ["/bin/sh", "-c", "exec imposter --configDir /opt/imposter/config --x"],
             "Cmd": ["--configDir=/opt/imposter/config", "--configDir", "/old", "--plugin=rest"]}}));
-        apply(&mut c, "/mocks", &BTreeMap::new()).unwrap();
+        apply(&mut c, "/mocks", ENGINE_CONFIG_DIR, &BTreeMap::new()).unwrap();
         assert!(
             env_of(&c).is_empty(),
             "the argument alone: {:?}",
@@ -259,13 +280,13 @@ mod tests {
             "Entrypoint": ["java", "-classpath", "/opt/imposter/lib/*", "io.gatehill.imposter.cmd.ImposterLauncher"],
             "Cmd": ["--plugin=openapi", "--plugin=rest", "--plugin=soap", "--configDir=/opt/imposter/config"],
             "Env": ["IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"]}}));
-        apply(&mut jvm, "/mocks", &BTreeMap::new()).unwrap();
+        apply(&mut jvm, "/mocks", ENGINE_CONFIG_DIR, &BTreeMap::new()).unwrap();
         assert_eq!(jvm["config"]["Cmd"][3], "--configDir=/mocks");
         assert_eq!(env_of(&jvm), ["IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"]);
         // The Go image: no arguments, the variable.
         let mut go = config(json!({"config": {"Entrypoint": ["/imposter-go"],
             "Env": ["IMPOSTER_CONFIG_DIR=/opt/imposter/config", "IMPOSTER_PLUGIN_DIR=/opt/imposter/plugins"]}}));
-        apply(&mut go, "/mocks", &BTreeMap::new()).unwrap();
+        apply(&mut go, "/mocks", ENGINE_CONFIG_DIR, &BTreeMap::new()).unwrap();
         assert_eq!(
             env_of(&go),
             [
@@ -280,14 +301,14 @@ mod tests {
     fn a_users_own_config_dir_variable_wins() {
         let mut c = config(json!({}));
         let env = BTreeMap::from([(CONFIG_DIR_ENV.to_string(), "/a,/b".to_string())]);
-        apply(&mut c, "/mocks", &env).unwrap();
+        apply(&mut c, "/mocks", ENGINE_CONFIG_DIR, &env).unwrap();
         assert_eq!(env_of(&c), ["IMPOSTER_CONFIG_DIR=/a,/b"]);
     }
 
     #[test]
     fn a_dangling_config_dir_argument_is_a_clear_error() {
         let mut c = config(json!({"config": {"Cmd": ["imposter", "--configDir"]}}));
-        let e = apply(&mut c, "/mocks", &BTreeMap::new())
+        let e = apply(&mut c, "/mocks", ENGINE_CONFIG_DIR, &BTreeMap::new())
             .unwrap_err()
             .to_string();
         assert!(e.contains("--configDir") && e.contains("/mocks"), "{e}");

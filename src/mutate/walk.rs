@@ -31,17 +31,18 @@ mod resolve;
 
 /// VCS data never belongs in an image, at any depth.
 const ALWAYS_EXCLUDED_ANYWHERE: &[&str] = &[".git"];
-/// The Imposter CLI's own project files (and its `.imposter` directory), at the top of the
-/// config directory: they describe how to run the engine, they are not config.
-const ALWAYS_EXCLUDED_TOP: &[&str] = &crate::imposter::project::PROJECT_FILES;
 /// The prefix image layers use for whiteouts: a config file named so would delete base content.
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 
-/// What the user asked to leave out of the image.
+/// What the walk leaves out: the user's patterns, and names the caller knows never ship.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WalkOptions {
     /// Extra gitignore-style patterns (`--exclude`).
     pub excludes: Vec<String>,
+    /// Names left out at the top of the tree whatever the patterns say: files that describe
+    /// how to run the engine rather than config (the Imposter tooling's project files, handed
+    /// in by the engine layer's `walk_options`). The walk itself knows no engine.
+    pub never_at_top: &'static [&'static str],
 }
 
 /// What a walked path is.
@@ -249,9 +250,11 @@ impl Walk {
     }
 }
 
-/// `--exclude` as one gitignore matcher rooted at the config directory.
+/// `--exclude` as one gitignore matcher rooted at the config directory, and the names never
+/// taken from the top.
 struct Filters {
     excludes: Gitignore,
+    top: &'static [&'static str],
 }
 
 impl Filters {
@@ -264,7 +267,10 @@ impl Filters {
         let excludes = b
             .build()
             .map_err(|e| Error::Usage(format!("invalid ignore pattern: {e}")))?;
-        Ok(Filters { excludes })
+        Ok(Filters {
+            excludes,
+            top: opts.never_at_top,
+        })
     }
 
     fn decide(&self, abs: &Path, is_dir: bool) -> Option<Excluded> {

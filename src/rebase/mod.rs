@@ -517,6 +517,7 @@ mod tests {
         let base_ref = ImageRef::parse("registry.example.com/engine:4.9.3").unwrap();
         let opts = AppendOptions {
             config_path: "/opt/imposter/config".into(),
+            engine_config_dir: "/opt/imposter/config".into(),
             base_name: base_ref.base_name(&base.digest()),
             ..Default::default()
         };

@@ -4,6 +4,7 @@
 //! image and the base it records. Nothing extra is recorded at build time, so existing images
 //! and their digests stay as they are.
 use crate::error::{Error, Result};
+use crate::imposter::engine::ENGINE_CONFIG_DIR;
 use crate::mutate::append::{AppendOptions, LayerInfo};
 use crate::mutate::runconfig::CONFIG_DIR_ENV;
 use crate::oci::convert::Family;
@@ -233,6 +234,9 @@ pub(crate) fn recover(image: &Root, image_name: &str, old_base: &Root) -> Result
         layer: a.layer,
         opts: AppendOptions {
             config_path: a.config_path,
+            // Both engines read config from one directory when told nothing; the old base and
+            // the new one are Imposter images alike.
+            engine_config_dir: ENGINE_CONFIG_DIR.to_string(),
             env,
             created,
             labels,
@@ -297,6 +301,7 @@ mod tests {
         for created in [None, Some("2025-05-05T00:00:00Z".to_string())] {
             let mut opts = AppendOptions {
                 config_path: "/srv/mocks".into(),
+                engine_config_dir: ENGINE_CONFIG_DIR.into(),
                 created: created.clone(),
                 base_name: Some("r/x@sha256:0".into()),
                 ..Default::default()
@@ -345,6 +350,7 @@ mod tests {
             &layer(),
             &AppendOptions {
                 config_path: "/opt/imposter/config".into(),
+                engine_config_dir: ENGINE_CONFIG_DIR.into(),
                 ..Default::default()
             },
         )

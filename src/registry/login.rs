@@ -109,7 +109,7 @@ fn through_links(file: &Path) -> Result<PathBuf> {
             Ok(m) if m.file_type().is_symlink() => {
                 let target =
                     std::fs::read_link(&p).map_err(|e| Error::io("reading link", &p, e))?;
-                p = crate::sink::atomic::parent_of(&p).join(target);
+                p = crate::atomic::parent_of(&p).join(target);
             }
             _ => return Ok(p),
         }

@@ -2,8 +2,10 @@
 //! takes a `transport::Request` and returns the response or the transport's failure) and the
 //! API (`api/`: every distribution-spec call, each over `send`). Below them, leaves that import
 //! nothing above: `failure.rs` (a failure as data, the one retry decision) and `tls/classify.rs`.
-//! The pull side's orchestration lives in `crate::source::registry`, the push side's in
-//! `crate::sink::registry`; both call the API only.
+//! The pull side's orchestration lives in `source/registry.rs`, the push side's in
+//! `sink/registry.rs`; both call the API only. `locations.rs` holds where a blob may be found
+//! besides: the record of where blobs were seen and the `--mount-from` hints, which both ends
+//! read and add to.
 //!
 //! | file | holds | a new quirk goes here when it is about… |
 //! | --- | --- | --- |
@@ -23,6 +25,7 @@ mod auth;
 mod credentials;
 mod error;
 pub mod failure;
+pub mod locations;
 mod login;
 mod pool;
 pub(crate) mod retry;
@@ -32,6 +35,7 @@ mod transport;
 pub(crate) use api::Mount;
 pub use api::MANIFEST_MAX;
 pub(crate) use auth::{mount_scopes, scopes_for};
+pub use locations::{Locations, MountFrom};
 pub use login::{login, logout};
 pub(crate) use transport::Action;
 
@@ -61,9 +65,9 @@ pub struct RegistryOptions {
     /// are sent to (unless `MOCKIMG_REGISTRY` names one).
     pub push_hosts: Vec<String>,
     /// `--mount-from`: repositories on the target registry that may hold the base's blobs.
-    pub mount_from: Vec<crate::sink::registry::MountFrom>,
+    pub mount_from: Vec<MountFrom>,
     /// Where blobs were seen (beside the blob cache), read and added to by pulls and pushes.
-    pub locations: Option<std::sync::Arc<crate::source::locations::Locations>>,
+    pub locations: Option<std::sync::Arc<Locations>>,
 }
 
 impl Default for RegistryOptions {

@@ -192,7 +192,7 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
 async fn holds(path: &Path, digest: &str, size: u64) -> bool {
     let (p, want) = (path.to_path_buf(), digest.to_string());
     let check = move || -> std::io::Result<bool> {
-        let (f, len) = match crate::source::store::open_regular(&p) {
+        let (f, len) = match crate::source::file::open_regular(&p) {
             Ok(x) => x,
             Err(_) => return Ok(false),
         };

@@ -1,18 +1,17 @@
-//! Sinks: push to a registry, write an OCI layout or an archive tar.
+//! Sinks: push to a registry, write an OCI layout or an archive tar, write a Lambda zip.
 //!
 //! File sinks write through [`crate::atomic`] and copy blobs through one verified, refetching copy.
 
 pub(crate) mod archive;
 mod diffid;
+pub(crate) mod lambda_zip;
 pub(crate) mod layout;
 mod names;
 mod refetch;
 pub(crate) mod registry;
 
-/// The atomic writer's old place, kept while code written against it is merged.
-pub use crate::atomic;
 pub use layout::ImageName;
-pub use registry::{MountFrom, PushStats};
+pub use registry::PushStats;
 
 use crate::oci::blob::Source;
 

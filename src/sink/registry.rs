@@ -170,45 +170,6 @@ pub(crate) async fn push(
     Ok(stats)
 }
 
-/// A `--mount-from` repository: on one registry (`HOST/REPO`), or on whichever registry a push
-/// goes to (`REPO`). A tag or digest given with it is ignored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountFrom {
-    /// The registry it is on; `None`: every target registry.
-    pub registry: Option<String>,
-    /// The repository path.
-    pub repository: String,
-}
-
-impl MountFrom {
-    /// Parses `REPO` or `HOST[:PORT]/REPO` (docker's rule: a first component with a `.` or a
-    /// `:`, or `localhost`, is a host).
-    pub fn parse(s: &str) -> Result<MountFrom> {
-        let first = s.split('/').next().unwrap_or("");
-        let host_given = s.contains('/')
-            && (first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.starts_with('['));
-        let spelled = if host_given {
-            s.to_string()
-        } else {
-            // Any host will do to check the path: it is not kept.
-            format!("mount-from.invalid/{s}")
-        };
-        let r = RegistryRef::parse(&spelled).map_err(|e| {
-            Error::Usage(format!(
-                "--mount-from {s:?}: {e} — give a repository on the target registry, e.g. \
-                 team/engine or registry.example.com/team/engine"
-            ))
-        })?;
-        Ok(MountFrom {
-            registry: host_given.then_some(r.registry),
-            repository: r.repository,
-        })
-    }
-}
-
 /// At most this many mounts are tried per blob before it is copied: each refusal is a round
 /// trip.
 const MAX_MOUNT_TRIES: usize = 3;
@@ -480,7 +441,7 @@ async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::locations::Locations;
+    use crate::registry::{Locations, MountFrom};
 
     fn r(s: &str) -> RegistryRef {
         RegistryRef::parse(s).unwrap()
@@ -541,16 +502,5 @@ mod tests {
         // Nothing known, no base in a registry: copy.
         let got = mount_candidates(D, &r("d.example/x:1"), None, &RegistryOptions::default());
         assert!(got.is_empty());
-    }
-
-    #[test]
-    fn mount_from_takes_a_repository_with_or_without_its_registry() {
-        let m = MountFrom::parse("team/engine").unwrap();
-        assert_eq!((m.registry, m.repository.as_str()), (None, "team/engine"));
-        let m = MountFrom::parse("localhost:5000/team/engine:4.9.3").unwrap();
-        assert_eq!(m.registry.as_deref(), Some("localhost:5000"));
-        assert_eq!(m.repository, "team/engine");
-        let e = MountFrom::parse("Team/Engine").unwrap_err().to_string();
-        assert!(e.contains("--mount-from") && e.contains("lowercase"), "{e}");
     }
 }

@@ -6,14 +6,13 @@
 
 pub(crate) mod cache;
 pub(crate) mod docker_archive;
+pub(crate) mod file;
 pub(crate) mod layout;
-pub mod locations;
 pub(crate) mod registry;
 pub(crate) mod store;
 pub(crate) mod tar_index;
 
 pub use cache::Cache;
-pub use locations::Locations;
 pub use tar_index::TarIndex;
 
 use crate::error::{Error, Result};

@@ -4,12 +4,12 @@ use crate::error::{Error, Result};
 use crate::oci::blob::{BlobSource, ByteStream};
 use crate::oci::digest;
 use crate::oci::image::Descriptor;
+use crate::source::file::{open_regular, read_capped};
 use crate::source::tar_index::TarIndex;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::io::{Read, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncSeekExt;
 
@@ -18,61 +18,6 @@ use tokio::io::AsyncSeekExt;
 pub(crate) const MAX_MANIFEST: u64 = 4 << 20;
 /// The most an image config may hold (as for configs pulled from a registry).
 pub(crate) const MAX_CONFIG: u64 = 64 << 20;
-
-/// Opens `path` for reading only if it is a regular file (a link to one is fine): a device
-/// (`/dev/zero`) would be read without end, a FIFO would block. The open itself never blocks,
-/// and the opened file is checked again so a swap in between is caught. Returns its size.
-pub(crate) fn open_regular(path: &Path) -> Result<(std::fs::File, u64)> {
-    let not_regular = || {
-        Error::path(
-            path,
-            "is not a regular file (a device, FIFO, socket or directory) — refusing to read it",
-        )
-    };
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("opening", path, e))?;
-    if !meta.is_file() {
-        return Err(not_regular());
-    }
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| Error::io("opening", path, e))?;
-    let meta = f.metadata().map_err(|e| Error::io("opening", path, e))?;
-    if !meta.is_file() {
-        return Err(not_regular());
-    }
-    Ok((f, meta.len()))
-}
-
-/// Reads at most `cap` bytes of `r`, which claims to hold `size`: a file larger than `cap`
-/// is refused before reading, one that grows past it while read is refused then.
-pub(crate) fn read_capped(
-    mut r: impl Read,
-    size: u64,
-    cap: u64,
-    path: &Path,
-    name: &str,
-) -> Result<Vec<u8>> {
-    let too_big = |n: u64| {
-        Error::path(
-            path,
-            format!("{name} is {n} bytes, more than the {cap} a manifest, index or config may hold — refusing to load it"),
-        )
-    };
-    if size > cap {
-        return Err(too_big(size));
-    }
-    let mut v = Vec::with_capacity(size as usize);
-    (&mut r)
-        .take(cap + 1)
-        .read_to_end(&mut v)
-        .map_err(|e| Error::io("reading", path.join(name), e))?;
-    if v.len() as u64 > cap {
-        return Err(too_big(v.len() as u64));
-    }
-    Ok(v)
-}
 
 /// The files of a local image.
 pub(crate) enum Store {

@@ -3,7 +3,7 @@
 //! could point outside the archive are refused while indexing, so nothing past this point has to
 //! think about them.
 use crate::error::{Error, Result};
-use crate::source::store::{open_regular, read_capped};
+use crate::source::file::{open_regular, read_capped};
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};

@@ -1,10 +1,10 @@
 //! The config tree as zip entries under `config/`: walked with the layer's filters, symlinks
 //! stored as copies of what they point to.
-use super::zipfile::{copy_tagged, file_options, zip_msg, zip_time};
 use super::{BundleOptions, CONFIG_DIR, LAMBDA_TASK_ROOT};
 use crate::error::{Error, Result};
 use crate::mutate::outside::OutsideFile;
 use crate::mutate::walk::{self, EntryKind};
+use crate::sink::lambda_zip::{copy_tagged, file_options, zip_msg, zip_time};
 use std::fs;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};

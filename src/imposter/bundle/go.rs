@@ -4,9 +4,9 @@
 //! goreleaser names the archive `{project_name}_{os}_{arch}` and the binary after the project,
 //! `imposter-go`, at the archive root beside README.md and CHANGELOG.md (goreleaser's default
 //! archive files): imposter-go@v5.21.3:.goreleaser.yml:1,7-31.
-use super::zipfile::{copy_tagged, file_options, zip_msg, zip_time};
 use super::BOOTSTRAP;
 use crate::error::{Error, Result};
+use crate::sink::lambda_zip::{copy_tagged, file_options, zip_msg, zip_time};
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Component, Path};

@@ -1,8 +1,8 @@
 //! The JVM engine's `imposter-awslambda.zip`: every entry copied with its compressed bytes
 //! untouched, except the engine's own `config/`, which the bundled config replaces.
-use super::zipfile::zip_msg;
 use super::CONFIG_DIR;
 use crate::error::{Error, Result};
+use crate::sink::lambda_zip::zip_msg;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::Path;

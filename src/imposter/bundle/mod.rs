@@ -8,23 +8,20 @@
 //!   `bootstrap` at the zip root, as the `provided.al2023` runtime expects.
 //!
 //! The output is deterministic: the same engine, config tree and `mtime` give a byte-identical
-//! zip. Config entries come sorted, every new entry carries the same DOS timestamp, a fixed unix
-//! mode and no extra fields, and files are deflated at a fixed level.
+//! zip. Config entries come sorted; the zip file itself (its temp file, the fixed options of
+//! every new entry) is written by `sink::lambda_zip`, beside the other sinks.
 
 mod config;
 mod go;
 mod jvm;
 pub(crate) mod lambda;
-mod zipfile;
 
 use crate::error::{Error, Result};
 use crate::mutate::walk::WalkOptions;
-use crate::sink::atomic::{AtomicFile, READABLE};
+use crate::sink::lambda_zip::{self, check_output};
 use std::fs;
-use std::io::{self, BufWriter};
+use std::io;
 use std::path::{Path, PathBuf};
-use zip::ZipWriter;
-use zipfile::{hash_file, zip_msg};
 
 /// Top-level directory of the zip that the Lambda runtime reads config from.
 const CONFIG_DIR: &str = "config";
@@ -100,95 +97,26 @@ pub fn bundle(opts: &BundleOptions) -> Result<BundleSummary> {
     check_engine_file(opts.engine.path())?;
 
     // Created after the walk, so a temp file in the config directory is never bundled.
-    let mut tmp = AtomicFile::create(&opts.output)?;
-    let tmp_path = tmp.temp_path().to_path_buf();
-    let write_err = |e: io::Error| Error::io("writing bundle", &tmp_path, e);
-
-    let counts = {
-        let mut zip = ZipWriter::new(BufWriter::with_capacity(1 << 16, tmp.file()));
+    let (counts, written) = lambda_zip::write(&opts.output, opts.force, |zip, tmp_path| {
         let mut counts = match &opts.engine {
-            EngineArchive::JvmZip(p) => jvm::copy_jvm_engine(p, &mut zip, &tmp_path)?,
-            EngineArchive::GoTarGz(p) => go::add_go_engine(p, &mut zip, opts.mtime, &tmp_path)?,
+            EngineArchive::JvmZip(p) => jvm::copy_jvm_engine(p, zip, tmp_path)?,
+            EngineArchive::GoTarGz(p) => go::add_go_engine(p, zip, opts.mtime, tmp_path)?,
         };
-        let (entries, files) = config::add_config(&config, &mut zip, opts.mtime, &tmp_path)?;
+        let (entries, files) = config::add_config(&config, zip, opts.mtime, tmp_path)?;
         counts.0 += entries;
         counts.1 += files;
-        counts.0 += config::add_outside(&opts.outside, &mut zip, opts.mtime, &tmp_path)?;
-        let buf = zip
-            .finish()
-            .map_err(|e| Error::path(&tmp_path, format!("finishing zip: {}", zip_msg(&e))))?;
-        buf.into_inner().map_err(|e| write_err(e.into_error()))?;
-        counts
-    };
-
-    let (size, sha256) = hash_file(tmp.file()).map_err(write_err)?;
-    if opts.force {
-        tmp.commit(READABLE)?;
-    } else {
-        // Fails rather than replacing a file that appeared while we were writing.
-        tmp.commit_noclobber(READABLE).map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                exists_error(&opts.output)
-            } else {
-                Error::io("moving bundle into place", &opts.output, e)
-            }
-        })?;
-    }
+        counts.0 += config::add_outside(&opts.outside, zip, opts.mtime, tmp_path)?;
+        Ok(counts)
+    })?;
 
     Ok(BundleSummary {
         output: opts.output.clone(),
         entries: counts.0,
         config_files: counts.1,
-        size,
-        sha256,
+        size: written.size,
+        sha256: written.sha256,
         outside: opts.outside.clone(),
     })
-}
-
-fn exists_error(output: &Path) -> Error {
-    Error::Usage(format!(
-        "{}: already exists — pass --force to overwrite it",
-        output.display()
-    ))
-}
-
-/// Checks the output can be written; returns the directory the temp file goes in.
-fn check_output(output: &Path, force: bool) -> Result<PathBuf> {
-    let name_ok = output.file_name().is_some_and(|n| n != "." && n != "..");
-    if !name_ok {
-        return Err(Error::path(
-            output,
-            "output must be a file name such as lambda.zip",
-        ));
-    }
-    match fs::symlink_metadata(output) {
-        Ok(m) if m.is_dir() => {
-            return Err(Error::path(
-                output,
-                "is a directory — pass a file name such as lambda.zip",
-            ))
-        }
-        Ok(_) if !force => return Err(exists_error(output)),
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("checking output", output, e)),
-    }
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    match fs::metadata(&dir) {
-        Ok(m) if m.is_dir() => Ok(dir),
-        Ok(_) => Err(Error::path(
-            &dir,
-            "output's parent is not a directory — choose another output path",
-        )),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::path(
-            &dir,
-            "output directory does not exist — create it first or choose another output path",
-        )),
-        Err(e) => Err(Error::io("checking output directory", &dir, e)),
-    }
 }
 
 fn check_engine_file(path: &Path) -> Result<()> {

@@ -1,7 +1,7 @@
 //! Bundles built end to end from small engine archives the tests write.
 use super::jvm::{escaping_link, is_under_config, unsafe_entry_name};
-use super::zipfile::zip_time;
 use super::*;
+use crate::sink::lambda_zip::zip_time;
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
 use std::io::Cursor;
@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::symlink;
 use std::os::unix::fs::PermissionsExt;
 use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipArchive};
+use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 fn config_tree() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -82,7 +82,7 @@ fn opts(config: &Path, engine: EngineArchive, output: PathBuf) -> BundleOptions 
         engine,
         output,
         force: false,
-        walk: WalkOptions::default(),
+        walk: crate::imposter::walk_options(Vec::new()),
         mtime: 1_700_000_000,
         outside: Vec::new(),
     }

@@ -2,8 +2,8 @@
 //! it references exists in the config file's own folder and is not left out of the image by a
 //! filter.
 use super::discover::rel_string;
+use super::fields::{engine_word, Field, OutsidePolicy, Scope};
 use super::parse::parse_config;
-use super::paths::{engine_word, Field, OutsidePolicy, Scope};
 use super::plugins::{is_placeholder, known_list, legacy_name_on_go, missing_from, short_name};
 use super::report::Finding;
 use crate::imposter::engine::EngineFacts;

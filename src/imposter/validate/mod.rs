@@ -13,12 +13,13 @@
 
 mod checks;
 mod discover;
+mod fields;
 mod parse;
 mod paths;
 mod plugins;
 mod report;
 
-pub use paths::OutsidePolicy;
+pub use fields::OutsidePolicy;
 pub use report::{Finding, Report, Severity};
 
 use crate::imposter::engine::{self, EngineChoice, EngineFlags};
@@ -31,7 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// How [`validate_dir`] looks for config files.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidateOptions {
     /// Also look for config files in subdirectories (like Imposter's
     /// `IMPOSTER_CONFIG_SCAN_RECURSIVE=true`). The project file can turn this on too.
@@ -47,6 +48,18 @@ pub struct ValidateOptions {
     /// Referenced files outside the config directory: shipped (where the engine reads them)
     /// or refused.
     pub outside: OutsidePolicy,
+}
+
+impl Default for ValidateOptions {
+    fn default() -> Self {
+        ValidateOptions {
+            recursive: false,
+            walk: crate::imposter::walk_options(Vec::new()),
+            engine: EngineFlags::default(),
+            env: BTreeMap::new(),
+            outside: OutsidePolicy::default(),
+        }
+    }
 }
 
 /// The config directory itself cannot be used.

@@ -1,7 +1,6 @@
 //! validate_dir end to end, on small config trees written by each test.
 use super::*;
 use crate::imposter::project::PROJECT_FILE;
-use crate::mutate::walk::WalkOptions;
 use std::fs;
 
 fn write(dir: &Path, rel: &str, body: &str) {
@@ -797,9 +796,7 @@ fn bundled_examples_validate() {
 fn validate_excluding(dir: &Path, excludes: &[&str]) -> Report {
     let opts = ValidateOptions {
         recursive: false,
-        walk: WalkOptions {
-            excludes: excludes.iter().map(|s| s.to_string()).collect(),
-        },
+        walk: crate::imposter::walk_options(excludes.iter().map(|s| s.to_string()).collect()),
         ..Default::default()
     };
     validate_dir(dir, &opts).unwrap()
@@ -877,9 +874,7 @@ fn a_bad_exclude_pattern_is_a_usage_error() {
     let tmp = tempfile::tempdir().unwrap();
     write(tmp.path(), "a-config.yaml", "plugin: rest\n");
     let opts = ValidateOptions {
-        walk: WalkOptions {
-            excludes: vec!["{a,b".into()],
-        },
+        walk: crate::imposter::walk_options(vec!["{a,b".into()]),
         ..Default::default()
     };
     let err = crate::error::Error::from(validate_dir(tmp.path(), &opts).unwrap_err());

@@ -4,7 +4,7 @@
 //! stack, so a link back into one of them is a loop, not a recursion.
 use super::{
     is_executable, special_kind, Entry, EntryKind, Excluded, Filters, Problem, ProblemKind,
-    Resolved, Walk, ALWAYS_EXCLUDED_ANYWHERE, ALWAYS_EXCLUDED_TOP, WHITEOUT_PREFIX,
+    Resolved, Walk, ALWAYS_EXCLUDED_ANYWHERE, WHITEOUT_PREFIX,
 };
 use crate::error::{Error, Result};
 use std::ffi::OsString;
@@ -85,7 +85,7 @@ impl<'a> Walker<'a> {
             let n = name.to_string_lossy();
             let always = ALWAYS_EXCLUDED_ANYWHERE
                 .iter()
-                .chain(if top { ALWAYS_EXCLUDED_TOP } else { &[] })
+                .chain(if top { self.filters.top } else { &[] })
                 .find(|x| **x == n);
             if let Some(x) = always {
                 self.out.excluded.push((rel, Excluded::Always(x)));

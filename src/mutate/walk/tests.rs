@@ -31,6 +31,7 @@ fn excludes_name_their_pattern_and_imposterignore_filters_nothing() {
         d.path(),
         &WalkOptions {
             excludes: vec!["nested/".into()],
+            never_at_top: TOP,
         },
     )
     .unwrap();
@@ -67,6 +68,7 @@ fn an_exclude_negation_keeps_a_file() {
         d.path(),
         &WalkOptions {
             excludes: vec!["*.json".into(), "!one.json".into()],
+            never_at_top: TOP,
         },
     )
     .unwrap();
@@ -79,12 +81,10 @@ fn an_exclude_negation_keeps_a_file() {
 fn problems_are_reported_not_fatal_until_collect() {
     let d = tree();
     std::os::unix::fs::symlink("../../etc/passwd", d.path().join("responses/x")).unwrap();
-    let w = walk(d.path(), &WalkOptions::default()).unwrap();
+    let w = walk(d.path(), &top_only()).unwrap();
     assert_eq!(w.problems.len(), 1);
     assert!(matches!(w.problems[0].kind, ProblemKind::LinkOutside(_)));
-    let err = collect(d.path(), &WalkOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = collect(d.path(), &top_only()).unwrap_err().to_string();
     assert!(err.contains("outside the config directory"), "{err}");
 }
 
@@ -92,14 +92,12 @@ fn problems_are_reported_not_fatal_until_collect() {
 fn symlinks_inside_kept_outside_rejected() {
     let d = tree();
     std::os::unix::fs::symlink("one.json", d.path().join("responses/alias.json")).unwrap();
-    let e = collect(d.path(), &WalkOptions::default()).unwrap();
+    let e = collect(d.path(), &top_only()).unwrap();
     assert!(e
         .iter()
         .any(|e| matches!(e.kind, EntryKind::Symlink { .. })));
     std::os::unix::fs::symlink("../../etc/passwd", d.path().join("responses/x")).unwrap();
-    let err = collect(d.path(), &WalkOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = collect(d.path(), &top_only()).unwrap_err().to_string();
     assert!(err.contains("outside the config directory"), "{err}");
 }
 
@@ -111,11 +109,9 @@ fn fifo_rejected_and_file_as_dir_rejected() {
         .status()
         .unwrap();
     assert!(st.success());
-    let err = collect(d.path(), &WalkOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = collect(d.path(), &top_only()).unwrap_err().to_string();
     assert!(err.contains("fifo"), "{err}");
-    let err = collect(&d.path().join("run.sh"), &WalkOptions::default())
+    let err = collect(&d.path().join("run.sh"), &top_only())
         .unwrap_err()
         .to_string();
     assert!(err.contains("not a directory"), "{err}");
@@ -141,6 +137,7 @@ fn symlink(target: &str, at: &Path) {
 fn excluding(p: &str) -> WalkOptions {
     WalkOptions {
         excludes: vec![p.into()],
+        never_at_top: TOP,
     }
 }
 
@@ -173,7 +170,7 @@ fn a_link_chain_through_a_link_to_the_root_is_refused_where_it_resolves_outside(
     fs::write(c.join("a-config.yaml"), "plugin: rest\n").unwrap();
     symlink("../..", &c.join("sub/sub2/s"));
     symlink("sub/sub2/s/../secret.txt", &c.join("leak.txt"));
-    let w = walk(&c, &WalkOptions::default()).unwrap();
+    let w = walk(&c, &top_only()).unwrap();
     assert_eq!(
         problems(&w),
         [
@@ -181,9 +178,7 @@ fn a_link_chain_through_a_link_to_the_root_is_refused_where_it_resolves_outside(
             ("sub/sub2/s".into(), "Loop".into())
         ]
     );
-    let err = collect(&c, &WalkOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = collect(&c, &top_only()).unwrap_err().to_string();
     assert!(
         err.contains("leak.txt") && err.contains("resolves outside the config directory"),
         "{err}"
@@ -209,7 +204,7 @@ fn links_resolve_once_to_canonical_paths_inside_the_tree() {
     let d = tree();
     symlink("one.json", &d.path().join("responses/alias.json"));
     symlink("responses", &d.path().join("linked"));
-    let w = collect_walk(d.path(), &WalkOptions::default()).unwrap();
+    let w = collect_walk(d.path(), &top_only()).unwrap();
     let real = fs::canonicalize(d.path()).unwrap();
     let alias = w
         .entry(Path::new("responses/alias.json"))
@@ -251,7 +246,7 @@ fn directory_link_loops_are_refused_not_followed() {
     symlink("../x", &p.join("y/m"));
     symlink("l2", &p.join("l1"));
     symlink("l1", &p.join("l2"));
-    let w = walk(p, &WalkOptions::default()).unwrap();
+    let w = walk(p, &top_only()).unwrap();
     assert_eq!(
         problems(&w),
         [
@@ -279,7 +274,7 @@ fn exponential_directory_links_stop_at_the_expansion_limit() {
         }
     }
     let started = std::time::Instant::now();
-    let w = walk(p, &WalkOptions::default()).unwrap();
+    let w = walk(p, &top_only()).unwrap();
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert!(
         problems(&w).iter().any(|(_, k)| k == "TooManyLinked"),
@@ -297,7 +292,7 @@ fn special_files_are_refused_directly_and_through_links_even_when_excluded() {
     symlink("pipe", &p.join("pipe.json"));
     let _sock = std::os::unix::net::UnixListener::bind(p.join("sock")).unwrap();
     symlink("sock", &p.join("sock.json"));
-    let w = walk(p, &WalkOptions::default()).unwrap();
+    let w = walk(p, &top_only()).unwrap();
     assert_eq!(
         problems(&w),
         [
@@ -309,6 +304,7 @@ fn special_files_are_refused_directly_and_through_links_even_when_excluded() {
     );
     let opts = WalkOptions {
         excludes: vec!["pipe".into(), "sock".into()],
+        never_at_top: TOP,
     };
     let err = collect(p, &opts).unwrap_err().to_string();
     assert!(
@@ -321,9 +317,7 @@ fn special_files_are_refused_directly_and_through_links_even_when_excluded() {
 fn dangling_links_are_refused() {
     let d = tree();
     symlink("responses/missing.json", &d.path().join("gone.json"));
-    let err = collect(d.path(), &WalkOptions::default())
-        .unwrap_err()
-        .to_string();
+    let err = collect(d.path(), &top_only()).unwrap_err().to_string();
     assert!(
         err.contains("gone.json") && err.contains("does not exist"),
         "{err}"
@@ -336,7 +330,7 @@ fn whiteout_names_are_refused_unless_excluded() {
     let p = d.path();
     fs::write(p.join(".wh.README.txt"), "").unwrap();
     fs::write(p.join("responses/.wh..wh..opq"), "").unwrap();
-    let w = walk(p, &WalkOptions::default()).unwrap();
+    let w = walk(p, &top_only()).unwrap();
     assert_eq!(
         problems(&w),
         [
@@ -364,4 +358,15 @@ fn open_regular_refuses_links_and_fifos_without_blocking() {
     assert!(open_regular(&p.join("link")).is_err());
     let (_, meta) = open_regular(&p.join("run.sh")).unwrap();
     assert!(meta.is_file());
+}
+
+/// What an Imposter caller hands the walk to leave at the top (a part of the project files):
+/// the walker's own tests know no engine either.
+const TOP: &[&str] = &[".imposter.yaml", "imposter-project.yaml"];
+
+fn top_only() -> WalkOptions {
+    WalkOptions {
+        never_at_top: TOP,
+        ..WalkOptions::default()
+    }
 }

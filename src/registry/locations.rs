@@ -1,6 +1,8 @@
 //! Where blobs were seen: a small record beside the blob cache of which registry repositories
 //! hold which blob, so a push to a new repository can mount a blob from another repository of
 //! the same registry instead of copying it (what containers/image's blob-info cache does).
+//! Beside it, [`MountFrom`]: the repositories the user says may hold them (`--mount-from`).
+//! Both ends of the client read and add to these hints, so they live below both.
 //!
 //! The record is one text file, `DIR/blob-locations`, one line per fact, oldest first:
 //! `sha256:<hex> registry/repository` (seen there) or `sha256:<hex> -registry/repository` (a
@@ -10,8 +12,9 @@
 //! `MAX_ENTRIES` facts, so it stays small. Everything about it is a hint: a missing, unreadable
 //! or damaged record (a torn line, garbage) is read as far as its lines make sense and never
 //! fails a build, and a location that turns out wrong costs one refused mount.
+use crate::atomic::{AtomicFile, PRIVATE};
+use crate::error::{Error, Result};
 use crate::oci::reference::RegistryRef;
-use crate::sink::atomic::{AtomicFile, PRIVATE};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -248,7 +251,7 @@ fn read_capped(path: &Path) -> std::io::Result<(String, bool)> {
 /// One `O_APPEND` write of every line: other processes' lines are never overwritten, and on a
 /// local filesystem the lines of one write do not interleave with another process's.
 fn append(path: &Path, lines: &[String], torn: bool) -> std::io::Result<()> {
-    std::fs::create_dir_all(crate::sink::atomic::parent_of(path))?;
+    std::fs::create_dir_all(crate::atomic::parent_of(path))?;
     let mut buf = String::new();
     if torn {
         buf.push('\n');
@@ -265,7 +268,7 @@ fn append(path: &Path, lines: &[String], torn: bool) -> std::io::Result<()> {
 /// `lines`, and replaces the file with the newest facts. Lines another process appends between
 /// the read and the rename are lost: they are hints, and come back with its next push.
 fn rewrite(path: &Path, lines: &[String]) -> std::io::Result<()> {
-    std::fs::create_dir_all(crate::sink::atomic::parent_of(path))?;
+    std::fs::create_dir_all(crate::atomic::parent_of(path))?;
     let mut st = State::default();
     if let Ok((text, _)) = read_capped(path) {
         for l in text.lines().chain(lines.iter().map(|l| l.trim_end())) {
@@ -285,6 +288,45 @@ fn rewrite(path: &Path, lines: &[String]) -> std::io::Result<()> {
         out.write_all(l.as_bytes())?;
     }
     out.commit(PRIVATE).map_err(std::io::Error::other)
+}
+
+/// A `--mount-from` repository: on one registry (`HOST/REPO`), or on whichever registry a push
+/// goes to (`REPO`). A tag or digest given with it is ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountFrom {
+    /// The registry it is on; `None`: every target registry.
+    pub registry: Option<String>,
+    /// The repository path.
+    pub repository: String,
+}
+
+impl MountFrom {
+    /// Parses `REPO` or `HOST[:PORT]/REPO` (docker's rule: a first component with a `.` or a
+    /// `:`, or `localhost`, is a host).
+    pub fn parse(s: &str) -> Result<MountFrom> {
+        let first = s.split('/').next().unwrap_or("");
+        let host_given = s.contains('/')
+            && (first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.starts_with('['));
+        let spelled = if host_given {
+            s.to_string()
+        } else {
+            // Any host will do to check the path: it is not kept.
+            format!("mount-from.invalid/{s}")
+        };
+        let r = RegistryRef::parse(&spelled).map_err(|e| {
+            Error::Usage(format!(
+                "--mount-from {s:?}: {e} — give a repository on the target registry, e.g. \
+                 team/engine or registry.example.com/team/engine"
+            ))
+        })?;
+        Ok(MountFrom {
+            registry: host_given.then_some(r.registry),
+            repository: r.repository,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -458,5 +500,16 @@ mod tests {
                 assert!(l.holds(&d(t * 100 + i), &r(&format!("reg.example/t{t}"))));
             }
         }
+    }
+
+    #[test]
+    fn mount_from_takes_a_repository_with_or_without_its_registry() {
+        let m = MountFrom::parse("team/engine").unwrap();
+        assert_eq!((m.registry, m.repository.as_str()), (None, "team/engine"));
+        let m = MountFrom::parse("localhost:5000/team/engine:4.9.3").unwrap();
+        assert_eq!(m.registry.as_deref(), Some("localhost:5000"));
+        assert_eq!(m.repository, "team/engine");
+        let e = MountFrom::parse("Team/Engine").unwrap_err().to_string();
+        assert!(e.contains("--mount-from") && e.contains("lowercase"), "{e}");
     }
 }
