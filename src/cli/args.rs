@@ -1,6 +1,6 @@
 //! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
 //! that turn repeatable `K=V` / reference flags into typed values.
-pub(super) use crate::cli::groups::{CheckArgs, EngineArgs, FindingsArgs};
+pub(super) use crate::cli::groups::{source_date_epoch, CheckArgs, EngineArgs, FindingsArgs};
 use crate::error::Error;
 use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
 use crate::oci::reference::RegistryRef;
@@ -408,19 +408,6 @@ pub struct ValidateArgs {
     pub json: bool,
     #[command(flatten)]
     pub findings: FindingsArgs,
-}
-
-/// `SOURCE_DATE_EPOCH` as seconds, if set and valid: read here, once per command, and handed to
-/// the library as a value.
-pub(crate) fn source_date_epoch() -> Result<Option<u64>, Error> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
-            ))
-        }),
-        _ => Ok(None),
-    }
 }
 
 /// `K=V` items of a repeatable flag, as a sorted map.

@@ -1,6 +1,7 @@
 //! Flag groups several subcommands share, declared once and flattened into each
 //! (`#[command(flatten)]`); the help is build's, and another subcommand words a flag for itself
 //! with `mut_arg`.
+use crate::error::Error;
 use crate::imposter::engine::EngineFlags;
 use crate::imposter::validate::Report;
 use clap::Args;
@@ -67,5 +68,18 @@ impl FindingsArgs {
         if self.strict {
             report.make_warnings_errors();
         }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH` as seconds, if set and valid: read here, once per command, and handed to
+/// the library as a value.
+pub(crate) fn source_date_epoch() -> Result<Option<u64>, Error> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
+            Error::Usage(format!(
+                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
+            ))
+        }),
+        _ => Ok(None),
     }
 }

@@ -52,7 +52,7 @@ pub struct PublishArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub findings: super::args::FindingsArgs,
+    pub findings: super::groups::FindingsArgs,
 }
 
 /// `publish --json`.
@@ -123,7 +123,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         lambda::check_function(f).await.map_err(cli_error)?;
     }
     let (engine, version) = publish::engine_record(&choice);
-    let mtime = super::args::source_date_epoch()?.unwrap_or(0);
+    let mtime = super::groups::source_date_epoch()?.unwrap_or(0);
     let (dir, w) = (a.config_dir.clone(), walk);
     let tree = tokio::task::spawn_blocking(move || publish::local_tree(&dir, &w, mtime))
         .await?
