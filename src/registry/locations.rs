@@ -492,8 +492,12 @@ mod tests {
             t.join().unwrap();
         }
         let text = std::fs::read_to_string(dir.path().join(FILE)).unwrap();
-        assert_eq!(text.lines().count(), 160);
-        assert!(text.lines().all(|l| parse_line(l).is_some()), "{text}");
+        // A reader can catch another process's append half-way (reads do not wait for writes)
+        // and take it for a torn line: its own append then starts with a newline, which leaves
+        // an empty line and damages nothing.
+        let lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 160, "{text}");
+        assert!(lines.iter().all(|l| parse_line(l).is_some()), "{text}");
         let l = Locations::open(dir.path());
         for t in 0..8u32 {
             for i in 0..20u32 {
