@@ -22,6 +22,7 @@ pub mod build;
 pub mod cli;
 pub mod error;
 pub mod imposter;
+pub mod inspect;
 pub mod mutate;
 pub mod oci;
 pub mod rebase;

@@ -10,7 +10,7 @@ const ORDER: &[&[&str]] = &[
     &["cli"],
     &["rebase"],
     &["imposter"],
-    &["build"],
+    &["build", "inspect"],
     &["sink"],
     &["source", "sign"],
     &["registry"],

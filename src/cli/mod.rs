@@ -424,7 +424,7 @@ async fn run_push(a: PushArgs) -> anyhow::Result<()> {
 
 async fn run_inspect(a: InspectArgs) -> anyhow::Result<()> {
     let r = crate::source::parse_input(&a.reference)?;
-    let i = build::inspect(&r, &a.registry.options())
+    let i = crate::inspect::inspect(&r, &a.registry.options())
         .await
         .map_err(|e| job_error(e, || format!("inspecting {r}")))?;
     output::print_inspection(&i, a.json)

@@ -1,11 +1,12 @@
 //! What a command prints: the human summary line, `--json` objects (as `Serialize` structs, never
 //! hand-built strings), validation findings, the inspect listing, and the `--digest-file`.
-use crate::build::{Inspection, Outcome};
+use crate::build::Outcome;
 use crate::cli::args::OutputArgs;
 use crate::cli::progress::{self, human_bytes};
 use crate::error::Error;
 use crate::imposter::bundle::BundleSummary;
 use crate::imposter::validate::{self, Report};
+use crate::inspect::Inspection;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
