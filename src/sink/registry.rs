@@ -349,17 +349,20 @@ async fn push_blobs(
     let c = Counts::default();
     let jobs = reg.opts.concurrency.max(1);
     let blobs = src.root.distributable_blobs()?;
+    // Base layers copied here are read whole: their diff_ids are checked on the way.
+    let checked = crate::sink::diffid::Checking::new(src);
     let uploads = futures_util::stream::iter(
         blobs
             .iter()
             .filter(|d| src.blobs.local(&d.digest))
-            .map(|d| upload(reg, target, src, d, None, scopes, &c)),
+            .map(|d| upload(reg, target, &checked, d, None, scopes, &c)),
     )
     .buffer_unordered(jobs)
     .try_collect::<Vec<()>>();
     let others = futures_util::stream::iter(remote.iter().map(|r| {
         let base = r.base.as_ref();
         let c = &c;
+        let checked = &checked;
         async move {
             let digest = &r.desc.digest;
             // The base's own repository holds the blob: its mount answers 201 even when the
@@ -408,7 +411,7 @@ async fn push_blobs(
                     Mount::Declined => {}
                 }
             }
-            upload(reg, target, src, r.desc, session, scopes, c).await
+            upload(reg, target, checked, r.desc, session, scopes, c).await
         }
     }))
     .buffer_unordered(jobs)
@@ -425,14 +428,13 @@ async fn push_blobs(
 async fn upload(
     reg: &Registry,
     target: &RegistryRef,
-    src: &Source,
+    blobs: &dyn crate::oci::blob::BlobSource,
     d: &Descriptor,
     session: Option<reqwest::Url>,
     scopes: &[String],
     c: &Counts,
 ) -> Result<()> {
-    let blobs = crate::sink::diffid::Checking::new(src);
-    reg.blob_upload(target, d, &blobs, scopes, session).await?;
+    reg.blob_upload(target, d, blobs, scopes, session).await?;
     c.uploaded.fetch_add(1, Ordering::Relaxed);
     c.uploaded_bytes.fetch_add(d.size, Ordering::Relaxed);
     Ok(())
