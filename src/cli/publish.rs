@@ -3,12 +3,14 @@
 use crate::error::Error;
 use crate::imposter::engine::{EngineFlags, Generation};
 use crate::imposter::publish::lambda::{self, LambdaUpdate};
-use crate::imposter::publish::store::{self, Scheme, Target};
-use crate::imposter::publish::{self, Outcome, PublishError, PublishOptions};
+use crate::imposter::publish::{self, jvm};
+use crate::sink::publish::store::{self, Scheme, Target};
+use crate::sink::publish::{Outcome, PublishError, PublishOptions, ReaderCheck};
 use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `mockimg publish` flags.
 #[derive(Args, Debug)]
@@ -128,15 +130,16 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     let tree = tokio::task::spawn_blocking(move || publish::local_tree(&dir, &w, mtime))
         .await?
         .map_err(cli_error)?;
-    let store = store::open(&target, &store::env_vars()).map_err(cli_error)?;
+    let store = store::open(&target, &store_vars()).map_err(cli_error)?;
     let opts = PublishOptions {
         target: target.clone(),
         engine,
         version: version.clone(),
         delete_unknown: a.delete,
         dry_run: a.dry_run,
-        jvm_loader: target.scheme == Scheme::S3 && choice.facts.generation == Generation::Jvm,
-        force: a.force,
+        // Only the JVM engine reads a bucket itself, and only s3://.
+        reader: (target.scheme == Scheme::S3 && choice.facts.generation == Generation::Jvm)
+            .then(|| Arc::new(jvm::S3Loader { force: a.force }) as Arc<dyn ReaderCheck>),
     };
     let bar = upload_bar(a.findings.quiet, tree.files.len());
     let on_upload = |rel: &str, size: u64| match &bar {
@@ -147,7 +150,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     // temp file and a rename), and the record is only written after all of them.
     let job = super::exit::Job::start();
     let outcome = tokio::select! {
-        r = publish::publish(store, &tree, &opts, &on_upload) => r.map_err(cli_error)?,
+        r = crate::sink::publish::publish(store, &tree, &opts, &on_upload) => r.map_err(cli_error)?,
         _ = super::exit::signalled() => return Err(Error::Interrupted.into()),
     };
     drop(job);
@@ -181,6 +184,16 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         (None, _) => None,
     };
     report(&outcome, &a, tree.files.len(), lambda_line, started)
+}
+
+/// The variables of the process environment that any of the stores reads (`AWS_*`,
+/// `GOOGLE_*`, `AZURE_*`), read here and handed to the store builder.
+fn store_vars() -> store::Vars {
+    std::env::vars()
+        .filter(|(k, _)| {
+            k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
+        })
+        .collect()
 }
 
 fn upload_bar(quiet: bool, files: usize) -> Option<indicatif::ProgressBar> {
@@ -217,7 +230,7 @@ fn report(
             println!("upload {}", f.rel);
         }
         if p.record.is_some() {
-            println!("record {}", publish::plan::RECORD_NAME);
+            println!("record {}", crate::sink::publish::plan::RECORD_NAME);
         }
         for d in &p.delete {
             println!("delete {d}");
@@ -264,7 +277,7 @@ fn summary(o: &Outcome, files: usize, dry_run: bool, elapsed: std::time::Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imposter::publish::plan::Plan;
+    use crate::sink::publish::plan::Plan;
 
     #[test]
     fn summary_counts_uploads_unchanged_and_deletes() {
