@@ -92,7 +92,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     let env = BTreeMap::new();
     // The same checks as build, through the same function: nothing is uploaded for an invalid
     // config.
-    let (choice, _) = super::check_tree(&super::Check {
+    let (choice, _) = super::check::check_tree(&super::check::Check {
         dir: &a.config_dir,
         project: project.as_ref(),
         flags: EngineFlags {
