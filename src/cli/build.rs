@@ -44,10 +44,10 @@ pub(super) async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     // A malformed project file is reported by validation (unless --no-validate).
     let project = project::read(&a.config_dir).unwrap_or(None);
-    let walk = crate::imposter::walk_options(a.exclude.clone());
+    let walk = a.exclude.walk_options();
     let flags = a.engine.flags();
     let env_flags = parse_env(&a.env)?;
-    let epoch = args::source_date_epoch()?;
+    let epoch = super::env::source_date_epoch()?;
     crate::mutate::layer::config_path_components(&a.config_path)?;
     let (choice, outside) = check_tree(&Check {
         dir: &a.config_dir,
@@ -72,14 +72,14 @@ pub(super) async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let mut annotations = if a.no_ci_annotations {
         BTreeMap::new()
     } else {
-        crate::imposter::ci::ci_annotations(epoch)
+        crate::imposter::ci::ci_annotations(super::env::var, epoch)
     };
     annotations.extend(parse_kv("annotation", &a.annotation)?);
     let platforms = platforms(&a.platform)?;
     let cache_dir = if a.no_cache {
         None
     } else {
-        a.cache_dir.clone().or_else(Cache::default_dir)
+        a.cache_dir.clone().or_else(super::env::cache_dir)
     };
     let cache = cache_dir.as_deref().map(Cache::open).transpose()?;
     let req = BuildRequest {
@@ -110,7 +110,7 @@ pub(super) async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         oci_layout: a.oci_layout.clone(),
         registry: RegistryOptions {
             push_hosts: push_hosts(&a.push),
-            mount_from: args::mount_from(&a.mount_from)?,
+            mount_from: a.mount.parse()?,
             locations: Some(locations(cache_dir.as_deref())),
             ..a.registry.options()
         },
@@ -179,8 +179,8 @@ pub(super) async fn run_push(a: PushArgs) -> anyhow::Result<()> {
     let targets = registry_refs("target", &a.targets)?;
     let opts = RegistryOptions {
         push_hosts: targets.iter().map(|t| t.registry.clone()).collect(),
-        mount_from: args::mount_from(&a.mount_from)?,
-        locations: Some(locations(Cache::default_dir().as_deref())),
+        mount_from: a.mount.parse()?,
+        locations: Some(locations(super::env::cache_dir().as_deref())),
         ..a.registry.options()
     };
     let keys = a.sign.keys(true)?;
@@ -230,4 +230,3 @@ mod tests {
         assert!(usage(&["linux"]).contains("expected OS/ARCH[/VARIANT]"));
     }
 }
-

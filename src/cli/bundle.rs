@@ -1,5 +1,5 @@
 //! `mockimg bundle`: check the config for the Lambda engine, then write the zip.
-use super::args::{self, BundleArgs};
+use super::args::BundleArgs;
 use super::check::settle;
 use super::output;
 use crate::error::Error;
@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 
 pub(super) fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
-    let walk = crate::imposter::walk_options(a.exclude);
+    let walk = a.exclude.walk_options();
     // The engine archive says which engine runs the config.
     let generation = if a.engine_zip.is_none() && a.engine_archive.is_some() {
         engine::Generation::Go
@@ -61,7 +61,7 @@ pub(super) fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         force: a.force,
         walk,
-        mtime: args::source_date_epoch()?.unwrap_or(0),
+        mtime: super::env::source_date_epoch()?.unwrap_or(0),
         outside,
     })
     .with_context(|| format!("bundling {} for {}", a.config_dir.display(), a.target))?;
@@ -74,4 +74,3 @@ pub(super) fn run_bundle(a: BundleArgs) -> anyhow::Result<()> {
     }
     output::print_bundle(&s, a.json)
 }
-

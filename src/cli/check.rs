@@ -81,7 +81,7 @@ pub(super) fn outside_policy(refuse: bool, config_path: &str) -> validate::Outsi
 pub(super) fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     let opts = ValidateOptions {
         recursive: a.recursive,
-        walk: crate::imposter::walk_options(a.exclude),
+        walk: a.exclude.walk_options(),
         engine: a.engine.flags(),
         env: parse_env(&a.env)?,
         outside: outside_policy(
@@ -97,4 +97,3 @@ pub(super) fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

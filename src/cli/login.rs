@@ -46,4 +46,3 @@ pub(super) fn run_logout(a: LogoutArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

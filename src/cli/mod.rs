@@ -4,6 +4,7 @@ mod args;
 mod build;
 mod bundle;
 mod check;
+mod env;
 mod exit;
 mod groups;
 mod login;
@@ -41,7 +42,6 @@ fn init_logging(verbose: u8, quiet: bool) {
         .without_time()
         .try_init();
 }
-
 
 /// Parses the process's command line, keeping what clap's derive loses: the order of `--push`
 /// and `--tag` values among each other (the names are recorded in that order).
@@ -105,4 +105,3 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     r
 }
-

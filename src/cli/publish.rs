@@ -16,6 +16,9 @@ use std::sync::Arc;
 #[derive(Args, Debug)]
 #[command(mut_arg("quiet", |a| a.help("Only errors on stderr")))]
 #[command(mut_arg("strict", |a| a.help("Treat validation warnings as errors (for CI)")))]
+#[command(mut_arg("exclude", |a| a.help(
+    "Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too"
+)))]
 pub struct PublishArgs {
     /// Directory holding the Imposter config (*-config.yaml and the files they reference).
     #[arg(default_value = ".")]
@@ -35,9 +38,8 @@ pub struct PublishArgs {
     /// After publishing to s3://, point this Lambda function at it (IMPOSTER_CONFIG_DIR and a revision variable; other variables are kept).
     #[arg(long, value_name = "NAME")]
     pub lambda_function: Option<String>,
-    /// Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too.
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub exclude: super::groups::ExcludeArgs,
     /// Engine the config is validated for, as for build (docker, docker-all, docker-distroless, golang, …); recorded in the publish record.
     #[arg(long)]
     pub engine: Option<String>,
@@ -88,7 +90,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     }
     // A malformed project file is reported by validation, as for build.
     let project = crate::imposter::project::read(&a.config_dir).unwrap_or(None);
-    let walk = crate::imposter::walk_options(a.exclude.clone());
+    let walk = a.exclude.walk_options();
     let env = BTreeMap::new();
     // The same checks as build, through the same function: nothing is uploaded for an invalid
     // config.
@@ -125,12 +127,12 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         lambda::check_function(f).await.map_err(cli_error)?;
     }
     let (engine, version) = publish::engine_record(&choice);
-    let mtime = super::groups::source_date_epoch()?.unwrap_or(0);
+    let mtime = super::env::source_date_epoch()?.unwrap_or(0);
     let (dir, w) = (a.config_dir.clone(), walk);
     let tree = tokio::task::spawn_blocking(move || publish::local_tree(&dir, &w, mtime))
         .await?
         .map_err(cli_error)?;
-    let store = store::open(&target, &store_vars()).map_err(cli_error)?;
+    let store = store::open(&target, &super::env::store_vars()).map_err(cli_error)?;
     let opts = PublishOptions {
         target: target.clone(),
         engine,
@@ -184,16 +186,6 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         (None, _) => None,
     };
     report(&outcome, &a, tree.files.len(), lambda_line, started)
-}
-
-/// The variables of the process environment that any of the stores reads (`AWS_*`,
-/// `GOOGLE_*`, `AZURE_*`), read here and handed to the store builder.
-fn store_vars() -> store::Vars {
-    std::env::vars()
-        .filter(|(k, _)| {
-            k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
-        })
-        .collect()
 }
 
 fn upload_bar(quiet: bool, files: usize) -> Option<indicatif::ProgressBar> {

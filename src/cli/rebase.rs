@@ -34,13 +34,11 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         oci_layout: a.oci_layout.clone(),
         dry_run: a.dry_run,
-        source_date_epoch: super::args::source_date_epoch()?,
+        source_date_epoch: super::env::source_date_epoch()?,
         registry: RegistryOptions {
             push_hosts: super::build::push_hosts(&a.push),
-            mount_from: super::args::mount_from(&a.mount_from)?,
-            locations: Some(super::build::locations(
-                crate::source::Cache::default_dir().as_deref(),
-            )),
+            mount_from: a.mount.parse()?,
+            locations: Some(super::build::locations(super::env::cache_dir().as_deref())),
             ..a.registry.options()
         },
     };

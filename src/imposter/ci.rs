@@ -6,16 +6,12 @@ const SOURCE: &str = "org.opencontainers.image.source";
 const REVISION: &str = "org.opencontainers.image.revision";
 const CREATED: &str = "org.opencontainers.image.created";
 
-/// The annotations for the CI environment this process runs in; empty outside CI.
+/// The annotations for the CI environment `var` reads (the process's, read by the caller;
+/// a variable unset or empty is `None`); empty outside CI.
 ///
 /// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
 /// the same commit still gives the same digest.
-pub(crate) fn ci_annotations(epoch: Option<u64>) -> BTreeMap<String, String> {
-    annotations(|k| std::env::var(k).ok().filter(|v| !v.is_empty()), epoch)
-}
-
-/// The rules, with the environment passed in so they can be tested without touching it.
-fn annotations(
+pub(crate) fn ci_annotations(
     var: impl Fn(&str) -> Option<String>,
     source_date_epoch: Option<u64>,
 ) -> BTreeMap<String, String> {
@@ -68,7 +64,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        annotations(|k| env.get(k).cloned(), epoch)
+        ci_annotations(|k| env.get(k).cloned(), epoch)
     }
 
     #[test]

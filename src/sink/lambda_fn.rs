@@ -59,8 +59,10 @@ impl Function {
     /// The function's configuration.
     async fn configuration(
         &self,
-    ) -> Result<aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput, PublishError>
-    {
+    ) -> Result<
+        aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput,
+        PublishError,
+    > {
         self.client
             .get_function_configuration()
             .function_name(&self.name)

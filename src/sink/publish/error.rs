@@ -111,4 +111,3 @@ pub(crate) fn store_error(t: &Target, op: &str, e: &object_store::Error) -> Publ
         message,
     }
 }
-

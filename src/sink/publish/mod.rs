@@ -156,7 +156,8 @@ async fn sync(
             after.remove(d.as_str());
         }
         let beside = list::siblings(store.as_ref(), t).await?;
-        let (reader, t2, files, objects) = (reader.clone(), t.clone(), tree.files.clone(), after.len());
+        let (reader, t2, files, objects) =
+            (reader.clone(), t.clone(), tree.files.clone(), after.len());
         tokio::task::spawn_blocking(move || reader.check(&t2, &files, &beside, objects))
             .await
             .map_err(|e| crate::error::Error::io("reading config files", &t.bucket, e.into()))??;
