@@ -165,7 +165,8 @@ mod tests {
             engine_record(&c).1,
             crate::imposter::engine::DEFAULT_GO_ENGINE_VERSION
         );
-        assert!(choose(&flags(Some("nope"), None), None).is_err());
+        let e = choose(&flags(Some("nope"), None), None).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("nope"), "{e}");
     }
 
     #[test]
@@ -213,7 +214,10 @@ mod tests {
             "{e}"
         );
         assert!(store.head(&"p/responses/alias.json".into()).await.is_ok());
-        assert!(store.head(&"p/.mockimg-publish.lock".into()).await.is_err());
+        assert!(matches!(
+            store.head(&"p/.mockimg-publish.lock".into()).await,
+            Err(object_store::Error::NotFound { .. })
+        ));
     }
 
     #[tokio::test]
@@ -251,6 +255,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(o.plan.delete, gone);
-        assert!(store.head(&"p/responses/alias.json".into()).await.is_err());
+        assert!(matches!(
+            store.head(&"p/responses/alias.json".into()).await,
+            Err(object_store::Error::NotFound { .. })
+        ));
     }
 }
