@@ -187,6 +187,28 @@ mod tests {
     }
 
     #[test]
+    fn a_temp_directory_recreated_after_its_owner_dropped_is_still_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join(format!("{}recreated", dir_prefix()));
+        let file = d.path().join(format!("{}done", file_prefix()));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(&file, b"x").unwrap();
+        let (live_dir, live_file) = (Live::dir(&dir), Live::new(&file));
+        // The job is cancelled: its temp directory and file go, their owners are dropped.
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        drop((live_dir, live_file));
+        // A blocking writer of that job, still running, creates a path inside the directory.
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        remove_all();
+        assert!(!dir.exists(), "the recreated temp directory is removed");
+        assert!(
+            !live().lock().unwrap().contains(&file),
+            "a file that is gone is forgotten"
+        );
+    }
+
+    #[test]
     fn stale_temps_of_dead_processes_go_live_ones_stay() {
         let d = tempfile::tempdir().unwrap();
         // A child that has exited and been reaped: its pid is (for now) free.
