@@ -15,7 +15,7 @@ mod rebase;
 mod sign;
 
 pub use args::{Cli, Command};
-pub use exit::exit_code;
+pub use exit::{exit_code, interrupted, remove_temp_files};
 
 use crate::error::Error;
 use clap::CommandFactory;
