@@ -1,7 +1,7 @@
 //! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
 //! that turn repeatable `K=V` / reference flags into typed values.
 pub(super) use crate::cli::groups::{
-    CheckArgs, EngineArgs, ExcludeArgs, FindingsArgs, MountFromArgs,
+    CheckArgs, EngineArgs, ExcludeArgs, FindingsArgs, MountFromArgs, OutputArgs,
 };
 use crate::error::Error;
 use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
@@ -136,22 +136,6 @@ impl RegistryArgs {
             ..super::env::registry_options()
         }
     }
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct OutputArgs {
-    /// Write the image digest to this file.
-    #[arg(long, value_name = "PATH", env = "MOCKIMG_DIGEST_FILE")]
-    pub digest_file: Option<PathBuf>,
-    /// Write one `repo@sha256:…` line per pushed or recorded name to this file (for deploy steps).
-    #[arg(long, value_name = "PATH", env = "MOCKIMG_IMAGE_REFS")]
-    pub image_refs: Option<PathBuf>,
-    /// Print one JSON object on stdout (logs go to stderr).
-    #[arg(long)]
-    pub json: bool,
-    /// Only errors on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]

@@ -1,6 +1,6 @@
 //! The config check every command that ships a config directory runs first (`build`,
-//! `publish`, `bundle`), and `mockimg validate`, which runs it alone.
-use super::args::{self, parse_env, ValidateArgs};
+//! `publish`, `bundle`).
+use super::groups::FindingsArgs;
 use super::output;
 use crate::error::Error;
 use crate::imposter::engine::{self, EngineFlags};
@@ -9,7 +9,7 @@ use crate::mutate::walk::WalkOptions;
 use std::collections::BTreeMap;
 
 /// Applies `--strict` and `--quiet` to a report, prints it, and fails on errors.
-pub(super) fn settle(report: &mut Report, f: &args::FindingsArgs) -> anyhow::Result<()> {
+pub(super) fn settle(report: &mut Report, f: &FindingsArgs) -> anyhow::Result<()> {
     f.judge(report);
     output::print_findings(report, f.quiet);
     if !report.is_ok() {
@@ -28,7 +28,7 @@ pub(crate) struct Check<'a> {
     pub(crate) env: &'a BTreeMap<String, String>,
     pub(crate) no_validate: bool,
     /// `--quiet` and `--strict`.
-    pub(crate) findings: args::FindingsArgs,
+    pub(crate) findings: FindingsArgs,
     /// Referenced files outside the config directory: shipped or refused.
     pub(crate) outside: validate::OutsidePolicy,
 }
@@ -76,24 +76,4 @@ pub(super) fn outside_policy(refuse: bool, config_path: &str) -> validate::Outsi
     } else {
         validate::OutsidePolicy::image(config_path)
     }
-}
-
-pub(super) fn run_validate(a: ValidateArgs) -> anyhow::Result<()> {
-    let opts = ValidateOptions {
-        recursive: a.recursive,
-        walk: a.exclude.walk_options(),
-        engine: a.engine.flags(),
-        env: parse_env(&a.env)?,
-        outside: outside_policy(
-            a.no_outside_files,
-            crate::mutate::layer::DEFAULT_CONFIG_PATH,
-        ),
-    };
-    let mut report = validate::validate_dir(&a.config_dir, &opts).map_err(Error::from)?;
-    a.findings.judge(&mut report);
-    output::print_validation(&a.config_dir, &report, a.json, a.findings.quiet)?;
-    if !report.is_ok() {
-        return Err(output::validation_error(&report).into());
-    }
-    Ok(())
 }

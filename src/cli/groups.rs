@@ -7,6 +7,7 @@ use crate::imposter::validate::Report;
 use crate::mutate::walk::WalkOptions;
 use crate::registry::MountFrom;
 use clap::Args;
+use std::path::PathBuf;
 
 /// The engine a config is checked and built for (`build`, `validate`). The help is build's;
 /// another subcommand words it for itself with `mut_arg`.
@@ -108,4 +109,21 @@ impl MountFromArgs {
             .map(|s| MountFrom::parse(s))
             .collect()
     }
+}
+
+/// What a job that writes an image prints and records (`build`, `push`).
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Write the image digest to this file.
+    #[arg(long, value_name = "PATH", env = "MOCKIMG_DIGEST_FILE")]
+    pub digest_file: Option<PathBuf>,
+    /// Write one `repo@sha256:…` line per pushed or recorded name to this file (for deploy steps).
+    #[arg(long, value_name = "PATH", env = "MOCKIMG_IMAGE_REFS")]
+    pub image_refs: Option<PathBuf>,
+    /// Print one JSON object on stdout (logs go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }

@@ -13,6 +13,7 @@ pub mod progress;
 mod publish;
 mod rebase;
 mod sign;
+mod validate;
 
 pub use args::{Cli, Command};
 pub use exit::{exit_code, interrupted, remove_temp_files};
@@ -79,7 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::run_build(args).await,
         Command::Push(args) => build::run_push(args).await,
         Command::Inspect(args) => build::run_inspect(args).await,
-        Command::Validate(args) => check::run_validate(args),
+        Command::Validate(args) => validate::run_validate(args),
         Command::Bundle(args) => bundle::run_bundle(args),
         Command::Login(args) => login::run_login(args).await,
         Command::Logout(args) => login::run_logout(args),
