@@ -301,22 +301,11 @@ impl Registry {
                 .await?;
             match res.status() {
                 s if s.is_success() => {
-                    // Each answer names where the next chunk goes, and how much the session holds.
-                    let next = next_offset(range_header(&res)).unwrap_or(end);
+                    // The next chunk goes where this answer says. Its `Range` is not read: the
+                    // spec has it match what was sent, registries have been seen off by one, and
+                    // a session that really holds other bytes answers the next chunk with 416.
                     if res.headers().contains_key(reqwest::header::LOCATION) {
                         url = self.location(ask.op, &res)?;
-                    }
-                    if next != end {
-                        resumes += 1;
-                        if resumes > MAX_RESUMES || next > desc.size {
-                            return Err(self.invalid_answer(
-                                ask.op,
-                                &format!(
-                                    "the upload session holds 0-{next}, after 0-{end} was sent"
-                                ),
-                            ));
-                        }
-                        feed.seek(at, &chunk, next, read_failed).await?;
                     }
                 }
                 StatusCode::RANGE_NOT_SATISFIABLE if resumes < MAX_RESUMES => {
@@ -343,7 +332,6 @@ impl Registry {
                 _ => return Err(self.answer_error(ask, res).await),
             }
         }
-        let mut url = url;
         url.query_pairs_mut().append_pair("digest", &desc.digest);
         let res = self
             .send(ask.request(Method::PUT, url.as_str(), HeaderMap::new(), Body::Empty))
