@@ -161,15 +161,22 @@ fn a_registry_that_names_a_minimum_chunk_length_gets_chunks_at_least_that_long()
     );
     assert!(!last.body.is_empty());
     assert_whole(&chunks, &blob);
-    // One whole body was refused; every blob after it went straight to chunks.
-    let whole = st
+    // Whole bodies were refused until the first refusal was learnt: at most one per stream of
+    // uploads (new blobs, base blobs; one at a time each with `--jobs 1`). The big layer came
+    // after that and went straight to chunks.
+    let whole: Vec<String> = st
         .log
         .iter()
         .filter(|(r, _)| {
             r.method == "PUT" && r.path().contains("/blobs/uploads/") && !r.body.is_empty()
         })
-        .count();
-    assert_eq!(whole, 1, "{:#?}", reg_log(&st));
+        .map(|(r, _)| r.query("digest").unwrap())
+        .collect();
+    assert!(
+        (1..=2).contains(&whole.len()) && !whole.contains(&digest),
+        "{:#?}",
+        reg_log(&st)
+    );
 }
 
 fn lens(chunks: &[Req]) -> Vec<usize> {
@@ -202,14 +209,22 @@ fn a_416_mid_upload_resumes_from_the_range_the_session_reports() {
     let refused: Vec<usize> = (0..log.len()).filter(|i| log[*i].1 == 416).collect();
     assert_eq!(refused.len(), 1, "{:#?}", reg_log(&st));
     let (patch, _) = &log[refused[0]];
-    // The session was asked where it is, and the next chunk started there, in the same session.
-    let (asked, status) = &log[refused[0] + 1];
-    assert_eq!(*status, 204, "{:#?}", reg_log(&st));
-    assert_eq!((asked.method.as_str(), asked.path()), ("GET", patch.path()));
+    // The session was asked where it is, and the next chunk started there, in the same session
+    // (the other stream of uploads may answer in between: only this session's requests count).
+    let after: Vec<&(Req, u16)> = log[refused[0] + 1..]
+        .iter()
+        .filter(|(r, _)| r.path() == patch.path())
+        .collect();
+    let (asked, status) = after[0];
+    assert_eq!(
+        (asked.method.as_str(), *status),
+        ("GET", 204),
+        "{:#?}",
+        reg_log(&st)
+    );
     let reported = range(patch).0 - 1000;
-    let (next, s) = &log[refused[0] + 2];
+    let (next, s) = after[1];
     assert_eq!((next.method.as_str(), *s), ("PATCH", 202));
-    assert_eq!(next.path(), patch.path());
     assert_eq!(range(next).0, reported);
     let chunks = chunks_of(log, &digest);
     assert_eq!(chunks[0].path(), patch.path(), "no new session was opened");
