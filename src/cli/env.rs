@@ -47,6 +47,11 @@ pub(crate) fn registry_options() -> RegistryOptions {
         connect_timeout: ms("MOCKIMG_CONNECT_TIMEOUT_MS", defaults.connect_timeout),
         idle_timeout: ms("MOCKIMG_IDLE_TIMEOUT_MS", defaults.idle_timeout),
         backoff: ms("MOCKIMG_RETRY_BASE_MS", defaults.backoff),
+        chunk_size: std::env::var("MOCKIMG_CHUNK_BYTES")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(defaults.chunk_size),
         certs_d: match std::env::var_os(CERTS_D_ENV) {
             Some(v) => std::env::split_paths(&v)
                 .filter(|p| !p.as_os_str().is_empty())

@@ -65,6 +65,9 @@ pub struct RegistryOptions {
     pub idle_timeout: Duration,
     /// Base of the exponential backoff.
     pub backoff: Duration,
+    /// Bytes per chunk when a registry makes a blob go up in chunks (more when it names a
+    /// larger minimum, less after a chunk was refused as too large).
+    pub chunk_size: u64,
     /// Registries this run pushes to: the only ones [`RegistryOptions::env_credentials`] are
     /// sent to (unless they name one).
     pub push_hosts: Vec<String>,
@@ -90,6 +93,7 @@ impl Default for RegistryOptions {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             backoff: Duration::from_millis(400),
+            chunk_size: api::DEFAULT_CHUNK,
             push_hosts: Vec::new(),
             env_credentials: None,
             mount_from: Vec::new(),
@@ -115,6 +119,9 @@ pub struct Registry {
     probe: tokio::sync::OnceCell<auth::Probe>,
     /// Whether this registry takes a blob in a single POST (see `api/upload.rs`).
     monolithic: std::sync::atomic::AtomicU8,
+    /// What bodies this registry refused as too large, so blobs that large go in chunks (see
+    /// `api/chunks.rs`).
+    chunking: api::Chunking,
     /// `Authorization` values per scope set, until they expire.
     tokens: tokio::sync::Mutex<std::collections::HashMap<String, auth::Token>>,
 }
