@@ -1,7 +1,9 @@
 //! SIGTERM (what CI cancellation and `timeout` send) stops an export like Ctrl-C: its temp
 //! files are removed and the exit code says so; temp files a killed run left behind are removed
-//! by the next run into the same directory.
+//! by the next run into the same directory. A stopped publish gives its bucket lock back.
 mod common;
+use common::moto::Moto;
+use common::proxy::{Fault, Proxy};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -187,4 +189,50 @@ fn sigterm_during_a_bundle_removes_its_temp_file() {
     );
     assert_eq!(temps(out.path()), Vec::<String>::new());
     assert!(!bundle.exists());
+}
+
+#[test]
+fn sigterm_during_a_publish_gives_the_bucket_lock_back() {
+    let m = Moto::start();
+    m.create_bucket("mocks");
+    // The upload of one file is taken by S3 but never answered: the publish is mid-sync, with
+    // the lock held, when the signal comes.
+    let p = Proxy::start(&m.addr);
+    let stalled = "/mocks/p/hello-config.yaml";
+    p.rule("PUT", stalled, 1, Fault::Hold);
+    let env = m.env_for(Env::new(), &format!("http://{}", p.addr));
+    let rest = examples("rest");
+    let dir = rest.to_str().unwrap();
+    let mut child = start(&env, &["publish", dir, "--to", "s3://mocks/p"]);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while p.count("PUT", stalled) == 0 {
+        if child.try_wait().unwrap().is_some() {
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "publish ended before its upload: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert!(Instant::now() < deadline, "{:?}", p.requests());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let lock = "p/.mockimg-publish.lock";
+    assert!(
+        m.get("mocks", lock).is_some(),
+        "the lock is taken before any upload"
+    );
+    signal(&child, libc::SIGTERM);
+    let o = wait_with_limit(child);
+    p.release();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(143), "stderr: {stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(m.get("mocks", lock).is_none(), "the lock is given back");
+    assert!(
+        m.get("mocks", "p/.mockimg-publish.json").is_none(),
+        "a stopped publish writes no record"
+    );
+    // So the next publish is not refused.
+    env.run(&["publish", dir, "--to", "s3://mocks/p"]).ok();
+    assert!(m.get("mocks", "p/.mockimg-publish.json").is_some());
 }

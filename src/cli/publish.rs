@@ -148,13 +148,12 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         Some(b) => b.inc(1),
         None => tracing::debug!("uploaded {rel} ({size} bytes)"),
     };
-    // Dropping the publish on Ctrl-C leaves no partial object: each upload is one PUT (or a
-    // temp file and a rename), and the record is only written after all of them.
+    // On a signal the publish stops itself (its lock given back, nothing partial left).
     let job = super::exit::Job::start();
-    let outcome = tokio::select! {
-        r = crate::sink::publish::publish(store, &tree, &opts, &on_upload) => r.map_err(cli_error)?,
-        _ = super::exit::signalled() => return Err(Error::Interrupted.into()),
-    };
+    let outcome =
+        crate::sink::publish::publish(store, &tree, &opts, &on_upload, super::exit::signalled())
+            .await
+            .map_err(cli_error)?;
     drop(job);
     if let Some(b) = &bar {
         b.finish_and_clear();

@@ -25,6 +25,10 @@ pub enum Fault {
     /// Forward; send the head and half the body, then hold the connection open until the client
     /// goes away or [`Proxy::release`] is called.
     Stall,
+    /// Forward; once the upstream has answered, send nothing back and hold the connection open
+    /// until the client goes away or [`Proxy::release`] is called: a request the server took
+    /// whose answer never comes.
+    Hold,
     /// Answer `307` with `Location: <this base URL><same path>`, as registries do to send blob
     /// downloads to object storage on another host.
     Redirect(String),
@@ -412,6 +416,9 @@ fn handle(inner: &Inner, mut client: TcpStream) -> std::io::Result<()> {
             .and_then(|l| l.parse::<usize>().ok())
             .unwrap_or(0)
     };
+    if fault == Some(Fault::Hold) {
+        return stall(inner, client);
+    }
     client.write_all(force_close(&rhead).as_bytes())?;
     let half = body_len / 2;
     match fault {

@@ -182,9 +182,15 @@ mod tests {
         let d = tree_dir();
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let t = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
-        publish(store.clone(), &t, &opts(false, false), &|_, _| {})
-            .await
-            .unwrap();
+        publish(
+            store.clone(),
+            &t,
+            &opts(false, false),
+            &|_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         std::fs::remove_file(d.path().join("responses/alias.json")).unwrap();
         std::fs::write(d.path().join("a-config.yaml"), "plugin: soap\n").unwrap();
         let t2 = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
@@ -205,10 +211,16 @@ mod tests {
             // InMemory completes at once.
             futures_util::FutureExt::now_or_never(put).unwrap().unwrap();
         };
-        let e = publish(store.clone(), &t2, &opts(false, false), &on_upload)
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = publish(
+            store.clone(),
+            &t2,
+            &opts(false, false),
+            &on_upload,
+            std::future::pending(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("sha256:theirs") && e.contains("run it again"),
             "{e}"
@@ -225,9 +237,15 @@ mod tests {
         let d = tree_dir();
         let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
         let t = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
-        let o = publish(store.clone(), &t, &opts(false, false), &|_, _| {})
-            .await
-            .unwrap();
+        let o = publish(
+            store.clone(),
+            &t,
+            &opts(false, false),
+            &|_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         assert_eq!(o.plan.upload.len(), 5);
         let rec = store
             .get(&"p/.mockimg-publish.json".into())
@@ -238,22 +256,40 @@ mod tests {
             .unwrap();
         let rec: Record = serde_json::from_slice(&rec).unwrap();
         assert_eq!(rec.digest, t.digest);
-        let again = publish(store.clone(), &t, &opts(false, false), &|_, _| {})
-            .await
-            .unwrap();
+        let again = publish(
+            store.clone(),
+            &t,
+            &opts(false, false),
+            &|_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         assert!(again.plan.upload.is_empty() && again.plan.record.is_none());
         std::fs::remove_file(d.path().join("responses/alias.json")).unwrap();
         let t2 = local_tree(d.path(), &WalkOptions::default(), 0).unwrap();
-        let dry = publish(store.clone(), &t2, &opts(false, true), &|_, _| {})
-            .await
-            .unwrap();
+        let dry = publish(
+            store.clone(),
+            &t2,
+            &opts(false, true),
+            &|_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         // The linked directory shows the same files, so the alias goes from both paths.
         let gone = ["linked/alias.json", "responses/alias.json"];
         assert_eq!(dry.plan.delete, gone);
         assert!(store.head(&"p/responses/alias.json".into()).await.is_ok());
-        let o = publish(store.clone(), &t2, &opts(false, false), &|_, _| {})
-            .await
-            .unwrap();
+        let o = publish(
+            store.clone(),
+            &t2,
+            &opts(false, false),
+            &|_, _| {},
+            std::future::pending(),
+        )
+        .await
+        .unwrap();
         assert_eq!(o.plan.delete, gone);
         assert!(matches!(
             store.head(&"p/responses/alias.json".into()).await,

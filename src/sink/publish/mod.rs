@@ -92,26 +92,42 @@ pub(crate) fn read_regular(source: &Path) -> Result<Vec<u8>, PublishError> {
 }
 
 /// Syncs `tree` to `store` under `opts.target`. `on_upload` is told each uploaded path, for
-/// progress.
+/// progress. When `cancelled` resolves (Ctrl-C, a CI job's SIGTERM) the publish stops with
+/// [`crate::error::Error::Interrupted`], giving its lock back first: left behind, the lock would
+/// refuse every later publish to this prefix until someone deleted it by hand. Nothing partial
+/// is left (each upload is one PUT, or a temp file and a rename, and the record is written after
+/// all of them); what a stopped publish uploaded stays unrecorded, and the next one corrects it.
 pub(crate) async fn publish(
     store: Arc<dyn ObjectStore>,
     tree: &Tree,
     opts: &PublishOptions,
     on_upload: &(dyn Fn(&str, u64) + Send + Sync),
+    cancelled: impl std::future::Future<Output = ()>,
 ) -> Result<Outcome, PublishError> {
+    tokio::pin!(cancelled);
+    let stopped = || PublishError::Local(crate::error::Error::Interrupted);
     let t = &opts.target;
-    let local = t.scheme == Scheme::File;
-    if local {
+    if t.scheme == Scheme::File {
         let t2 = t.clone();
-        tokio::task::spawn_blocking(move || store::check_local_tree(&t2))
-            .await
-            .map_err(|e| crate::error::Error::io("checking", &t.bucket, e.into()))??;
+        let check = tokio::task::spawn_blocking(move || store::check_local_tree(&t2));
+        tokio::select! {
+            r = check => r.map_err(|e| crate::error::Error::io("checking", &t.bucket, e.into()))??,
+            _ = &mut cancelled => return Err(stopped()),
+        }
     }
     if opts.dry_run {
-        return sync(store, tree, opts, on_upload).await;
+        return tokio::select! {
+            r = sync(store, tree, opts, on_upload) => r,
+            _ = &mut cancelled => Err(stopped()),
+        };
     }
+    // Not cancelled midway (one short request): whether a cut-off create-only put landed would
+    // be unknown, and the lock is ours to delete only if it did.
     lock::acquire(store.as_ref(), t, &tree.digest).await?;
-    let r = sync(store.clone(), tree, opts, on_upload).await;
+    let r = tokio::select! {
+        r = sync(store.clone(), tree, opts, on_upload) => r,
+        _ = &mut cancelled => Err(stopped()),
+    };
     lock::release(store.as_ref(), t).await;
     r
 }
