@@ -308,7 +308,7 @@ async fn put_manifest(
                 );
                 tokio::time::sleep(wait).await;
             }
-            r => return r,
+            r => return r.map(|_| ()),
         }
     }
 }

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod fake;
+mod referrers;
 
 use common::{fixtures, Env, Run};
 use fake::{Body, Fake, Resp};
