@@ -301,6 +301,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
         registry: &req.registry,
         sign: &req.sign,
         attest: attest.any().then_some(&attest),
+        carried: &[],
     };
     let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks, progress).await?;
     outcome.base = Some(BaseSummary {
@@ -332,6 +333,8 @@ pub struct Sinks<'a> {
     pub sign: &'a [crate::sign::SigningKey],
     /// What to attach to the image (SBOM, provenance), in files and once pushed.
     pub attest: Option<&'a crate::attest::Attest>,
+    /// Attachments the source already carries (a layout or archive): pushed with the image.
+    pub carried: &'a [crate::attest::Attachment],
 }
 
 /// Writes a finished image to every sink: files are staged first (written in full and
@@ -358,16 +361,31 @@ pub async fn write_sinks(
     // Where the base's blobs were read from, for later pushes of what is written here.
     crate::sink::registry::note_source(src, sinks.registry);
     let to_file = progress.track(src, Kind::File);
+    // The file outputs carry the attachments too, as blobs beside the image.
+    let mut attached = Vec::new();
+    let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
+    let mut extra = Vec::new();
+    if let (Some(a), true) = (sinks.attest, file_sink) {
+        let name = sinks
+            .names
+            .first()
+            .map(|(r, _)| r.repo_name())
+            .unwrap_or_else(|| "image".into());
+        for at in a.for_subject(src.root.doc(), &name)? {
+            extra.push(at.manifest.bytes.clone());
+            extra.extend(at.blobs.iter().map(|(_, b)| b.clone()));
+            attached.push(crate::attest::Attached::of(&at, &src.root.digest()));
+        }
+    }
     let archive = match sinks.output {
-        Some(path) => Some(archive::stage(&to_file, path, &names).await?),
+        Some(path) => Some(archive::stage(&to_file, path, &names, &extra).await?),
         None => None,
     };
     let layout = match sinks.oci_layout {
-        Some(dir) => Some(layout::stage(&to_file, dir, &names).await?),
+        Some(dir) => Some(layout::stage(&to_file, dir, &names, &extra).await?),
         None => None,
     };
     let pushed = for_registries.unwrap_or(src);
-    let mut attached = Vec::new();
     let stats = if push.is_empty() {
         None
     } else {
@@ -384,6 +402,12 @@ pub async fn write_sinks(
                 crate::attest::push_attachments(&pushed.root, &push, a, sinks.registry).await?,
             );
         }
+        if !sinks.carried.is_empty() {
+            let doc = pushed.root.doc();
+            attached.extend(
+                crate::attest::push_referrers(doc, sinks.carried, &push, sinks.registry).await?,
+            );
+        }
         Some(stats)
     };
     save_locations(sinks.registry);
@@ -393,7 +417,6 @@ pub async fn write_sinks(
     if let Some(l) = layout {
         l.commit()?;
     }
-    let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
     let mut references: Vec<String> = Vec::new();
     let mut pushed_refs: Vec<String> = Vec::new();
     for (r, is_push) in &sinks.names {
@@ -481,6 +504,11 @@ pub async fn push_existing(
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
     crate::sink::note_foreign_layers(&src.root)?;
+    // What a layout or archive carries beside the image (its SBOM and provenance) goes along.
+    let carried = crate::source::referrers::carried(source, &src.root.digest())?
+        .iter()
+        .map(crate::attest::Attachment::from_carried)
+        .collect::<Result<Vec<_>>>()?;
     let sinks = Sinks {
         names: targets.iter().map(|t| (t.clone(), true)).collect(),
         output: None,
@@ -488,6 +516,7 @@ pub async fn push_existing(
         registry: opts,
         sign,
         attest: None,
+        carried: &carried,
     };
     write_sinks(&src, None, &sinks, progress).await
 }

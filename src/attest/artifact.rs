@@ -3,6 +3,7 @@
 //! the image as its `subject`. This is the shape `oras attach` writes and the guidance in
 //! image-spec's `manifest.md` ("Guidelines for Artifact Usage") gives for an artifact without a
 //! config of its own.
+use crate::error::{Error, Result};
 use crate::oci::digest;
 use crate::oci::image::{Descriptor, Doc};
 use crate::oci::media;
@@ -22,25 +23,49 @@ pub const DSSE_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 /// The layer annotation naming the predicate of an in-toto layer (as BuildKit and cosign set it).
 pub const PREDICATE_TYPE_ANNOTATION: &str = "in-toto.io/predicate-type";
 
-/// One attachment, ready to write: its manifest and its one document.
+/// One attachment, ready to write: its manifest and the blobs it names.
 #[derive(Debug, Clone)]
 pub struct Attachment {
-    /// `sbom` or `provenance`, for messages and `--json`.
-    pub kind: &'static str,
+    /// `sbom`, `provenance` (or the artifact type of one carried from elsewhere), for messages
+    /// and `--json`.
+    pub kind: String,
     /// The manifest's `artifactType`.
     pub artifact_type: String,
     /// The referrer manifest.
     pub manifest: Doc,
-    /// The document's descriptor (the manifest's one layer).
-    pub layer: Descriptor,
-    /// The document.
-    pub bytes: Bytes,
+    /// Its config (the empty blob) then its layer (the document): descriptor and bytes.
+    pub blobs: Vec<(Descriptor, Bytes)>,
 }
 
 impl Attachment {
     /// The empty config's descriptor.
     pub fn empty_config() -> Descriptor {
         Doc::new(EMPTY_MEDIA_TYPE, Bytes::from_static(EMPTY_BLOB)).descriptor()
+    }
+
+    /// An attachment read back from a layout or archive (`mockimg push` carries it on).
+    pub fn from_carried(c: &crate::source::referrers::Carried) -> Result<Attachment> {
+        let v = c.manifest.json("referrer manifest")?;
+        let artifact_type = v["artifactType"]
+            .as_str()
+            .ok_or_else(|| Error::invalid("referrer manifest", "lacks an artifactType"))?
+            .to_string();
+        let kind = match artifact_type.as_str() {
+            SPDX_MEDIA_TYPE => "sbom".to_string(),
+            IN_TOTO_MEDIA_TYPE => "provenance".to_string(),
+            other => other.to_string(),
+        };
+        Ok(Attachment {
+            kind,
+            artifact_type,
+            manifest: c.manifest.clone(),
+            blobs: c.blobs.clone(),
+        })
+    }
+
+    /// The attached document: the manifest's (last) layer.
+    pub fn document(&self) -> &Bytes {
+        &self.blobs.last().expect("an attachment has a layer").1
     }
 
     /// The entry for this attachment in a referrers index (distribution-spec 1.1: the
@@ -113,7 +138,7 @@ pub fn signed_provenance(envelope: Vec<u8>, subject: &Doc) -> Attachment {
 }
 
 fn build(
-    kind: &'static str,
+    kind: &str,
     artifact_type: &str,
     layer_type: &str,
     title: &str,
@@ -144,14 +169,16 @@ fn build(
         "subject": {"mediaType": s.media_type, "digest": s.digest, "size": s.size},
     });
     Attachment {
-        kind,
+        kind: kind.to_string(),
         artifact_type: artifact_type.to_string(),
         manifest: Doc::new(
             media::OCI_MANIFEST,
             serde_json::to_vec(&manifest).expect("JSON values serialise"),
         ),
-        layer,
-        bytes: Bytes::from(bytes),
+        blobs: vec![
+            (Attachment::empty_config(), Bytes::from_static(EMPTY_BLOB)),
+            (layer, Bytes::from(bytes)),
+        ],
     }
 }
 
@@ -172,7 +199,7 @@ mod tests {
         );
         assert_eq!(m["config"]["size"], 2);
         assert_eq!(m["layers"].as_array().unwrap().len(), 1);
-        assert_eq!(m["layers"][0]["digest"], digest::sha256(&a.bytes));
+        assert_eq!(m["layers"][0]["digest"], digest::sha256(a.document()));
         assert_eq!(m["subject"]["digest"], subject.digest());
         assert_eq!(m["subject"]["mediaType"], media::OCI_INDEX);
         let e = a.index_entry();

@@ -5,13 +5,14 @@
 //! subject is read, the attachment's entry added (an entry already there is kept, so a re-push
 //! changes nothing), and the index pushed back. Runs after the image, its tags and its
 //! signatures, so a referrer never names an image that is not there yet.
-use super::artifact::{Attachment, EMPTY_BLOB};
+use super::artifact::Attachment;
 use super::Attest;
 use crate::error::{Error, Result};
 use crate::oci::blob::{BlobSource, ByteStream};
 use crate::oci::image::{Descriptor, Doc, Root};
 use crate::oci::media;
 use crate::oci::reference::RegistryRef;
+use crate::registry::settle::put_manifest;
 use crate::registry::{scopes_for, Action, Registry, RegistryOptions};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -42,7 +43,7 @@ impl Attached {
     /// The record of `a`, attached to `subject`.
     pub fn of(a: &Attachment, subject: &str) -> Attached {
         Attached {
-            kind: a.kind.to_string(),
+            kind: a.kind.clone(),
             artifact_type: a.artifact_type.clone(),
             digest: a.manifest.digest(),
             subject: subject.to_string(),
@@ -117,17 +118,16 @@ async fn push_one(
 ) -> Result<String> {
     let reg = Registry::connect(&target.registry, opts)?;
     let scopes = scopes_for(target, Action::Push);
-    let blobs = Memory(vec![
-        (Attachment::empty_config(), Bytes::from_static(EMPTY_BLOB)),
-        (a.layer.clone(), a.bytes.clone()),
-    ]);
+    let blobs = Memory(a.blobs.clone());
     for (d, _) in &blobs.0 {
         if !reg.blob_head(target, &d.digest, &scopes).await? {
             reg.blob_upload(target, d, &blobs, &scopes, None).await?;
         }
     }
     let by_digest = target.with_digest(&a.manifest.digest());
-    let put = reg.manifest_put(&by_digest, &a.manifest, &scopes).await?;
+    // Every blob it names was just found or put: a concurrent push of the same attachment
+    // (its empty config is every attachment's) may still be settling in the registry.
+    let put = put_manifest(&reg, &by_digest, &a.manifest, &scopes, true).await?;
     if put.subject.is_some() {
         return Ok("referrers API".into());
     }
@@ -176,7 +176,8 @@ async fn push_one(
         media::OCI_INDEX,
         serde_json::to_vec(&index).expect("JSON values serialise"),
     );
-    reg.manifest_put(&tagged, &doc, &scopes).await?;
+    // Its entries are manifests the registry holds (this one just put): settling applies.
+    put_manifest(&reg, &tagged, &doc, &scopes, true).await?;
     Ok(format!("referrers tag {tag}"))
 }
 
@@ -198,11 +199,19 @@ fn missing(e: Error, repo: &str, a: &Attachment, subject: &str) -> Error {
     };
     Error::Registry {
         registry,
-        operation: format!("attaching the {} ({}) to {repo}@{subject}", a.kind, a.artifact_type),
-        message: format!(
-            "{why} — the image was pushed without its {} (build again, or pass --no-{} to push without it)",
-            a.kind, a.kind
+        operation: format!(
+            "attaching the {} ({}) to {repo}@{subject}",
+            a.kind, a.artifact_type
         ),
+        message: if a.kind == "sbom" || a.kind == "provenance" {
+            format!(
+                "{why} — the image was pushed without its {} (push again, or build with \
+                 --no-{} to go without it)",
+                a.kind, a.kind
+            )
+        } else {
+            format!("{why} — the image was pushed without it")
+        },
         cause,
     }
 }

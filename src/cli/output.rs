@@ -308,6 +308,13 @@ pub(crate) fn print_inspection(i: &Inspection, json: bool) -> anyhow::Result<()>
             println!("    layer {}  {:>10}  {}", l.digest, l.size, l.media_type);
         }
     }
+    for a in &i.attached {
+        println!(
+            "  attached: {}  {}",
+            a["artifactType"].as_str().unwrap_or("-"),
+            a["digest"].as_str().unwrap_or("-")
+        );
+    }
     Ok(())
 }
 

@@ -258,6 +258,7 @@ pub async fn rebase(
         // build's.
         sign: &[],
         attest: None,
+        carried: &[],
     };
     let written = crate::build::write_sinks(&src, None, &sinks, progress).await?;
     outcome.references = written.pushed;
