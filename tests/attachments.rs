@@ -390,7 +390,16 @@ fn the_same_inputs_attach_the_same_documents_and_a_rebuild_adds_no_referrer() {
     let env = Env::new();
     let target = reg.reference("team/mocks:1");
     let first = build(&env, &base, &target, &[]);
+    let before = reg.requests().len();
     let second = build(&env, &base, &target, &[]);
+    // The rebuild finds the image and its attachments in place and writes nothing.
+    let again = reg.requests()[before..].to_vec();
+    assert!(
+        !again
+            .iter()
+            .any(|r| r.starts_with("PUT ") || r.starts_with("POST ")),
+        "{again:#?}"
+    );
     let digests = |o: &serde_json::Value| -> Vec<String> {
         o["attached"]
             .as_array()

@@ -118,13 +118,24 @@ async fn push_one(
 ) -> Result<String> {
     let reg = Registry::connect(&target.registry, opts)?;
     let scopes = scopes_for(target, Action::Push);
+    let digest = a.manifest.digest();
+    let by_digest = target.with_digest(&digest);
+    // Already there and listed where a reader looks: a re-push writes nothing.
+    if reg
+        .manifest_head(Action::Push, &by_digest, &scopes)
+        .await?
+        .is_some()
+    {
+        if let Some(via) = listed(&reg, target, &subject.digest(), &digest, &scopes).await? {
+            return Ok(via);
+        }
+    }
     let blobs = Memory(a.blobs.clone());
     for (d, _) in &blobs.0 {
         if !reg.blob_head(target, &d.digest, &scopes).await? {
             reg.blob_upload(target, d, &blobs, &scopes, None).await?;
         }
     }
-    let by_digest = target.with_digest(&a.manifest.digest());
     // Every blob it names was just found or put: a concurrent push of the same attachment
     // (its empty config is every attachment's) may still be settling in the registry.
     let put = put_manifest(&reg, &by_digest, &a.manifest, &scopes, true).await?;
@@ -162,7 +173,6 @@ async fn push_one(
         };
         manifests.extend(entries.iter().cloned());
     }
-    let digest = a.manifest.digest();
     if manifests.iter().any(|m| m["digest"] == digest.as_str()) {
         return Ok(format!("referrers tag {tag}"));
     }
@@ -179,6 +189,43 @@ async fn push_one(
     // Its entries are manifests the registry holds (this one just put): settling applies.
     put_manifest(&reg, &tagged, &doc, &scopes, true).await?;
     Ok(format!("referrers tag {tag}"))
+}
+
+/// How a reader finds the referrer `digest` of `subject` already: the referrers API lists it,
+/// or (a registry without the API) the referrers tag does; `None` when neither.
+async fn listed(
+    reg: &Registry,
+    target: &RegistryRef,
+    subject: &str,
+    digest: &str,
+    scopes: &[String],
+) -> Result<Option<String>> {
+    let lists = |index: &Doc| -> Result<bool> {
+        let v = index.json("referrers index")?;
+        Ok(v["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["digest"] == digest))
+    };
+    if let Some(index) = reg.referrers(target, subject).await? {
+        return Ok(lists(&index)?.then(|| "referrers API".to_string()));
+    }
+    let tag = referrers_tag(subject);
+    let tagged = RegistryRef {
+        tag: Some(tag.clone()),
+        digest: None,
+        ..target.clone()
+    };
+    if reg
+        .manifest_head(Action::Push, &tagged, scopes)
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let index = reg.manifest_get(&tagged, scopes).await?;
+    Ok(lists(&index)?.then(|| format!("referrers tag {tag}")))
 }
 
 /// The one-line failure: which attachment of which image is missing, and that the image is

@@ -40,7 +40,36 @@ fn build(reg: &fake::Fake) -> serde_json::Value {
 #[test]
 fn a_registry_answering_oci_subject_indexes_the_attachments_and_no_referrers_tag_is_written() {
     let (reg, _) = with_base(|req, st| {
-        // The referrers API: a manifest with a subject is stored and acknowledged.
+        // The referrers API: GET lists the stored manifests naming the subject …
+        if req.method == "GET" && req.path().contains("/referrers/") {
+            let subject = req.path().rsplit('/').next()?.to_string();
+            let mut entries: Vec<serde_json::Value> = st
+                .blobs
+                .iter()
+                .filter_map(|(d, b)| {
+                    let v: serde_json::Value = serde_json::from_slice(b).ok()?;
+                    (v["subject"]["digest"] == subject.as_str() && v.get("artifactType").is_some())
+                        .then(|| {
+                            serde_json::json!({
+                                "mediaType": v["mediaType"], "digest": d, "size": b.len(),
+                                "artifactType": v["artifactType"],
+                            })
+                        })
+                })
+                .collect();
+            entries.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+            let index = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": entries,
+            });
+            return Some(
+                Resp::new(200)
+                    .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+                    .body(index.to_string()),
+            );
+        }
+        // … and a manifest with a subject is stored and acknowledged.
         if req.method != "PUT" || !req.path().contains("/manifests/sha256:") {
             return None;
         }
@@ -82,6 +111,18 @@ fn a_registry_answering_oci_subject_indexes_the_attachments_and_no_referrers_tag
         "the referrers tag was touched: {:#?}",
         reg.requests()
     );
+    // Built again: the API lists both, so nothing is written.
+    let before = reg.requests().len();
+    let again = build(&reg);
+    for a in again["attached"].as_array().unwrap() {
+        assert_eq!(a["via"], "referrers API", "{a}");
+    }
+    let writes: Vec<String> = reg.requests()[before..]
+        .iter()
+        .filter(|r| r.starts_with("PUT ") || r.starts_with("POST "))
+        .cloned()
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
 }
 
 #[test]
