@@ -4,7 +4,16 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = rt.block_on(mockimg::cli::run(cli)) {
+    let r = rt.block_on(mockimg::cli::run(cli));
+    if let Err(e) = &r {
+        if mockimg::cli::interrupted(e) {
+            // A blocking writer of the cancelled job may still run; once it has finished (or
+            // the wait ends), remove what it wrote since.
+            rt.shutdown_timeout(std::time::Duration::from_secs(20));
+            mockimg::cli::remove_temp_files();
+        }
+    }
+    if let Err(e) = r {
         // One line: the context chain joined, most general first.
         let msg = e
             .chain()

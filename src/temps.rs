@@ -31,34 +31,54 @@ fn started() -> SystemTime {
 
 /// A temp path this process is writing; forgotten when dropped (committed or removed).
 #[derive(Debug)]
-pub(crate) struct Live(PathBuf);
+pub(crate) struct Live {
+    path: PathBuf,
+    dir: bool,
+}
 
 impl Live {
-    /// Remembers `path` until the returned value is dropped.
+    /// Remembers the temp file `path` until the returned value is dropped.
     pub(crate) fn new(path: &Path) -> Live {
+        Live::remember(path, false)
+    }
+
+    /// Remembers the temp directory `path` for the rest of the process. A blocking writer
+    /// still running after a cancellation (`create_dir_all` on a path inside it) can bring a
+    /// removed directory back, and [`remove_all`] must still know its name then. A file cannot
+    /// come back that way: a writer holding it open writes to the unlinked inode.
+    pub(crate) fn dir(path: &Path) -> Live {
+        Live::remember(path, true)
+    }
+
+    fn remember(path: &Path, dir: bool) -> Live {
         started();
         if let Ok(mut l) = live().lock() {
             l.insert(path.to_path_buf());
         }
-        Live(path.to_path_buf())
+        Live {
+            path: path.to_path_buf(),
+            dir,
+        }
     }
 }
 
 impl Drop for Live {
-    /// Forgets the path once it is gone (renamed into place or removed); one still there (a
-    /// removal that raced a blocking writer) stays known, for [`remove_all`].
+    /// Forgets a file once it is gone (renamed into place or removed); one still there (a
+    /// removal that raced a blocking writer) stays known, for [`remove_all`], as does every
+    /// directory.
     fn drop(&mut self) {
-        if std::fs::symlink_metadata(&self.0).is_ok() {
+        if self.dir || std::fs::symlink_metadata(&self.path).is_ok() {
             return;
         }
         if let Ok(mut l) = live().lock() {
-            l.remove(&self.0);
+            l.remove(&self.path);
         }
     }
 }
 
 /// Removes every temp file and directory this process is writing: called on SIGINT/SIGTERM,
-/// just before the process exits.
+/// when the job is cancelled, and once more after the runtime has shut down (every blocking
+/// writer finished), just before the process exits.
 pub(crate) fn remove_all() {
     let paths: Vec<PathBuf> = match live().lock() {
         Ok(l) => l.iter().cloned().collect(),
@@ -164,6 +184,28 @@ mod tests {
         assert_eq!(owner_pid(".mockimg-publish.json"), None);
         assert_eq!(owner_pid(".mockimg-12-"), None);
         assert_eq!(owner_pid("mockimg-12-x"), None);
+    }
+
+    #[test]
+    fn a_temp_directory_recreated_after_its_owner_dropped_is_still_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join(format!("{}recreated", dir_prefix()));
+        let file = d.path().join(format!("{}done", file_prefix()));
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(&file, b"x").unwrap();
+        let (live_dir, live_file) = (Live::dir(&dir), Live::new(&file));
+        // The job is cancelled: its temp directory and file go, their owners are dropped.
+        std::fs::remove_dir(&dir).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        drop((live_dir, live_file));
+        // A blocking writer of that job, still running, creates a path inside the directory.
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        remove_all();
+        assert!(!dir.exists(), "the recreated temp directory is removed");
+        assert!(
+            !live().lock().unwrap().contains(&file),
+            "a file that is gone is forgotten"
+        );
     }
 
     #[test]

@@ -16,6 +16,17 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
     }
 }
 
+/// Whether the run ended because SIGINT or SIGTERM arrived.
+pub fn interrupted(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<Error>(), Some(Error::Interrupted))
+}
+
+/// Removes the temp files and directories this process still knows of; for `main`, after the
+/// runtime has shut down and no writer is left to recreate them.
+pub fn remove_temp_files() {
+    crate::temps::remove_all();
+}
+
 /// A registry error already names the registry, repository and what was being done, so the
 /// job's own context would only make the line longer.
 pub(crate) fn job_error(e: Error, context: impl FnOnce() -> String) -> anyhow::Error {

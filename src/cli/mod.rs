@@ -10,7 +10,7 @@ mod rebase;
 mod sign;
 
 pub use args::{Cli, Command};
-pub use exit::exit_code;
+pub use exit::{exit_code, interrupted, remove_temp_files};
 
 use crate::build::{self, BuildRequest};
 use crate::error::Error;

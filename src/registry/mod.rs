@@ -62,6 +62,9 @@ pub struct RegistryOptions {
     pub idle_timeout: Duration,
     /// Base of the exponential backoff.
     pub backoff: Duration,
+    /// Bytes per chunk when a registry makes a blob go up in chunks (more when it names a
+    /// larger minimum, less after a chunk was refused as too large).
+    pub chunk_size: u64,
     /// Registries this run pushes to: the only ones `MOCKIMG_REGISTRY_USERNAME`/`_PASSWORD`
     /// are sent to (unless `MOCKIMG_REGISTRY` names one).
     pub push_hosts: Vec<String>,
@@ -90,6 +93,11 @@ impl Default for RegistryOptions {
             connect_timeout: ms("MOCKIMG_CONNECT_TIMEOUT_MS", 10_000),
             idle_timeout: ms("MOCKIMG_IDLE_TIMEOUT_MS", 60_000),
             backoff: ms("MOCKIMG_RETRY_BASE_MS", 400),
+            chunk_size: std::env::var("MOCKIMG_CHUNK_BYTES")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(api::DEFAULT_CHUNK),
             push_hosts: Vec::new(),
             mount_from: Vec::new(),
             locations: None,
@@ -114,6 +122,9 @@ pub struct Registry {
     probe: tokio::sync::OnceCell<auth::Probe>,
     /// Whether this registry takes a blob in a single POST (see `api/upload.rs`).
     monolithic: std::sync::atomic::AtomicU8,
+    /// What bodies this registry refused as too large, so blobs that large go in chunks (see
+    /// `api/chunks.rs`).
+    chunking: api::Chunking,
     /// `Authorization` values per scope set, until they expire.
     tokens: tokio::sync::Mutex<std::collections::HashMap<String, auth::Token>>,
 }

@@ -39,6 +39,7 @@ impl Registry {
             creds,
             probe: Default::default(),
             monolithic: super::api::MONOLITHIC_UNKNOWN.into(),
+            chunking: Default::default(),
             tokens: Default::default(),
         }))
     }

@@ -142,7 +142,7 @@ pub(crate) async fn stage(
             .tempdir_in(parent)
             .map_err(|e| Error::io("creating temp directory", parent, e))?;
         let p = tmp.path().to_path_buf();
-        staged.fresh = Some((tmp, temps::Live::new(&p)));
+        staged.fresh = Some((tmp, temps::Live::dir(&p)));
         atomic::write(&p.join("oci-layout"), OCI_LAYOUT_FILE, atomic::READABLE)?;
         p
     } else {
@@ -156,9 +156,9 @@ pub(crate) async fn stage(
         .ok_or_else(|| Error::path(dir.join("index.json"), "lacks a manifests array"))?;
     add_entries(manifests, &src.root, names, dir)?;
     let blobs_dir = work.join("blobs/sha256");
-    tokio::fs::create_dir_all(&blobs_dir)
-        .await
-        .map_err(|e| Error::io("creating layout", &blobs_dir, e))?;
+    // Not tokio::fs: a cancelled job must not leave a blocking thread that recreates the
+    // temp directory after it was removed.
+    std::fs::create_dir_all(&blobs_dir).map_err(|e| Error::io("creating layout", &blobs_dir, e))?;
     for d in src.root.distributable_blobs()? {
         let mut dest = work.join(blob_path(&d.digest)?);
         let present = dest.exists();

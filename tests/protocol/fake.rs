@@ -1,7 +1,7 @@
 //! A scripted registry in the test process: the distribution API over `std::net::TcpListener`,
 //! blobs and manifests in memory, every request logged. A test changes its behaviour with a
 //! hook that may answer a request in its place (a 401, a 202, a redirect, an endless body);
-//! what the hook leaves alone the registry answers as the spec says. One request per connection
+//! what the hook leaves alone the registry answers as the spec says (chunks in order, or 416). One request per connection
 //! (`Connection: close`), so no request body has to be found the end of beyond its
 //! `Content-Length`.
 use sha2::{Digest, Sha256};
@@ -100,6 +100,19 @@ impl State {
     /// Opens an upload session `id`, as a hook answering a POST in the registry's place must.
     pub fn open_upload(&mut self, id: &str) {
         self.uploads.insert(id.to_string(), Vec::new());
+    }
+
+    /// How many bytes upload session `id` holds.
+    pub fn upload_len(&self, id: &str) -> Option<usize> {
+        self.uploads.get(id).map(Vec::len)
+    }
+
+    /// Drops what upload session `id` holds past `len` bytes, as a registry that lost the end
+    /// of what it was sent.
+    pub fn truncate_upload(&mut self, id: &str, len: usize) {
+        if let Some(b) = self.uploads.get_mut(id) {
+            b.truncate(len);
+        }
     }
 }
 
@@ -349,9 +362,29 @@ fn registry(req: &Req, st: &mut State, addr: &str) -> Resp {
         let Some(buf) = st.uploads.get_mut(&rest) else {
             return error(404, "BLOB_UPLOAD_UNKNOWN");
         };
+        let location = format!("/v2/{repo}/blobs/uploads/{rest}");
+        // As CNCF distribution writes it: `0-0` for an empty session too.
+        let range = |len: usize| format!("0-{}", len.max(1) - 1);
+        if m == "GET" {
+            return Resp::new(204)
+                .header("Location", &location)
+                .header("Range", &range(buf.len()));
+        }
+        // A chunk must start where the session ends.
+        let start = req
+            .header("content-range")
+            .and_then(|r| r.split_once('-'))
+            .map(|(a, _)| a.parse::<usize>().unwrap_or(usize::MAX));
+        if start.is_some_and(|a| a != buf.len()) {
+            return Resp::new(416)
+                .header("Location", &location)
+                .header("Range", &range(buf.len()));
+        }
         buf.extend_from_slice(&req.body);
         if m == "PATCH" {
-            return Resp::new(202).header("Location", &format!("/v2/{repo}/blobs/uploads/{rest}"));
+            return Resp::new(202)
+                .header("Location", &location)
+                .header("Range", &range(buf.len()));
         }
         let data = st.uploads.remove(&rest).unwrap();
         return match req.query("digest") {

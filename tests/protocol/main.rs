@@ -2,6 +2,7 @@
 //! (`fake.rs`), with no external tool (no docker-registry, skopeo, umoci, Docker or moto). The
 //! base images come from the fixture builder as OCI layouts loaded into the fake, or from the
 //! committed `testdata/` layout.
+mod chunked;
 #[path = "../common/mod.rs"]
 mod common;
 mod fake;

@@ -7,8 +7,10 @@
 //!
 //! Reads are bounded: a manifest or index by [`MANIFEST_MAX`] (as distribution caps what it
 //! accepts), a blob by its descriptor's size.
+mod chunks;
 mod upload;
 
+pub(crate) use chunks::{Chunking, DEFAULT_CHUNK};
 pub(crate) use upload::MONOLITHIC_UNKNOWN;
 
 use super::failure::Failure;

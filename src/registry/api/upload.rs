@@ -5,17 +5,21 @@
 //! the session it opened, and is not asked the single-request way again in this process. A blob
 //! larger than [`MONOLITHIC_TRY_MAX`] is never sent in the POST before the registry has shown it
 //! takes it (and only one held in memory), so a registry that ignores such a body does not cost
-//! the transfer twice. Either
-//! way a blob is one streamed body, never chunks: no chunk-size minimums to trip over (ECR
-//! wants 5 MiB).
-use super::super::transport::{Action, Body, Request};
+//! the transfer twice. Either way a blob is one streamed body where the registry takes that: no
+//! chunk-size minimums to trip over (ECR wants 5 MiB), no request more than needed.
+//!
+//! A registry that refuses the whole body as too large (413), or that named a minimum chunk
+//! length and refuses the whole body, gets it in chunks instead (`chunks.rs`), in a new session;
+//! blobs that large (every blob, for the second kind) then go straight to chunks.
+use super::super::transport::{Action, Ask, Body, Request};
 use super::super::Registry;
+use super::chunks::{self, octet_stream, wants_chunks};
 use crate::error::{Error, Result};
 use crate::oci::blob::{self, BlobSource, ByteStream};
 use crate::oci::image::Descriptor;
 use crate::oci::reference::RegistryRef;
 use futures_util::StreamExt;
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use std::sync::atomic::Ordering;
 
@@ -84,8 +88,9 @@ impl Registry {
             body: Body::Empty,
         }
         .ask();
-        let session = match session {
-            Some(u) => u,
+        let (session, chunk_min) = match session {
+            // A declined mount's 202 is not read for a minimum chunk length: none is known.
+            Some(u) => (u, None),
             None => {
                 let mono = self.monolithic.load(Ordering::Relaxed);
                 // Until the registry has taken one, only a small blob held in memory is tried:
@@ -111,12 +116,21 @@ impl Registry {
                         if single {
                             self.monolithic.store(MONOLITHIC_NO, Ordering::Relaxed);
                         }
-                        self.location(op, &res)?
+                        (self.location(op, &res)?, chunks::chunk_min(res.headers()))
+                    }
+                    StatusCode::PAYLOAD_TOO_LARGE if single => {
+                        // Too large even for one request: the PUT will tell whether a whole
+                        // body goes at all.
+                        self.monolithic.store(MONOLITHIC_NO, Ordering::Relaxed);
+                        self.open_session(ask, target).await?
                     }
                     _ => return Err(self.answer_error(ask, res).await),
                 }
             }
         };
+        if self.chunking.first(desc.size) {
+            return self.upload_chunks(ask, session, chunk_min, desc, src).await;
+        }
         let mut url = session;
         url.query_pairs_mut().append_pair("digest", &desc.digest);
         let body = self.body(desc, src).await?;
@@ -124,10 +138,42 @@ impl Registry {
             .send(ask.request(Method::PUT, url.as_str(), octet_stream(), body))
             .await?;
         if res.status().is_success() {
-            Ok(())
-        } else {
-            Err(self.answer_error(ask, res).await)
+            return Ok(());
         }
+        let status = res.status().as_u16();
+        let err = self.answer_error(ask, res).await;
+        let code = match &err {
+            Error::Registry { cause, .. } => cause.code.clone(),
+            _ => None,
+        };
+        if !wants_chunks(status, code.as_ref(), chunk_min) {
+            return Err(err);
+        }
+        tracing::debug!("{op}: HTTP {status} for the whole blob; sending it in chunks");
+        self.chunking.refused(status, desc.size);
+        // The refused session may be spent: chunks go into a new one.
+        let (session, chunk_min) = self.open_session(ask, target).await?;
+        self.upload_chunks(ask, session, chunk_min, desc, src).await
+    }
+
+    /// Opens an upload session with no body (`POST …/blobs/uploads/`): its `Location` and the
+    /// minimum chunk length the registry named.
+    async fn open_session(
+        &self,
+        ask: Ask<'_>,
+        target: &RegistryRef,
+    ) -> Result<(reqwest::Url, Option<u64>)> {
+        let path = format!("/v2/{}/blobs/uploads/", target.repository);
+        let res = self
+            .send(ask.request(Method::POST, &path, HeaderMap::new(), Body::Empty))
+            .await?;
+        if res.status() != StatusCode::ACCEPTED {
+            return Err(self.answer_error(ask, res).await);
+        }
+        Ok((
+            self.location(ask.op, &res)?,
+            chunks::chunk_min(res.headers()),
+        ))
     }
 
     /// The blob's bytes as a request body, checked against its digest as they go: each attempt
@@ -143,13 +189,4 @@ impl Registry {
             desc.size,
         ))
     }
-}
-
-fn octet_stream() -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    h
 }
