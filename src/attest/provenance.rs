@@ -10,9 +10,11 @@ use serde_json::{json, Map, Value};
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// The predicate type.
 pub const SLSA_PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
-/// What a mockimg build is (the SLSA `buildType`): its external parameters are the base and
-/// the config path, its dependencies the base and the config layer.
-pub const BUILD_TYPE: &str = "https://github.com/mockimg/mockimg/blob/main/docs/build-type-v1.md";
+/// What a mockimg build is (the SLSA `buildType`), described in README.md's "Attachments"
+/// section: its external parameters are the base, the config path and the CI source, its
+/// dependencies the base, the config layer and the source commit.
+pub const BUILD_TYPE: &str =
+    "https://github.com/mockimg/mockimg/blob/main/README.md#attachments-sbom-and-provenance";
 
 /// The builder's id: this program at this version.
 pub fn builder_id() -> String {
