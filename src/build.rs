@@ -281,15 +281,9 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
             files,
             layer_digest: layer.digest.clone(),
             layer_diff_id: layer.diff_id.clone(),
-            base: opts
-                .base_name
-                .clone()
-                .unwrap_or_else(|| format!("base@{base_digest}")),
+            base: (opts.base_name.clone()).unwrap_or_else(|| format!("base@{base_digest}")),
             config_path: req.layer.config_path.clone(),
-            created: opts
-                .created
-                .clone()
-                .or_else(|| crate::attest::created_of(&for_files.root)),
+            created: (opts.created.clone()).or_else(|| crate::attest::created_of(&for_files.root)),
             source_date_epoch: opts.created.clone(),
             ci: req.ci.clone(),
         },
@@ -362,21 +356,11 @@ pub async fn write_sinks(
     crate::sink::registry::note_source(src, sinks.registry);
     let to_file = progress.track(src, Kind::File);
     // The file outputs carry the attachments too, as blobs beside the image.
-    let mut attached = Vec::new();
     let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
-    let mut extra = Vec::new();
-    if let (Some(a), true) = (sinks.attest, file_sink) {
-        let name = sinks
-            .names
-            .first()
-            .map(|(r, _)| r.repo_name())
-            .unwrap_or_else(|| "image".into());
-        for at in a.for_subject(src.root.doc(), &name)? {
-            extra.push(at.manifest.bytes.clone());
-            extra.extend(at.blobs.iter().map(|(_, b)| b.clone()));
-            attached.push(crate::attest::Attached::of(&at, &src.root.digest()));
-        }
-    }
+    let (extra, mut attached) = match (sinks.attest, file_sink) {
+        (Some(a), true) => a.for_files(&src.root, sinks.names.first().map(|(r, _)| r))?,
+        _ => Default::default(),
+    };
     let archive = match sinks.output {
         Some(path) => Some(archive::stage(&to_file, path, &names, &extra).await?),
         None => None,

@@ -97,6 +97,26 @@ impl Attest {
     }
 }
 
+impl Attest {
+    /// What the file outputs hold for the image `root` first named `name` (a layout's image
+    /// may have no name: `image` stands in): every blob of every attachment (manifests,
+    /// documents, the empty config), and the record of each for `--json`.
+    pub fn for_files(
+        &self,
+        root: &crate::oci::image::Root,
+        name: Option<&crate::oci::reference::RegistryRef>,
+    ) -> Result<(Vec<bytes::Bytes>, Vec<Attached>)> {
+        let name = name.map_or_else(|| "image".to_string(), |r| r.repo_name());
+        let (mut blobs, mut records) = (Vec::new(), Vec::new());
+        for a in self.for_subject(root.doc(), &name)? {
+            blobs.push(a.manifest.bytes.clone());
+            blobs.extend(a.blobs.iter().map(|(_, b)| b.clone()));
+            records.push(Attached::of(&a, &root.digest()));
+        }
+        Ok((blobs, records))
+    }
+}
+
 /// The image's `created` (the first image config's), as SPDX writes times (RFC 3339, to the
 /// second, UTC): the SBOM's time when `SOURCE_DATE_EPOCH` is not set.
 pub fn created_of(root: &crate::oci::image::Root) -> Option<String> {
