@@ -146,3 +146,40 @@ fn a_registry_without_oci_subject_gets_the_referrers_tag_index() {
     assert_eq!(entries[0]["artifactType"], "application/spdx+json");
     assert_eq!(entries[1]["artifactType"], "application/vnd.in-toto+json");
 }
+
+#[test]
+fn a_refused_attachment_fails_the_run_naming_it_and_the_image_stays_pushed() {
+    // The registry refuses any manifest that names a subject (a policy against referrers).
+    let (reg, _) = with_base(|req, _| {
+        let refused = req.method == "PUT"
+            && serde_json::from_slice::<serde_json::Value>(&req.body)
+                .is_ok_and(|v| v.get("subject").is_some());
+        refused.then(|| {
+            Resp::new(403)
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"DENIED","message":"no referrers here"}]}"#)
+        })
+    });
+    let out = run(
+        &Env::new(),
+        &[
+            "build",
+            "examples/rest",
+            "--base",
+            &reg.reference("imposter:4.9.3"),
+            "--push",
+            &reg.reference("team/mocks:1"),
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap();
+    assert!(
+        last.contains("attaching the sbom (application/spdx+json)")
+            && last.contains("the image was pushed without its sbom"),
+        "{last}"
+    );
+    assert!(
+        super::complete(&reg, "team/mocks", "1"),
+        "the image itself is in place"
+    );
+}
