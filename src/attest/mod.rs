@@ -128,3 +128,29 @@ pub fn created_of(root: &crate::oci::image::Root) -> Option<String> {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::image::{Image, Root};
+    use crate::oci::media;
+
+    #[test]
+    fn the_images_created_is_written_as_spdx_writes_times() {
+        let img = |created: &str| {
+            Root::Image(Image {
+                manifest: Doc::new(media::OCI_MANIFEST, &b"{}"[..]),
+                config: Doc::new(
+                    media::OCI_CONFIG,
+                    format!("{{\"created\":\"{created}\"}}").into_bytes(),
+                ),
+                index_entry: None,
+            })
+        };
+        assert_eq!(
+            created_of(&img("2024-05-01T10:20:30.123456789+02:00")).as_deref(),
+            Some("2024-05-01T08:20:30Z")
+        );
+        assert_eq!(created_of(&img("yesterday")), None);
+    }
+}
