@@ -257,8 +257,21 @@ fn the_provenance_names_the_pushed_digest_the_builder_and_the_base_and_layer_it_
         .set("GITHUB_REPOSITORY", "team/mocks")
         .set("GITHUB_SHA", "0123456789abcdef0123456789abcdef01234567")
         .set("GITHUB_RUN_ID", "42");
-    let out = build(&env, &base, &reg.reference("team/mocks:1"), &[]);
+    let other = reg.reference("team/other:1");
+    let out = build(
+        &env,
+        &base,
+        &reg.reference("team/mocks:1"),
+        &["--push", &other],
+    );
     let digest = out["digest"].as_str().unwrap();
+    // Each repository gets its own, naming it.
+    let (_, elsewhere) = referrer(&reg, "team/other", digest, "application/vnd.in-toto+json");
+    let elsewhere: serde_json::Value = serde_json::from_slice(&elsewhere).unwrap();
+    assert_eq!(
+        elsewhere["subject"][0]["name"],
+        format!("{}/team/other", reg.addr)
+    );
     let (m, statement) = referrer(&reg, "team/mocks", digest, "application/vnd.in-toto+json");
     assert_eq!(m["layers"][0]["mediaType"], "application/vnd.in-toto+json");
     let s: serde_json::Value = serde_json::from_slice(&statement).unwrap();
