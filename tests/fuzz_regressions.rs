@@ -81,7 +81,13 @@ fn registry_named_like_a_transport_round_trips() {
         "[zz]/x",
         "-a.com/x",
     ] {
-        assert!(RegistryRef::parse(bad).is_err(), "{bad} should be rejected");
+        let e = RegistryRef::parse(bad)
+            .expect_err(&format!("{bad} should be rejected"))
+            .to_string();
+        assert!(
+            e.contains(&format!("{bad:?}")),
+            "{bad}: the error names it: {e}"
+        );
     }
 }
 

@@ -72,3 +72,35 @@ fn no_folder_imports_one_above_it() {
         found.join("\n")
     );
 }
+
+/// Deployment targets are sinks (ARCHITECTURE.md): outside `src/sink/`, no code talks to an
+/// object store or to Lambda, so `imposter/` keeps the engine's knowledge and hands it down as
+/// values. Tests (after `#[cfg(test)]`) may use an in-memory store.
+#[test]
+fn only_sinks_write_buckets_and_lambda_functions() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let sink = src.join("sink");
+    let mut found = Vec::new();
+    for f in files.iter().filter(|f| !f.starts_with(&sink)) {
+        let text = fs::read_to_string(f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("#[cfg(test)]") {
+                break;
+            }
+            let code = line.split("//").next().unwrap_or("");
+            if ["object_store::", "aws_sdk_lambda::", "aws_config::"]
+                .iter()
+                .any(|c| code.contains(c))
+            {
+                found.push(format!("{}:{}: {}", f.display(), i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "store or Lambda clients outside src/sink/:\n{}",
+        found.join("\n")
+    );
+}

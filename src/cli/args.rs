@@ -1,6 +1,8 @@
 //! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
 //! that turn repeatable `K=V` / reference flags into typed values.
-pub(super) use crate::cli::groups::{source_date_epoch, CheckArgs, EngineArgs, FindingsArgs};
+pub(super) use crate::cli::groups::{
+    CheckArgs, EngineArgs, ExcludeArgs, FindingsArgs, MountFromArgs, OutputArgs,
+};
 use crate::error::Error;
 use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
 use crate::oci::reference::RegistryRef;
@@ -131,25 +133,9 @@ impl RegistryArgs {
             cert_dir: self.cert_dir.clone(),
             retries: self.retries,
             concurrency: usize::from(self.jobs),
-            ..Default::default()
+            ..super::env::registry_options()
         }
     }
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct OutputArgs {
-    /// Write the image digest to this file.
-    #[arg(long, value_name = "PATH", env = "MOCKIMG_DIGEST_FILE")]
-    pub digest_file: Option<PathBuf>,
-    /// Write one `repo@sha256:…` line per pushed or recorded name to this file (for deploy steps).
-    #[arg(long, value_name = "PATH", env = "MOCKIMG_IMAGE_REFS")]
-    pub image_refs: Option<PathBuf>,
-    /// Print one JSON object on stdout (logs go to stderr).
-    #[arg(long)]
-    pub json: bool,
-    /// Only errors on stderr.
-    #[arg(short, long)]
-    pub quiet: bool,
 }
 
 #[derive(Args, Debug)]
@@ -201,10 +187,8 @@ pub struct BuildArgs {
     /// Hide whatever the base has at --config-path (opaque whiteout).
     #[arg(long)]
     pub replace: bool,
-    /// Leave out of the image paths matching this gitignore-style pattern (repeatable).
-    /// .imposterignore only stops the engine's config discovery; it leaves files in.
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub exclude: ExcludeArgs,
     /// Image config label (repeatable).
     #[arg(long, value_name = "K=V")]
     pub label: Vec<String>,
@@ -231,10 +215,8 @@ pub struct BuildArgs {
     /// Don't use the blob cache (nor the record of where blobs were seen, kept beside it).
     #[arg(long)]
     pub no_cache: bool,
-    /// Repository on the target registry that holds the base's layers, to mount them from
-    /// (repeatable; REPO or HOST/REPO): for CI jobs without a cache.
-    #[arg(long, value_name = "REPO")]
-    pub mount_from: Vec<String>,
+    #[command(flatten)]
+    pub mount: MountFromArgs,
     #[command(flatten)]
     pub sign: crate::cli::sign::SignArgs,
     #[command(flatten)]
@@ -249,6 +231,10 @@ pub struct BuildArgs {
         .required(true)
         .args(["base", "engine_version", "latest_patch"])
 ))]
+#[command(mut_arg("mount_from", |a| a.help(
+    "Repository on the target registry that holds the new base's layers, to mount them from \
+     (repeatable; REPO or HOST/REPO)"
+)))]
 pub struct RebaseArgs {
     /// The image to move: registry reference, oci:DIR[:TAG], oci-archive:PATH, docker-archive:PATH.
     pub image: String,
@@ -273,10 +259,8 @@ pub struct RebaseArgs {
     /// Write the result into an OCI image layout directory.
     #[arg(long, value_name = "DIR")]
     pub oci_layout: Option<PathBuf>,
-    /// Repository on the target registry that holds the new base's layers, to mount them from
-    /// (repeatable; REPO or HOST/REPO).
-    #[arg(long, value_name = "REPO")]
-    pub mount_from: Vec<String>,
+    #[command(flatten)]
+    pub mount: MountFromArgs,
     /// Print the old base, the new base and what would be pushed; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -291,16 +275,18 @@ pub struct RebaseArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(mut_arg("mount_from", |a| a.help(
+    "Repository on the target registry that holds the image's base layers, to mount them \
+     from (repeatable; REPO or HOST/REPO)"
+)))]
 pub struct PushArgs {
     /// The exported image: archive tar path, oci:DIR[:TAG], oci-archive:, docker-archive: or a registry reference.
     pub source: String,
     /// Target references.
     #[arg(required = true)]
     pub targets: Vec<String>,
-    /// Repository on the target registry that holds the image's base layers, to mount them
-    /// from (repeatable; REPO or HOST/REPO).
-    #[arg(long, value_name = "REPO")]
-    pub mount_from: Vec<String>,
+    #[command(flatten)]
+    pub mount: MountFromArgs,
     #[command(flatten)]
     pub sign: crate::cli::sign::SignArgs,
     #[command(flatten)]
@@ -329,6 +315,9 @@ pub struct InspectArgs {
     "Validate config files in subdirectories too (the engine scans recursively)"
 )))]
 #[command(mut_arg("strict", |a| a.help("Treat warnings as errors")))]
+#[command(mut_arg("exclude", |a| a.help(
+    "Leave out of the zip paths matching this gitignore-style pattern (repeatable)"
+)))]
 pub struct BundleArgs {
     /// Directory holding the Imposter config.
     #[arg(default_value = ".")]
@@ -353,9 +342,8 @@ pub struct BundleArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
-    /// Leave out of the zip paths matching this gitignore-style pattern (repeatable).
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub exclude: ExcludeArgs,
     #[command(flatten)]
     pub check: CheckArgs,
     /// Print what was written as one JSON object on stdout.
@@ -391,6 +379,7 @@ pub struct LogoutArgs {
 #[command(mut_arg("engine_version", |a| a.help(
     "Check against this engine version (as build's --engine-version)"
 )))]
+#[command(mut_arg("exclude", |a| a.help("Check as if built with this --exclude pattern (repeatable)")))]
 pub struct ValidateArgs {
     /// Directory holding the Imposter config.
     #[arg(default_value = ".")]
@@ -398,9 +387,8 @@ pub struct ValidateArgs {
     /// Check config files in subdirectories too (the engine scans recursively).
     #[arg(long)]
     pub recursive: bool,
-    /// Check as if built with this --exclude pattern (repeatable).
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub exclude: ExcludeArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Environment variable the image will have (as build's --env).
@@ -437,14 +425,6 @@ pub(crate) fn parse_env(items: &[String]) -> Result<BTreeMap<String, String>, Er
         Some(k) => Err(Error::Usage(format!("--env {k:?}: not a variable name"))),
         None => Ok(env),
     }
-}
-
-/// `--mount-from` values.
-pub(crate) fn mount_from(items: &[String]) -> Result<Vec<crate::registry::MountFrom>, Error> {
-    items
-        .iter()
-        .map(|s| crate::registry::MountFrom::parse(s))
-        .collect()
 }
 
 pub(crate) fn registry_refs(flag: &str, items: &[String]) -> Result<Vec<RegistryRef>, Error> {

@@ -4,7 +4,10 @@
 use crate::error::Error;
 use crate::imposter::engine::EngineFlags;
 use crate::imposter::validate::Report;
+use crate::mutate::walk::WalkOptions;
+use crate::registry::MountFrom;
 use clap::Args;
+use std::path::PathBuf;
 
 /// The engine a config is checked and built for (`build`, `validate`). The help is build's;
 /// another subcommand words it for itself with `mut_arg`.
@@ -71,15 +74,56 @@ impl FindingsArgs {
     }
 }
 
-/// `SOURCE_DATE_EPOCH` as seconds, if set and valid: read here, once per command, and handed to
-/// the library as a value.
-pub(crate) fn source_date_epoch() -> Result<Option<u64>, Error> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) if !s.is_empty() => s.trim().parse().map(Some).map_err(|_| {
-            Error::Usage(format!(
-                "SOURCE_DATE_EPOCH={s:?} is not a number of seconds; unset it or give e.g. 1700000000"
-            ))
-        }),
-        _ => Ok(None),
+/// Which paths of the config directory never ship (`build`, `bundle`, `validate`, `publish`).
+/// The help is build's; another subcommand words it for itself with `mut_arg`.
+#[derive(Args, Debug, Clone)]
+pub struct ExcludeArgs {
+    /// Leave out of the image paths matching this gitignore-style pattern (repeatable).
+    /// .imposterignore only stops the engine's config discovery; it leaves files in.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+}
+
+impl ExcludeArgs {
+    /// How the config directory is walked for the engine with these patterns.
+    pub(crate) fn walk_options(&self) -> WalkOptions {
+        crate::imposter::walk_options(self.exclude.clone())
     }
+}
+
+/// Repositories to mount base layers from (`build`, `push`, `rebase`). The help is build's;
+/// another subcommand words it for itself with `mut_arg`.
+#[derive(Args, Debug, Clone)]
+pub struct MountFromArgs {
+    /// Repository on the target registry that holds the base's layers, to mount them from
+    /// (repeatable; REPO or HOST/REPO): for CI jobs without a cache.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Vec<String>,
+}
+
+impl MountFromArgs {
+    /// The `--mount-from` values, parsed.
+    pub(crate) fn parse(&self) -> Result<Vec<MountFrom>, Error> {
+        self.mount_from
+            .iter()
+            .map(|s| MountFrom::parse(s))
+            .collect()
+    }
+}
+
+/// What a job that writes an image prints and records (`build`, `push`).
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Write the image digest to this file.
+    #[arg(long, value_name = "PATH", env = "MOCKIMG_DIGEST_FILE")]
+    pub digest_file: Option<PathBuf>,
+    /// Write one `repo@sha256:…` line per pushed or recorded name to this file (for deploy steps).
+    #[arg(long, value_name = "PATH", env = "MOCKIMG_IMAGE_REFS")]
+    pub image_refs: Option<PathBuf>,
+    /// Print one JSON object on stdout (logs go to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Only errors on stderr.
+    #[arg(short, long)]
+    pub quiet: bool,
 }

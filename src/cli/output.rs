@@ -1,7 +1,7 @@
 //! What a command prints: the human summary line, `--json` objects (as `Serialize` structs, never
 //! hand-built strings), validation findings, the inspect listing, and the `--digest-file`.
 use crate::build::Outcome;
-use crate::cli::args::OutputArgs;
+use crate::cli::groups::OutputArgs;
 use crate::cli::progress::{self, human_bytes};
 use crate::error::Error;
 use crate::imposter::bundle::BundleSummary;

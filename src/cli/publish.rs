@@ -3,17 +3,22 @@
 use crate::error::Error;
 use crate::imposter::engine::{EngineFlags, Generation};
 use crate::imposter::publish::lambda::{self, LambdaUpdate};
-use crate::imposter::publish::store::{self, Scheme, Target};
-use crate::imposter::publish::{self, Outcome, PublishError, PublishOptions};
+use crate::imposter::publish::{self, jvm};
+use crate::sink::publish::store::{self, Scheme, Target};
+use crate::sink::publish::{Outcome, PublishError, PublishOptions, ReaderCheck};
 use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `mockimg publish` flags.
 #[derive(Args, Debug)]
 #[command(mut_arg("quiet", |a| a.help("Only errors on stderr")))]
 #[command(mut_arg("strict", |a| a.help("Treat validation warnings as errors (for CI)")))]
+#[command(mut_arg("exclude", |a| a.help(
+    "Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too"
+)))]
 pub struct PublishArgs {
     /// Directory holding the Imposter config (*-config.yaml and the files they reference).
     #[arg(default_value = ".")]
@@ -33,9 +38,8 @@ pub struct PublishArgs {
     /// After publishing to s3://, point this Lambda function at it (IMPOSTER_CONFIG_DIR and a revision variable; other variables are kept).
     #[arg(long, value_name = "NAME")]
     pub lambda_function: Option<String>,
-    /// Leave out paths matching this gitignore-style pattern (repeatable); .imposterignore is honoured too.
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
+    #[command(flatten)]
+    pub exclude: super::groups::ExcludeArgs,
     /// Engine the config is validated for, as for build (docker, docker-all, docker-distroless, golang, …); recorded in the publish record.
     #[arg(long)]
     pub engine: Option<String>,
@@ -86,11 +90,11 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     }
     // A malformed project file is reported by validation, as for build.
     let project = crate::imposter::project::read(&a.config_dir).unwrap_or(None);
-    let walk = crate::imposter::walk_options(a.exclude.clone());
+    let walk = a.exclude.walk_options();
     let env = BTreeMap::new();
     // The same checks as build, through the same function: nothing is uploaded for an invalid
     // config.
-    let (choice, _) = super::check_tree(&super::Check {
+    let (choice, _) = super::check::check_tree(&super::check::Check {
         dir: &a.config_dir,
         project: project.as_ref(),
         flags: EngineFlags {
@@ -123,20 +127,21 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
         lambda::check_function(f).await.map_err(cli_error)?;
     }
     let (engine, version) = publish::engine_record(&choice);
-    let mtime = super::groups::source_date_epoch()?.unwrap_or(0);
+    let mtime = super::env::source_date_epoch()?.unwrap_or(0);
     let (dir, w) = (a.config_dir.clone(), walk);
     let tree = tokio::task::spawn_blocking(move || publish::local_tree(&dir, &w, mtime))
         .await?
         .map_err(cli_error)?;
-    let store = store::open(&target, &store::env_vars()).map_err(cli_error)?;
+    let store = store::open(&target, &super::env::store_vars()).map_err(cli_error)?;
     let opts = PublishOptions {
         target: target.clone(),
         engine,
         version: version.clone(),
         delete_unknown: a.delete,
         dry_run: a.dry_run,
-        jvm_loader: target.scheme == Scheme::S3 && choice.facts.generation == Generation::Jvm,
-        force: a.force,
+        // Only the JVM engine reads a bucket itself, and only s3://.
+        reader: (target.scheme == Scheme::S3 && choice.facts.generation == Generation::Jvm)
+            .then(|| Arc::new(jvm::S3Loader { force: a.force }) as Arc<dyn ReaderCheck>),
     };
     let bar = upload_bar(a.findings.quiet, tree.files.len());
     let on_upload = |rel: &str, size: u64| match &bar {
@@ -147,7 +152,7 @@ pub(crate) async fn run_publish(a: PublishArgs) -> anyhow::Result<()> {
     // temp file and a rename), and the record is only written after all of them.
     let job = super::exit::Job::start();
     let outcome = tokio::select! {
-        r = publish::publish(store, &tree, &opts, &on_upload) => r.map_err(cli_error)?,
+        r = crate::sink::publish::publish(store, &tree, &opts, &on_upload) => r.map_err(cli_error)?,
         _ = super::exit::signalled() => return Err(Error::Interrupted.into()),
     };
     drop(job);
@@ -217,7 +222,7 @@ fn report(
             println!("upload {}", f.rel);
         }
         if p.record.is_some() {
-            println!("record {}", publish::plan::RECORD_NAME);
+            println!("record {}", crate::sink::publish::plan::RECORD_NAME);
         }
         for d in &p.delete {
             println!("delete {d}");
@@ -264,7 +269,7 @@ fn summary(o: &Outcome, files: usize, dry_run: bool, elapsed: std::time::Duratio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imposter::publish::plan::Plan;
+    use crate::sink::publish::plan::Plan;
 
     #[test]
     fn summary_counts_uploads_unchanged_and_deletes() {

@@ -34,13 +34,11 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         oci_layout: a.oci_layout.clone(),
         dry_run: a.dry_run,
-        source_date_epoch: super::args::source_date_epoch()?,
+        source_date_epoch: super::env::source_date_epoch()?,
         registry: RegistryOptions {
-            push_hosts: push_hosts(&a.push),
-            mount_from: super::args::mount_from(&a.mount_from)?,
-            locations: Some(super::locations(
-                crate::source::Cache::default_dir().as_deref(),
-            )),
+            push_hosts: super::build::push_hosts(&a.push),
+            mount_from: a.mount.parse()?,
+            locations: Some(super::build::locations(super::env::cache_dir().as_deref())),
             ..a.registry.options()
         },
     };
@@ -48,13 +46,6 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| job_error(e, || format!("rebasing {image}")))?;
     print(&o, a.json, a.quiet)
-}
-
-fn push_hosts(push: &[String]) -> Vec<String> {
-    push.iter()
-        .filter_map(|p| crate::oci::RegistryRef::parse(p).ok())
-        .map(|r| r.registry)
-        .collect()
 }
 
 fn print(o: &RebaseOutcome, json: bool, quiet: bool) -> anyhow::Result<()> {

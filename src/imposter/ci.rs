@@ -6,21 +6,9 @@ const SOURCE: &str = "org.opencontainers.image.source";
 const REVISION: &str = "org.opencontainers.image.revision";
 const CREATED: &str = "org.opencontainers.image.created";
 
-/// The annotations for the CI environment this process runs in; empty outside CI.
-///
-/// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
-/// the same commit still gives the same digest.
-pub(crate) fn ci_annotations(epoch: Option<u64>) -> BTreeMap<String, String> {
-    annotations(|k| std::env::var(k).ok().filter(|v| !v.is_empty()), epoch)
-}
-
-/// The CI run this process is part of (source, revision, run URL), for the provenance; `None`
-/// outside GitHub Actions and GitLab CI.
-pub(crate) fn ci_run() -> Option<crate::attest::CiRun> {
-    run(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-}
-
-fn run(var: impl Fn(&str) -> Option<String>) -> Option<crate::attest::CiRun> {
+/// The CI run `var` reads (source, revision, run URL), for the provenance; `None` outside
+/// GitHub Actions and GitLab CI.
+pub(crate) fn ci_run(var: impl Fn(&str) -> Option<String>) -> Option<crate::attest::CiRun> {
     if var("GITHUB_ACTIONS").is_some() {
         let server = var("GITHUB_SERVER_URL");
         let repo = var("GITHUB_REPOSITORY");
@@ -51,8 +39,12 @@ fn run(var: impl Fn(&str) -> Option<String>) -> Option<crate::attest::CiRun> {
     }
 }
 
-/// The rules, with the environment passed in so they can be tested without touching it.
-fn annotations(
+/// The annotations for the CI environment `var` reads (the process's, read by the caller;
+/// a variable unset or empty is `None`); empty outside CI.
+///
+/// `created` is the commit's time (or `SOURCE_DATE_EPOCH`), never the build's, so a rebuild of
+/// the same commit still gives the same digest.
+pub(crate) fn ci_annotations(
     var: impl Fn(&str) -> Option<String>,
     source_date_epoch: Option<u64>,
 ) -> BTreeMap<String, String> {
@@ -105,7 +97,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        annotations(|k| env.get(k).cloned(), epoch)
+        ci_annotations(|k| env.get(k).cloned(), epoch)
     }
 
     #[test]
@@ -115,7 +107,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            super::run(|k| m.get(k).cloned())
+            ci_run(|k| m.get(k).cloned())
         };
         assert_eq!(env(&[("GITHUB_SHA", "abc")]), None);
         let gh = env(&[

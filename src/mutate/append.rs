@@ -466,11 +466,13 @@ mod tests {
     fn malformed_documents_are_errors_not_panics() {
         let mut img = image(media::OCI_MANIFEST, "amd64");
         img.config = Doc::new(media::OCI_CONFIG, br#"{"rootfs": "flat"}"#.to_vec());
-        assert!(append_layer(&Root::Image(img.clone()), &layer(), &opts()).is_err());
+        let e = append_layer(&Root::Image(img.clone()), &layer(), &opts()).unwrap_err();
+        assert!(e.to_string().contains("rootfs"), "{e}");
         let m = json!({"schemaVersion": 2, "mediaType": media::OCI_MANIFEST, "config": "x", "layers": []});
         img.manifest = Doc::new(media::OCI_MANIFEST, serde_json::to_vec(&m).unwrap());
         img.config = cfg("amd64");
-        assert!(append_layer(&Root::Image(img), &layer(), &opts()).is_err());
+        let e = append_layer(&Root::Image(img), &layer(), &opts()).unwrap_err();
+        assert!(e.to_string().contains("config"), "{e}");
     }
 
     #[test]

@@ -376,8 +376,13 @@ mod tests {
         .unwrap();
         let names: Vec<_> = list(&l).into_iter().map(|x| x.0).collect();
         assert_eq!(names[..3], ["srv/", "srv/mocks/", "srv/mocks/.wh..wh..opq"]);
-        assert!(config_path_components("relative/x").is_err());
-        assert!(config_path_components("/a/../b").is_err());
+        for bad in ["relative/x", "/a/../b"] {
+            let e = config_path_components(bad).unwrap_err();
+            assert!(
+                e.is_usage() && e.to_string().contains("--config-path"),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -251,8 +251,17 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("Helm"), "{e}");
-        assert!(check_manifest(b"{not json", None, "base").is_err());
-        assert!(check_manifest(b"{\"schemaVersion\":2}", None, "base").is_err());
+        let e = check_manifest(b"{not json", None, "base")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("base") && e.contains("JSON"), "{e}");
+        let e = check_manifest(b"{\"schemaVersion\":2}", None, "base")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("base: neither an image manifest nor an index"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -33,23 +33,38 @@ impl fmt::Debug for Credentials {
 }
 
 /// Environment variable with the username for the push targets; wins over any config file there.
-pub(crate) const ENV_USER: &str = "MOCKIMG_REGISTRY_USERNAME";
+pub const ENV_USER: &str = "MOCKIMG_REGISTRY_USERNAME";
 /// Environment variable with the password that goes with [`ENV_USER`].
-pub(crate) const ENV_PASS: &str = "MOCKIMG_REGISTRY_PASSWORD";
+pub const ENV_PASS: &str = "MOCKIMG_REGISTRY_PASSWORD";
 /// Environment variable naming the one registry the environment credentials are for.
-pub(crate) const ENV_HOST: &str = "MOCKIMG_REGISTRY";
+pub const ENV_HOST: &str = "MOCKIMG_REGISTRY";
+
+/// The credentials given in the environment ([`ENV_USER`], [`ENV_PASS`], [`ENV_HOST`]), read by
+/// the caller and handed in through [`super::RegistryOptions`]. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnvCredentials {
+    /// [`ENV_USER`].
+    pub username: String,
+    /// [`ENV_PASS`].
+    pub password: String,
+    /// [`ENV_HOST`]: the one registry they are for; unset or empty, every push target.
+    pub registry: Option<String>,
+}
+
+impl fmt::Debug for EnvCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "EnvCredentials({} for {}, password hidden)",
+            self.username,
+            self.registry.as_deref().unwrap_or("the push targets")
+        )
+    }
+}
 
 /// Whether the environment credentials belong to `registry`: the host `MOCKIMG_REGISTRY` names,
 /// else any push target. A pull-only registry (the base's) never gets them: Docker Hub's token
 /// server would otherwise receive the CI job's token for another registry, and refuse it.
-fn env_applies(registry: &str, push_hosts: &[String]) -> bool {
-    env_applies_to(
-        std::env::var(ENV_HOST).ok().as_deref(),
-        registry,
-        push_hosts,
-    )
-}
-
 fn env_applies_to(named: Option<&str>, registry: &str, push_hosts: &[String]) -> bool {
     match named.filter(|h| !h.is_empty()) {
         Some(h) => same_host(h, registry),
@@ -89,14 +104,19 @@ pub(crate) fn same_host(a: &str, b: &str) -> bool {
 }
 
 /// The credentials for `registry`, from the first place that has some; `None` means anonymous.
-/// `push_hosts` are the registries this run pushes to (see [`ENV_USER`]). A config file that
-/// exists but is broken is an error naming it, not a silent anonymous pull.
-pub(crate) fn lookup(registry: &str, push_hosts: &[String]) -> Result<Option<Credentials>> {
-    if let (Ok(u), Ok(p)) = (std::env::var(ENV_USER), std::env::var(ENV_PASS)) {
-        if env_applies(registry, push_hosts) {
+/// `push_hosts` are the registries this run pushes to, `env` the environment's credentials
+/// (see [`ENV_USER`]). A config file that exists but is broken is an error naming it, not a
+/// silent anonymous pull.
+pub(crate) fn lookup(
+    registry: &str,
+    push_hosts: &[String],
+    env: Option<&EnvCredentials>,
+) -> Result<Option<Credentials>> {
+    if let Some(e) = env {
+        if env_applies_to(e.registry.as_deref(), registry, push_hosts) {
             return Ok(Some(Credentials {
-                username: u,
-                password: p,
+                username: e.username.clone(),
+                password: e.password.clone(),
                 origin: format!("{ENV_USER}/{ENV_PASS}"),
             }));
         }

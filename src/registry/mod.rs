@@ -36,6 +36,7 @@ mod transport;
 pub(crate) use api::Mount;
 pub use api::MANIFEST_MAX;
 pub(crate) use auth::{mount_scopes, scopes_for};
+pub use credentials::{EnvCredentials, ENV_HOST, ENV_PASS, ENV_USER};
 pub use locations::{Locations, MountFrom};
 pub use login::{login, logout};
 pub(crate) use transport::Action;
@@ -51,6 +52,9 @@ pub struct RegistryOptions {
     /// `--cert-dir DIR`: CA certificates and a client pair for every registry, in place of the
     /// `certs.d` directories.
     pub cert_dir: Option<std::path::PathBuf>,
+    /// The `certs.d` roots searched for a registry's `HOST[:PORT]` directory, in order
+    /// ([`tls::certs::DEFAULT_ROOTS`] by default).
+    pub certs_d: Vec<std::path::PathBuf>,
     /// Attempts after the first, for transient failures.
     pub retries: u32,
     /// Requests in flight at once per step of a pull or push (`--jobs`): blobs, manifests,
@@ -65,9 +69,12 @@ pub struct RegistryOptions {
     /// Bytes per chunk when a registry makes a blob go up in chunks (more when it names a
     /// larger minimum, less after a chunk was refused as too large).
     pub chunk_size: u64,
-    /// Registries this run pushes to: the only ones `MOCKIMG_REGISTRY_USERNAME`/`_PASSWORD`
-    /// are sent to (unless `MOCKIMG_REGISTRY` names one).
+    /// Registries this run pushes to: the only ones [`RegistryOptions::env_credentials`] are
+    /// sent to (unless they name one).
     pub push_hosts: Vec<String>,
+    /// Credentials from the environment (`MOCKIMG_REGISTRY_USERNAME`/`_PASSWORD`), read by the
+    /// caller; they win over config files for the registries they apply to.
+    pub env_credentials: Option<EnvCredentials>,
     /// `--mount-from`: repositories on the target registry that may hold the base's blobs.
     pub mount_from: Vec<MountFrom>,
     /// Where blobs were seen (beside the blob cache), read and added to by pulls and pushes.
@@ -75,30 +82,21 @@ pub struct RegistryOptions {
 }
 
 impl Default for RegistryOptions {
+    /// The production values. Nothing is read from the environment here: the CLI reads its
+    /// knobs (`MOCKIMG_*`) once and hands them in.
     fn default() -> Self {
-        // Knobs for tests (and the desperate): a fault test must not wait out production delays.
-        let ms = |var: &str, default: u64| {
-            Duration::from_millis(
-                std::env::var(var)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(default),
-            )
-        };
         Self {
             insecure: Vec::new(),
             cert_dir: None,
+            certs_d: tls::certs::default_roots(),
             retries: 4,
             concurrency: 4,
-            connect_timeout: ms("MOCKIMG_CONNECT_TIMEOUT_MS", 10_000),
-            idle_timeout: ms("MOCKIMG_IDLE_TIMEOUT_MS", 60_000),
-            backoff: ms("MOCKIMG_RETRY_BASE_MS", 400),
-            chunk_size: std::env::var("MOCKIMG_CHUNK_BYTES")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .filter(|n| *n > 0)
-                .unwrap_or(api::DEFAULT_CHUNK),
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            backoff: Duration::from_millis(400),
+            chunk_size: api::DEFAULT_CHUNK,
             push_hosts: Vec::new(),
+            env_credentials: None,
             mount_from: Vec::new(),
             locations: None,
         }

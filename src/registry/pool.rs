@@ -27,8 +27,13 @@ impl Registry {
     }
 
     fn connect_new(host: &str, opts: &RegistryOptions) -> Result<Arc<Self>> {
-        let trust = tls::Trust::for_host(host, opts.cert_dir.as_deref(), !is_insecure(host, opts))?;
-        let creds = credentials::lookup(host, &opts.push_hosts)?;
+        let trust = tls::Trust::for_host(
+            host,
+            opts.cert_dir.as_deref(),
+            &opts.certs_d,
+            !is_insecure(host, opts),
+        )?;
+        let creds = credentials::lookup(host, &opts.push_hosts, opts.env_credentials.as_ref())?;
         tracing::debug!(registry = host, credentials = ?creds.as_ref().map(|c| &c.origin), "connecting");
         Ok(Arc::new(Registry {
             host: host.to_string(),

@@ -1,12 +1,15 @@
-//! Sinks: push to a registry, write an OCI layout or an archive tar, write a Lambda zip.
+//! Sinks: push to a registry, write an OCI layout or an archive tar, write a Lambda zip, sync a
+//! bucket prefix (`publish`) and set a Lambda function's environment (`lambda_fn`).
 //!
 //! File sinks write through [`crate::atomic`] and copy blobs through one verified, refetching copy.
 
 pub(crate) mod archive;
 mod diffid;
+pub(crate) mod lambda_fn;
 pub(crate) mod lambda_zip;
 pub(crate) mod layout;
 mod names;
+pub(crate) mod publish;
 mod refetch;
 pub(crate) mod registry;
 

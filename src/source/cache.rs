@@ -23,20 +23,6 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// `--cache-dir`, else `MOCKIMG_CACHE_DIR`, else `$XDG_CACHE_HOME/mockimg`, else
-    /// `~/.cache/mockimg`.
-    /// Empty variables count as unset, as the XDG spec says.
-    pub fn default_dir() -> Option<PathBuf> {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-        if let Some(d) = var("MOCKIMG_CACHE_DIR") {
-            return Some(PathBuf::from(d));
-        }
-        if let Some(d) = var("XDG_CACHE_HOME") {
-            return Some(PathBuf::from(d).join("mockimg"));
-        }
-        var("HOME").map(|h| PathBuf::from(h).join(".cache/mockimg"))
-    }
-
     /// Names the cache directory. Nothing is created until a blob is stored, so a build that
     /// never reads base layers (a plain push) works with a read-only home.
     pub fn open(dir: &Path) -> Result<Cache> {

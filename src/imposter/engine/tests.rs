@@ -145,7 +145,8 @@ fn flags_beat_the_project_file_and_base_beats_both() {
         resolve_base(None, None, None, None).unwrap().to_string(),
         format!("docker.io/outofcoffee/imposter:{DEFAULT_ENGINE_VERSION}")
     );
-    assert!(resolve_base(None, None, Some("bad:tag"), None).is_err());
+    let e = resolve_base(None, None, Some("bad:tag"), None).unwrap_err();
+    assert!(e.is_usage() && e.to_string().contains("bad:tag"), "{e}");
 }
 
 #[test]

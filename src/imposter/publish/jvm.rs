@@ -10,10 +10,9 @@
 //!
 //! The first three lose or add config silently, so `publish` refuses them (`--force` publishes
 //! anyway); the line-break changes rarely matter to config, so they are warnings.
-use super::plan::LocalFile;
-use super::store::Target;
-use super::{store_error, PublishError};
-use object_store::ObjectStore;
+use crate::sink::publish::plan::LocalFile;
+use crate::sink::publish::store::Target;
+use crate::sink::publish::{read_regular, PublishError, ReaderCheck};
 
 /// One ListObjectsV2 page: all the JVM loader reads.
 pub(crate) const MAX_OBJECTS: usize = 1000;
@@ -92,50 +91,8 @@ pub(crate) fn text_change(bytes: &[u8]) -> TextChange {
     }
 }
 
-/// Keys beside the prefix that start with the same string (`team/pet-v2/…` for `team/pet`),
-/// shown as the loader would take them in: a folder as `name/`, an object as its key. One
-/// delimited listing of the parent finds them.
-pub(crate) async fn siblings(
-    store: &dyn ObjectStore,
-    t: &Target,
-) -> Result<Vec<String>, PublishError> {
-    if t.prefix.is_empty() {
-        return Ok(Vec::new());
-    }
-    let (parent, name) = match t.prefix.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, t.prefix.as_str()),
-    };
-    let parent_path = parent.map(|p| t.path(p)).transpose()?;
-    let listed = store
-        .list_with_delimiter(parent_path.as_ref())
-        .await
-        .map_err(|e| store_error(t, "listing beside the prefix", &e))?;
-    let last = |p: &object_store::path::Path| p.filename().unwrap_or_default().to_string();
-    let mut found: Vec<String> = listed
-        .common_prefixes
-        .iter()
-        .filter(|p| {
-            let n = last(p);
-            n.starts_with(name) && n != name
-        })
-        .map(|p| format!("{}/", p.as_ref()))
-        .chain(
-            listed
-                .objects
-                .iter()
-                .filter(|o| {
-                    let n = last(&o.location);
-                    n.starts_with(name) && n != name
-                })
-                .map(|o| o.location.as_ref().to_string()),
-        )
-        .collect();
-    found.sort();
-    Ok(found)
-}
-
-/// The one-line refusal for what [`siblings`], the object count and [`text_change`] found, or
+/// The one-line refusal for the keys beside the prefix, the object count and what
+/// [`text_change`] found, or
 /// `None` when the loader would load the publish as it is.
 pub(crate) fn refusal(
     t: &Target,
@@ -170,60 +127,62 @@ pub(crate) fn refusal(
     })
 }
 
-/// Refuses (unless `force`) or warns about what the loader would do with the publish: `files`
-/// are the tree's files, `objects` how many objects the prefix holds once the publish is done.
-pub(crate) async fn check(
-    store: &dyn ObjectStore,
-    t: &Target,
-    files: &[LocalFile],
-    objects: usize,
-    force: bool,
-) -> Result<(), PublishError> {
-    let siblings = siblings(store, t).await?;
-    let files = files.to_vec();
-    let changes = tokio::task::spawn_blocking(move || {
-        files
-            .into_iter()
-            .map(|f| Ok((text_change(&super::read_regular(&f.source)?), f.rel)))
-            .collect::<Result<Vec<_>, PublishError>>()
-    })
-    .await
-    .map_err(|e| crate::error::Error::io("reading config files", &t.bucket, e.into()))??;
-    let (mut not_utf8, mut crlf, mut final_break) = (Vec::new(), Vec::new(), Vec::new());
-    for (change, rel) in changes {
-        match change {
-            TextChange::Same => {}
-            TextChange::NotUtf8 => not_utf8.push(rel),
-            TextChange::LineBreaks(CRLF) => crlf.push(rel),
-            TextChange::LineBreaks(_) => final_break.push(rel),
+/// The JVM engine's S3 loader, as the reader of an `s3://` publish: refuses (unless `force`)
+/// or warns about what it would do with the publish.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct S3Loader {
+    /// Publish anyway what it would not load as published (`--force`): warned about instead.
+    pub force: bool,
+}
+
+impl ReaderCheck for S3Loader {
+    fn check(
+        &self,
+        t: &Target,
+        files: &[LocalFile],
+        siblings: &[String],
+        objects: usize,
+    ) -> Result<(), PublishError> {
+        let changes = files
+            .iter()
+            .map(|f| Ok((text_change(&read_regular(&f.source)?), f.rel.clone())))
+            .collect::<Result<Vec<_>, PublishError>>()?;
+        let (mut not_utf8, mut crlf, mut final_break) = (Vec::new(), Vec::new(), Vec::new());
+        for (change, rel) in changes {
+            match change {
+                TextChange::Same => {}
+                TextChange::NotUtf8 => not_utf8.push(rel),
+                TextChange::LineBreaks(CRLF) => crlf.push(rel),
+                TextChange::LineBreaks(_) => final_break.push(rel),
+            }
         }
-    }
-    // Nearly every text file ends in a line break, and losing it is harmless to YAML and JSON:
-    // one line for all of them, CR line endings (which can matter to a response body) per file.
-    for rel in &crlf {
-        tracing::warn!(
-            "{rel}: the JVM engine's S3 loader reads files as lines joined by LF, so {CRLF}"
-        );
-    }
-    if !final_break.is_empty() {
-        tracing::warn!(
-            "the JVM engine's S3 loader drops the final line break of {} {}: {}",
-            final_break.len(),
-            if final_break.len() == 1 {
-                "file"
-            } else {
-                "files"
-            },
-            names(&final_break)
-        );
-    }
-    match refusal(t, &siblings, objects, &not_utf8) {
-        Some(r) if force => {
-            tracing::warn!("{r}");
-            Ok(())
+        // Nearly every text file ends in a line break, and losing it is harmless to YAML and JSON:
+        // one line for all of them, CR line endings (which can matter to a response body) per file.
+        for rel in &crlf {
+            tracing::warn!(
+                "{rel}: the JVM engine's S3 loader reads files as lines joined by LF, so {CRLF}"
+            );
         }
-        Some(r) => Err(PublishError::Refused(r)),
-        None => Ok(()),
+        if !final_break.is_empty() {
+            tracing::warn!(
+                "the JVM engine's S3 loader drops the final line break of {} {}: {}",
+                final_break.len(),
+                if final_break.len() == 1 {
+                    "file"
+                } else {
+                    "files"
+                },
+                names(&final_break)
+            );
+        }
+        match refusal(t, siblings, objects, &not_utf8) {
+            Some(r) if self.force => {
+                tracing::warn!("{r}");
+                Ok(())
+            }
+            Some(r) => Err(PublishError::Refused(r)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -265,31 +224,5 @@ mod tests {
         for part in ["team/pet-v2/", "1001", "logo.png", "--force"] {
             assert!(r.contains(part), "{part}: {r}");
         }
-    }
-
-    #[tokio::test]
-    async fn siblings_are_keys_that_share_the_string_prefix() {
-        use object_store::{memory::InMemory, ObjectStoreExt, PutPayload};
-        let store = InMemory::new();
-        for k in [
-            "team/pet/a-config.yaml",
-            "team/pet-v2/a-config.yaml",
-            "team/pet.yaml",
-            "team/petal/x",
-            "team/other/x",
-            "teamx/pet/x",
-        ] {
-            store
-                .put(&k.into(), PutPayload::from_static(b"x"))
-                .await
-                .unwrap();
-        }
-        let t = Target::parse("s3://b/team/pet").unwrap();
-        assert_eq!(
-            siblings(&store, &t).await.unwrap(),
-            ["team/pet-v2/", "team/pet.yaml", "team/petal/"]
-        );
-        let top = Target::parse("s3://b/team").unwrap();
-        assert_eq!(siblings(&store, &top).await.unwrap(), ["teamx/"]);
     }
 }

@@ -1,11 +1,10 @@
-//! `--lambda-function`: point a stock Imposter Lambda at the published config. Changing the
-//! function's environment makes Lambda retire warm instances, so the next invocation loads the
-//! new config: the revision variable changes with every different config.
-use super::PublishError;
-use aws_sdk_lambda::error::ProvideErrorMetadata;
-use aws_sdk_lambda::types::Environment;
+//! `--lambda-function`: what a stock Imposter Lambda needs to read the published config, and
+//! which runtimes run which engine. The function's environment is set by `sink::lambda_fn`.
+//! The revision variable changes with every different config, so the environment changes and
+//! Lambda retires warm instances: the next invocation loads the new config.
+use crate::sink::lambda_fn::Function;
+use crate::sink::publish::PublishError;
 use std::collections::HashMap;
-use std::time::Duration;
 
 /// Where the engine reads its config from.
 pub(crate) const CONFIG_DIR_VAR: &str = "IMPOSTER_CONFIG_DIR";
@@ -36,15 +35,12 @@ pub(crate) struct LambdaOutcome {
     pub warning: Option<String>,
 }
 
-/// The function's variables with ours set and every other one kept.
-pub(crate) fn merged_variables(
-    current: Option<&HashMap<String, String>>,
-    u: &LambdaUpdate,
-) -> HashMap<String, String> {
-    let mut vars = current.cloned().unwrap_or_default();
-    vars.insert(CONFIG_DIR_VAR.into(), u.config_dir.clone());
-    vars.insert(REVISION_VAR.into(), u.digest.clone());
-    vars
+/// The variables that point the engine at the published config.
+fn variables(u: &LambdaUpdate) -> HashMap<String, String> {
+    HashMap::from([
+        (CONFIG_DIR_VAR.to_string(), u.config_dir.clone()),
+        (REVISION_VAR.to_string(), u.digest.clone()),
+    ])
 }
 
 /// A warning when `runtime` cannot run the engine: the JVM engine needs `java*`, the Go engine
@@ -76,29 +72,7 @@ pub(crate) const GO_READS_NO_BUCKET: &str = "the Go engine reads no S3 config (i
 /// The function's runtime, read before anything is uploaded: a custom runtime (`provided.*`)
 /// runs the Go engine, which cannot read the bucket, so the publish is refused up front.
 pub(crate) async fn check_function(function: &str) -> Result<(), PublishError> {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let client = aws_sdk_lambda::Client::new(&conf);
-    let cfg = client
-        .get_function_configuration()
-        .function_name(function)
-        .send()
-        .await
-        .map_err(|e| PublishError::Lambda {
-            function: function.to_string(),
-            message: match e.code() {
-                Some("ResourceNotFoundException") => format!(
-                    "reading the configuration: no such function — check --lambda-function and AWS_REGION ({})",
-                    conf.region().map(|r| r.to_string()).unwrap_or_else(|| "unset".into())
-                ),
-                _ => format!(
-                    "reading the configuration failed: {}",
-                    aws_sdk_lambda::error::DisplayErrorContext(&e)
-                ),
-            },
-        })?;
-    match cfg.runtime().map(|r| r.as_str()) {
+    match Function::new(function).await.runtime().await? {
         Some(r) if r.starts_with("provided") => Err(PublishError::Lambda {
             function: function.to_string(),
             message: format!("its runtime {r} runs the Go engine, and {GO_READS_NO_BUCKET}"),
@@ -107,85 +81,20 @@ pub(crate) async fn check_function(function: &str) -> Result<(), PublishError> {
     }
 }
 
-/// Reads the function's configuration and sets [`CONFIG_DIR_VAR`] and [`REVISION_VAR`],
-/// keeping every other variable. Credentials, region and endpoint come from the AWS
-/// environment (`AWS_ENDPOINT_URL_LAMBDA`/`AWS_ENDPOINT_URL` for a local stand-in).
+/// Sets [`CONFIG_DIR_VAR`] and [`REVISION_VAR`] on the function, keeping every other variable,
+/// and says whether its runtime fits the engine.
 pub(crate) async fn update(u: &LambdaUpdate) -> Result<LambdaOutcome, PublishError> {
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let client = aws_sdk_lambda::Client::new(&conf);
-    let fail = |op: &str, code: Option<&str>, msg: String| {
-        PublishError::Lambda {
-        function: u.function.clone(),
-        message: match code {
-            Some("ResourceNotFoundException") => format!(
-                "{op}: no such function — check --lambda-function and AWS_REGION ({})",
-                conf.region().map(|r| r.to_string()).unwrap_or_else(|| "unset".into())
-            ),
-            Some("AccessDeniedException" | "UnrecognizedClientException" | "InvalidSignatureException" | "ExpiredTokenException") => format!(
-                "{op}: access denied — check the AWS credentials and that they allow lambda:GetFunctionConfiguration and lambda:UpdateFunctionConfiguration"
-            ),
-            _ => format!("{op} failed: {msg}"),
-        },
-    }
-    };
-    let cfg = client
-        .get_function_configuration()
-        .function_name(&u.function)
-        .send()
+    let o = Function::new(&u.function)
         .await
-        .map_err(|e| {
-            fail(
-                "reading the configuration",
-                e.code(),
-                aws_sdk_lambda::error::DisplayErrorContext(&e).to_string(),
-            )
-        })?;
-    let runtime = cfg.runtime().map(|r| r.as_str().to_string());
-    let warning = runtime
+        .set_variables(&variables(u))
+        .await?;
+    let warning = o
+        .runtime
         .as_deref()
         .and_then(|r| runtime_warning(r, u.go_engine));
-    let current = cfg.environment().and_then(|e| e.variables());
-    let vars = merged_variables(current, u);
-    if current == Some(&vars) {
-        return Ok(LambdaOutcome {
-            updated: false,
-            runtime,
-            warning,
-        });
-    }
-    // A function still applying an earlier update refuses another for a few seconds.
-    let mut attempt = 0;
-    loop {
-        let r = client
-            .update_function_configuration()
-            .function_name(&u.function)
-            .environment(
-                Environment::builder()
-                    .set_variables(Some(vars.clone()))
-                    .build(),
-            )
-            .send()
-            .await;
-        match r {
-            Ok(_) => break,
-            Err(e) if e.code() == Some("ResourceConflictException") && attempt < 30 => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => {
-                return Err(fail(
-                    "updating the environment",
-                    e.code(),
-                    aws_sdk_lambda::error::DisplayErrorContext(&e).to_string(),
-                ))
-            }
-        }
-    }
     Ok(LambdaOutcome {
-        updated: true,
-        runtime,
+        updated: o.updated,
+        runtime: o.runtime,
         warning,
     })
 }
@@ -194,29 +103,17 @@ pub(crate) async fn update(u: &LambdaUpdate) -> Result<LambdaOutcome, PublishErr
 mod tests {
     use super::*;
 
-    fn upd() -> LambdaUpdate {
-        LambdaUpdate {
+    #[test]
+    fn the_variables_point_the_engine_at_the_prefix_and_the_revision() {
+        let v = variables(&LambdaUpdate {
             function: "mocks".into(),
             config_dir: "s3://b/p".into(),
             digest: "sha256:ab".into(),
             go_engine: false,
-        }
-    }
-
-    #[test]
-    fn merge_keeps_other_variables_and_overwrites_ours() {
-        let cur: HashMap<String, String> = [
-            ("JAVA_TOOL_OPTIONS", "-Xmx512m"),
-            (CONFIG_DIR_VAR, "s3://old/x"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        let m = merged_variables(Some(&cur), &upd());
-        assert_eq!(m["JAVA_TOOL_OPTIONS"], "-Xmx512m");
-        assert_eq!(m[CONFIG_DIR_VAR], "s3://b/p");
-        assert_eq!(m[REVISION_VAR], "sha256:ab");
-        assert_eq!(merged_variables(None, &upd()).len(), 2);
+        });
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[CONFIG_DIR_VAR], "s3://b/p");
+        assert_eq!(v[REVISION_VAR], "sha256:ab");
     }
 
     #[test]

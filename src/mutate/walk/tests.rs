@@ -354,8 +354,10 @@ fn open_regular_refuses_links_and_fifos_without_blocking() {
     let p = d.path();
     mkfifo(&p.join("pipe"));
     symlink("run.sh", &p.join("link"));
-    assert!(open_regular(&p.join("pipe")).is_err());
-    assert!(open_regular(&p.join("link")).is_err());
+    let e = open_regular(&p.join("pipe")).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    let e = open_regular(&p.join("link")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
     let (_, meta) = open_regular(&p.join("run.sh")).unwrap();
     assert!(meta.is_file());
 }

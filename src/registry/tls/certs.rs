@@ -4,10 +4,6 @@
 use crate::error::{Error, Result};
 use std::path::{Path, PathBuf};
 
-/// The environment variable naming the `certs.d` roots to search, `:`-separated, in order. Unset,
-/// the roots are [`DEFAULT_ROOTS`]; tests point it at their own directories.
-pub const CERTS_D_ENV: &str = "MOCKIMG_CERTS_D";
-
 /// Where Podman, skopeo, buildah (first) and Docker (second) keep per-registry certificates.
 pub const DEFAULT_ROOTS: [&str; 2] = ["/etc/containers/certs.d", "/etc/docker/certs.d"];
 
@@ -34,14 +30,9 @@ pub(crate) struct Loaded {
     pub(crate) client: Option<ClientPair>,
 }
 
-/// The `certs.d` roots to search: [`CERTS_D_ENV`] when set, else [`DEFAULT_ROOTS`].
-pub(crate) fn roots() -> Vec<PathBuf> {
-    match std::env::var_os(CERTS_D_ENV) {
-        Some(v) => std::env::split_paths(&v)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect(),
-        None => DEFAULT_ROOTS.iter().map(PathBuf::from).collect(),
-    }
+/// The default `certs.d` roots, as paths.
+pub fn default_roots() -> Vec<PathBuf> {
+    DEFAULT_ROOTS.iter().map(PathBuf::from).collect()
 }
 
 /// The first `ROOT/HOST[:PORT]` directory that exists, as the container tools pick it (they do

@@ -27,11 +27,16 @@ pub struct Trust {
 
 impl Trust {
     /// The trust for `host` (`HOST[:PORT]` as references spell it): the certificates in
-    /// `cert_dir` when given, else in its `certs.d` directory. `verify: false` is
+    /// `cert_dir` when given, else in its directory under the first of the `certs_d` roots that
+    /// has one ([`certs::DEFAULT_ROOTS`] unless the caller says otherwise). `verify: false` is
     /// `--insecure-registry`: certificates are not checked (a client certificate is still
     /// offered).
-    pub fn for_host(host: &str, cert_dir: Option<&Path>, verify: bool) -> Result<Self> {
-        let roots = certs::roots();
+    pub fn for_host(
+        host: &str,
+        cert_dir: Option<&Path>,
+        certs_d: &[PathBuf],
+        verify: bool,
+    ) -> Result<Self> {
         let found = match cert_dir {
             Some(d) if !d.is_dir() => {
                 return Err(Error::Path {
@@ -40,7 +45,7 @@ impl Trust {
                 })
             }
             Some(_) => None,
-            None => certs::host_dir(&roots, host),
+            None => certs::host_dir(certs_d, host),
         };
         let dir = cert_dir.map(Path::to_path_buf).or_else(|| found.clone());
         let loaded = match &dir {
@@ -60,7 +65,7 @@ impl Trust {
             host: host.to_string(),
             flag_dir: cert_dir.map(Path::to_path_buf),
             found_dir: found,
-            first_root: roots.first().cloned(),
+            first_root: certs_d.first().cloned(),
             ca_files: loaded.cas.iter().map(|c| c.path.clone()).collect(),
             client_cert: loaded.client.as_ref().map(|c| c.cert.clone()),
         };
@@ -152,9 +157,14 @@ mod tests {
 
     #[test]
     fn a_cert_dir_that_does_not_exist_is_an_error() {
-        let e = Trust::for_host("r.example", Some(Path::new("/nonexistent/certs")), true)
-            .unwrap_err()
-            .to_string();
+        let e = Trust::for_host(
+            "r.example",
+            Some(Path::new("/nonexistent/certs")),
+            &[],
+            true,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("/nonexistent/certs") && e.contains("--cert-dir"),
             "{e}"
@@ -164,7 +174,7 @@ mod tests {
     #[test]
     fn an_empty_cert_dir_adds_nothing_and_still_builds_a_client() {
         let d = tempfile::tempdir().unwrap();
-        let t = Trust::for_host("r.example", Some(d.path()), true).unwrap();
+        let t = Trust::for_host("r.example", Some(d.path()), &[], true).unwrap();
         assert!(t.ca_files().is_empty() && !t.has_client_certificate());
         t.client_builder().unwrap().build().unwrap();
     }

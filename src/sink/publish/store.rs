@@ -1,5 +1,5 @@
 //! Where a publish goes: the `--to` URL, parsed, and the `object_store` client for it. Credentials
-//! and endpoints come from the environment the way each ecosystem reads them (`AWS_*`,
+//! and endpoints are read from the environment by the CLI, as each ecosystem names them (`AWS_*`,
 //! `GOOGLE_*`, `AZURE_*`); they are handed to the builders and never formatted into a message.
 use super::PublishError;
 use object_store::aws::AmazonS3Builder;
@@ -138,15 +138,6 @@ impl fmt::Display for Target {
 /// Environment variables a store builder reads, by name (`AWS_REGION`, …). Passed in rather
 /// than read here so the choice of store can be tested without touching the process environment.
 pub(crate) type Vars = BTreeMap<String, String>;
-
-/// The variables of the process environment that any of the stores reads.
-pub(crate) fn env_vars() -> Vars {
-    std::env::vars()
-        .filter(|(k, _)| {
-            k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
-        })
-        .collect()
-}
 
 /// Retries for 5xx, 503 SlowDown, resets and timeouts: object_store's own retry with backoff,
 /// bounded so a dead endpoint fails within about a minute rather than three.
