@@ -503,7 +503,13 @@ fn a_referrers_tag_holding_someone_elses_image_fails_the_run_naming_what_is_miss
     assert_eq!(run.code, 1, "{}", run.stderr);
     let last = run.stderr.lines().last().unwrap();
     assert!(
-        last.contains("the image was pushed without its sbom") && last.contains(&tag),
+        last.contains("attaching the sbom (application/spdx+json) and provenance")
+            && last.contains("the image was pushed without them")
+            && last.contains(&format!(
+                "the referrers tag holds {}",
+                "application/vnd.oci.image.manifest.v1+json"
+            ))
+            && last.contains(&tag),
         "{last}"
     );
 }

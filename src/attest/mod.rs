@@ -8,7 +8,7 @@
 //! | `provenance.rs` | the in-toto Statement v1 with a SLSA provenance v1 predicate |
 //! | `dsse.rs` | the DSSE envelope (PAE, signatures by the `--sign-key` keys) |
 //! | `artifact.rs` | the referrer manifest (empty config, one layer, `subject`), the referrers index entry |
-//! | `push.rs` | [`push_attachments`]: after the image, its tags (and signatures): the referrers API where the registry has it, else the `sha256-<hex>` referrers tag |
+//! | `push.rs` | [`push_attachments`]: after the image, its tags (and signatures), every step for all attachments at once: the referrers API where the registry has it, else the `sha256-<hex>` referrers tag, read and written once |
 //!
 //! Everything here is a function of the build's inputs: no clock is read, so the same inputs
 //! give the same attachment digests.

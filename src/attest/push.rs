@@ -15,8 +15,9 @@ use crate::oci::reference::RegistryRef;
 use crate::registry::settle::put_manifest;
 use crate::registry::{scopes_for, Action, Registry, RegistryOptions};
 use bytes::Bytes;
+use futures_util::future::try_join_all;
 use futures_util::future::BoxFuture;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryFutureExt};
 use serde_json::{json, Value};
 
 /// One attachment pushed (or written) beside an image: what `--json` lists.
@@ -88,14 +89,12 @@ pub async fn push_referrers(
     let mut done: Vec<String> = Vec::new();
     for t in targets {
         let repo = t.repo_name();
-        if done.contains(&repo) {
+        if done.contains(&repo) || attachments.is_empty() {
             continue;
         }
         done.push(repo.clone());
-        for a in attachments {
-            let via = push_one(t, subject, a, opts)
-                .await
-                .map_err(|e| missing(e, &repo, a, &subject.digest()))?;
+        let vias = push_to(t, subject, attachments, opts).await?;
+        for (a, via) in attachments.iter().zip(vias) {
             let mut rec = Attached::of(a, &subject.digest());
             rec.repository = Some(repo.clone());
             rec.via = Some(via);
@@ -110,73 +109,151 @@ pub fn referrers_tag(subject_digest: &str) -> String {
     subject_digest.replacen(':', "-", 1)
 }
 
-async fn push_one(
+/// Pushes the attachments into `target`'s repository, each step for all of them at once (one
+/// wave of requests, not one per attachment), and the referrers tag (when the registry needs
+/// it) read and written once. Returns how each is found: `referrers API` or `referrers tag …`.
+async fn push_to(
     target: &RegistryRef,
     subject: &Doc,
-    a: &Attachment,
+    attachments: &[Attachment],
     opts: &RegistryOptions,
-) -> Result<String> {
+) -> Result<Vec<String>> {
     let reg = Registry::connect(&target.registry, opts)?;
     let scopes = scopes_for(target, Action::Push);
-    let digest = a.manifest.digest();
-    let by_digest = target.with_digest(&digest);
+    let (reg, scopes) = (&reg, &scopes[..]);
+    let subject_digest = subject.digest();
+    let repo = target.repo_name();
+    let fail = |a: &Attachment| {
+        let (repo, subject) = (repo.clone(), subject_digest.clone());
+        let what = format!("{} ({})", a.kind, a.artifact_type);
+        let kind = a.kind.clone();
+        move |e| missing(e, &repo, &what, &kind, &subject)
+    };
+    let all = describe(attachments);
     // Already there and listed where a reader looks: a re-push writes nothing.
-    if reg
-        .manifest_head(Action::Push, &by_digest, &scopes)
-        .await?
-        .is_some()
-    {
-        if let Some(via) = listed(&reg, target, &subject.digest(), &digest, &scopes).await? {
-            return Ok(via);
+    let present = try_join_all(attachments.iter().map(|a| async move {
+        let by_digest = target.with_digest(&a.manifest.digest());
+        reg.manifest_head(Action::Push, &by_digest, scopes)
+            .await
+            .map(|h| h.is_some())
+            .map_err(fail(a))
+    }))
+    .await?;
+    let listed = if present.iter().any(|p| *p) {
+        listed(reg, target, &subject_digest, scopes)
+            .await
+            .map_err(|e| missing(e, &repo, &all.0, &all.1, &subject_digest))?
+    } else {
+        None
+    };
+    let vias: Vec<Option<String>> = attachments
+        .iter()
+        .zip(&present)
+        .map(|(a, p)| {
+            let (via, digests) = listed.as_ref().filter(|_| *p)?;
+            digests.contains(&a.manifest.digest()).then(|| via.clone())
+        })
+        .collect();
+    let todo: Vec<&Attachment> = attachments
+        .iter()
+        .zip(&vias)
+        .filter(|(_, v)| v.is_none())
+        .map(|(a, _)| a)
+        .collect();
+    if todo.is_empty() {
+        return Ok(vias.into_iter().flatten().collect());
+    }
+    // Their blobs (the empty config is every attachment's: once), then their manifests.
+    let blobs = Memory(todo.iter().flat_map(|a| a.blobs.iter().cloned()).collect());
+    let mut unique: Vec<(&Descriptor, &Attachment)> = Vec::new();
+    for a in &todo {
+        for (d, _) in &a.blobs {
+            if !unique.iter().any(|(u, _)| u.digest == d.digest) {
+                unique.push((d, a));
+            }
         }
     }
-    let blobs = Memory(a.blobs.clone());
-    for (d, _) in &blobs.0 {
-        if !reg.blob_head(target, &d.digest, &scopes).await? {
-            reg.blob_upload(target, d, &blobs, &scopes, None).await?;
+    let blobs = &blobs;
+    try_join_all(unique.into_iter().map(|(d, a)| {
+        async move {
+            if !reg.blob_head(target, &d.digest, scopes).await? {
+                reg.blob_upload(target, d, blobs, scopes, None).await?;
+            }
+            Ok::<_, Error>(())
         }
-    }
-    // Every blob it names was just found or put: a concurrent push of the same attachment
+        .map_err(fail(a))
+    }))
+    .await?;
+    // Every blob each names was just found or put: a concurrent push of the same attachment
     // (its empty config is every attachment's) may still be settling in the registry.
-    let put = put_manifest(&reg, &by_digest, &a.manifest, &scopes, true).await?;
-    if put.subject.is_some() {
-        return Ok("referrers API".into());
+    let puts = try_join_all(todo.iter().map(|a| async move {
+        let by_digest = target.with_digest(&a.manifest.digest());
+        put_manifest(reg, &by_digest, &a.manifest, scopes, true)
+            .await
+            .map_err(fail(a))
+    }))
+    .await?;
+    let api = "referrers API".to_string();
+    let needs_tag: Vec<&Attachment> = todo
+        .iter()
+        .zip(&puts)
+        .filter(|(_, p)| p.subject.is_none())
+        .map(|(a, _)| *a)
+        .collect();
+    let tag_via = if needs_tag.is_empty() {
+        None
+    } else {
+        let (what, kind) = describe_refs(&needs_tag);
+        Some(
+            add_to_tag(reg, target, &subject_digest, &needs_tag, scopes)
+                .await
+                .map_err(|e| missing(e, &repo, &what, &kind, &subject_digest))?,
+        )
+    };
+    let mut out = Vec::new();
+    for (a, v) in attachments.iter().zip(vias) {
+        out.push(match v {
+            Some(v) => v,
+            None if needs_tag
+                .iter()
+                .any(|n| n.manifest.digest() == a.manifest.digest()) =>
+            {
+                tag_via.clone().expect("the tag was written")
+            }
+            None => api.clone(),
+        });
     }
-    // No referrers API: keep the tag schema's index ourselves.
-    let tag = referrers_tag(&subject.digest());
+    Ok(out)
+}
+
+/// The referrers tag schema, kept by the client: the index tagged `sha256-<hex>` read (if
+/// any), the entries of `new` it lacks added, pushed back once.
+async fn add_to_tag(
+    reg: &Registry,
+    target: &RegistryRef,
+    subject: &str,
+    new: &[&Attachment],
+    scopes: &[String],
+) -> Result<String> {
+    let tag = referrers_tag(subject);
     let tagged = RegistryRef {
         tag: Some(tag.clone()),
         digest: None,
         ..target.clone()
     };
-    let mut manifests: Vec<Value> = Vec::new();
-    if reg
-        .manifest_head(Action::Push, &tagged, &scopes)
+    let mut manifests: Vec<Value> = read_tag(reg, target, subject, scopes)
         .await?
-        .is_some()
-    {
-        let old = reg.manifest_get(&tagged, &scopes).await?;
-        let v = old.json("referrers index")?;
-        // Something else under the tag is someone's image, not ours to replace.
-        let Some(entries) = v["manifests"]
-            .as_array()
-            .filter(|_| old.media_type == media::OCI_INDEX)
-        else {
-            return Err(Error::invalid(
-                format!("{}:{tag}", target.repo_name()),
-                format!(
-                    "the referrers tag holds a {}, not an OCI index of referrers — move that \
-                     image off the tag",
-                    old.media_type
-                ),
-            ));
-        };
-        manifests.extend(entries.iter().cloned());
+        .unwrap_or_default();
+    let before = manifests.len();
+    for a in new {
+        let digest = a.manifest.digest();
+        if !manifests.iter().any(|m| m["digest"] == digest.as_str()) {
+            manifests.push(a.index_entry());
+        }
     }
-    if manifests.iter().any(|m| m["digest"] == digest.as_str()) {
+    if manifests.len() == before {
         return Ok(format!("referrers tag {tag}"));
     }
-    manifests.push(a.index_entry());
     let index = json!({
         "schemaVersion": 2,
         "mediaType": media::OCI_INDEX,
@@ -186,31 +263,19 @@ async fn push_one(
         media::OCI_INDEX,
         serde_json::to_vec(&index).expect("JSON values serialise"),
     );
-    // Its entries are manifests the registry holds (this one just put): settling applies.
-    put_manifest(&reg, &tagged, &doc, &scopes, true).await?;
+    // Its entries are manifests the registry holds (these just put): settling applies.
+    put_manifest(reg, &tagged, &doc, scopes, true).await?;
     Ok(format!("referrers tag {tag}"))
 }
 
-/// How a reader finds the referrer `digest` of `subject` already: the referrers API lists it,
-/// or (a registry without the API) the referrers tag does; `None` when neither.
-async fn listed(
+/// The entries of the referrers tag's index, `None` when there is no such tag. Something else
+/// under the tag is someone's image, not ours to replace: an error.
+async fn read_tag(
     reg: &Registry,
     target: &RegistryRef,
     subject: &str,
-    digest: &str,
     scopes: &[String],
-) -> Result<Option<String>> {
-    let lists = |index: &Doc| -> Result<bool> {
-        let v = index.json("referrers index")?;
-        Ok(v["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["digest"] == digest))
-    };
-    if let Some(index) = reg.referrers(target, subject).await? {
-        return Ok(lists(&index)?.then(|| "referrers API".to_string()));
-    }
+) -> Result<Option<Vec<Value>>> {
     let tag = referrers_tag(subject);
     let tagged = RegistryRef {
         tag: Some(tag.clone()),
@@ -224,13 +289,72 @@ async fn listed(
     {
         return Ok(None);
     }
-    let index = reg.manifest_get(&tagged, scopes).await?;
-    Ok(lists(&index)?.then(|| format!("referrers tag {tag}")))
+    let old = reg.manifest_get(&tagged, scopes).await?;
+    let v = old.json("referrers index")?;
+    match v["manifests"].as_array() {
+        Some(entries) if old.media_type == media::OCI_INDEX => Ok(Some(entries.clone())),
+        _ => Err(Error::invalid(
+            format!("{}:{tag}", target.repo_name()),
+            format!(
+                "the referrers tag holds {}, not an OCI index of referrers — move that \
+                 image off the tag",
+                old.media_type
+            ),
+        )),
+    }
 }
 
-/// The one-line failure: which attachment of which image is missing, and that the image is
-/// pushed.
-fn missing(e: Error, repo: &str, a: &Attachment, subject: &str) -> Error {
+/// Where a reader finds the referrers of `subject` already: the referrers API's list, or (a
+/// registry without the API) the referrers tag's; with the digests listed. `None`: neither.
+async fn listed(
+    reg: &Registry,
+    target: &RegistryRef,
+    subject: &str,
+    scopes: &[String],
+) -> Result<Option<(String, Vec<String>)>> {
+    let digests = |entries: &[Value]| -> Vec<String> {
+        entries
+            .iter()
+            .filter_map(|m| m["digest"].as_str().map(str::to_string))
+            .collect()
+    };
+    if let Some(index) = reg.referrers(target, subject).await? {
+        let v = index.json("referrers index")?;
+        let entries = v["manifests"].as_array().cloned().unwrap_or_default();
+        return Ok(Some(("referrers API".to_string(), digests(&entries))));
+    }
+    Ok(read_tag(reg, target, subject, scopes)
+        .await?
+        .map(|entries| {
+            (
+                format!("referrers tag {}", referrers_tag(subject)),
+                digests(&entries),
+            )
+        }))
+}
+
+/// `(what, kind)` of several attachments for a failure line: `sbom (…) and provenance (…)`,
+/// and the kind when there is one.
+fn describe(attachments: &[Attachment]) -> (String, String) {
+    describe_refs(&attachments.iter().collect::<Vec<_>>())
+}
+
+fn describe_refs(attachments: &[&Attachment]) -> (String, String) {
+    let what: Vec<String> = attachments
+        .iter()
+        .map(|a| format!("{} ({})", a.kind, a.artifact_type))
+        .collect();
+    let kind = match attachments {
+        [one] => one.kind.clone(),
+        _ => String::new(),
+    };
+    (what.join(" and "), kind)
+}
+
+/// The one-line failure: which attachment (`what`) of which image is missing, and that the
+/// image is pushed. `kind` (`sbom`, `provenance`, or empty for several) names the flag that
+/// leaves it out.
+fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str) -> Error {
     let (registry, why, cause) = match e {
         Error::Registry {
             registry,
@@ -244,21 +368,20 @@ fn missing(e: Error, repo: &str, a: &Attachment, subject: &str) -> Error {
             Default::default(),
         ),
     };
+    let hint = match kind {
+        "sbom" | "provenance" => format!(
+            "the image was pushed without its {kind} (push again, or build with --no-{kind} to \
+             go without it)"
+        ),
+        "" => "the image was pushed without them (push again, or build with --no-sbom \
+               --no-provenance to go without them)"
+            .to_string(),
+        _ => "the image was pushed without it (push again)".to_string(),
+    };
     Error::Registry {
         registry,
-        operation: format!(
-            "attaching the {} ({}) to {repo}@{subject}",
-            a.kind, a.artifact_type
-        ),
-        message: if a.kind == "sbom" || a.kind == "provenance" {
-            format!(
-                "{why} — the image was pushed without its {} (push again, or build with \
-                 --no-{} to go without it)",
-                a.kind, a.kind
-            )
-        } else {
-            format!("{why} — the image was pushed without it")
-        },
+        operation: format!("attaching the {what} to {repo}@{subject}"),
+        message: format!("{why} — {hint}"),
         cause,
     }
 }
