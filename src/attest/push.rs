@@ -15,7 +15,7 @@ use crate::oci::reference::RegistryRef;
 use crate::registry::settle::put_manifest;
 use crate::registry::{scopes_for, Action, Registry, RegistryOptions};
 use bytes::Bytes;
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 use futures_util::future::BoxFuture;
 use futures_util::{StreamExt, TryFutureExt};
 use serde_json::{json, Value};
@@ -111,7 +111,8 @@ pub fn referrers_tag(subject_digest: &str) -> String {
 
 /// Pushes the attachments into `target`'s repository, each step for all of them at once (one
 /// wave of requests, not one per attachment), and the referrers tag (when the registry needs
-/// it) read and written once. Returns how each is found: `referrers API` or `referrers tag …`.
+/// it) read and written once. Every request of a step is waited for, and the first failure in
+/// attachment order is the one told, so the same failure always reads the same. Returns how each is found: `referrers API` or `referrers tag …`.
 async fn push_to(
     target: &RegistryRef,
     subject: &Doc,
@@ -131,14 +132,16 @@ async fn push_to(
     };
     let all = describe(attachments);
     // Already there and listed where a reader looks: a re-push writes nothing.
-    let present = try_join_all(attachments.iter().map(|a| async move {
+    let present = join_all(attachments.iter().map(|a| async move {
         let by_digest = target.with_digest(&a.manifest.digest());
         reg.manifest_head(Action::Push, &by_digest, scopes)
             .await
             .map(|h| h.is_some())
             .map_err(fail(a))
     }))
-    .await?;
+    .await
+    .into_iter()
+    .collect::<Result<Vec<bool>>>()?;
     let listed = if present.iter().any(|p| *p) {
         listed(reg, target, &subject_digest, scopes)
             .await
@@ -174,7 +177,7 @@ async fn push_to(
         }
     }
     let blobs = &blobs;
-    try_join_all(unique.into_iter().map(|(d, a)| {
+    join_all(unique.into_iter().map(|(d, a)| {
         async move {
             if !reg.blob_head(target, &d.digest, scopes).await? {
                 reg.blob_upload(target, d, blobs, scopes, None).await?;
@@ -183,16 +186,20 @@ async fn push_to(
         }
         .map_err(fail(a))
     }))
-    .await?;
+    .await
+    .into_iter()
+    .collect::<Result<Vec<()>>>()?;
     // Every blob each names was just found or put: a concurrent push of the same attachment
     // (its empty config is every attachment's) may still be settling in the registry.
-    let puts = try_join_all(todo.iter().map(|a| async move {
+    let puts = join_all(todo.iter().map(|a| async move {
         let by_digest = target.with_digest(&a.manifest.digest());
         put_manifest(reg, &by_digest, &a.manifest, scopes, true)
             .await
             .map_err(fail(a))
     }))
-    .await?;
+    .await
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     let api = "referrers API".to_string();
     let needs_tag: Vec<&Attachment> = todo
         .iter()
