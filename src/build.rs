@@ -71,6 +71,12 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<u64>,
     /// `--sign-key`: sign what is pushed with each key (cosign's format), after the push.
     pub sign: Vec<crate::sign::SigningKey>,
+    /// Attach the SPDX SBOM (on unless `--no-sbom`).
+    pub sbom: bool,
+    /// Attach the SLSA provenance (on unless `--no-provenance`).
+    pub provenance: bool,
+    /// The CI run building this, for the provenance.
+    pub ci: Option<crate::attest::CiRun>,
 }
 
 /// One name of a built image.
@@ -152,6 +158,9 @@ pub struct Outcome {
     /// Files from outside the config directory in the layer, where the engine reads them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outside: Vec<crate::mutate::outside::OutsideFile>,
+    /// What was attached to the image (SBOM, provenance), per repository and file output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<crate::attest::Attached>,
 }
 
 fn platforms_of(src: &Source) -> Vec<String> {
@@ -183,8 +192,17 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     let outside = req.outside.clone();
     // A large layer is spooled to the system temp dir (TMPDIR), not the cache: a build must work
     // with a read-only or absent cache, and the file has no name, so nothing is left to clean.
-    let layer_task =
-        tokio::task::spawn_blocking(move || layer::build_in(&entries, &outside, &layer_opts, None));
+    let want_files = req.sbom;
+    let layer_task = tokio::task::spawn_blocking(move || {
+        let l = layer::build_in(&entries, &outside, &layer_opts, None)?;
+        // The SBOM lists what the layer holds, read back from the blob itself.
+        let files = if want_files {
+            crate::attest::sbom::files_of_layer(&l.blob)?
+        } else {
+            Vec::new()
+        };
+        Ok::<_, Error>((l, files))
+    });
     let base = crate::source::open(
         &base_ref,
         &req.registry,
@@ -196,7 +214,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
         tracing::info!("base {base_ref} resolved to {}", base.root.digest());
     }
     crate::sink::note_foreign_layers(&base.root)?;
-    let layer = layer_task
+    let (layer, files) = layer_task
         .await
         .map_err(|e| Error::invalid("layer", e.to_string()))??;
     tracing::debug!(entries = entries_len, size = layer.size(), digest = %layer.digest, "built config layer");
@@ -255,12 +273,29 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     } else {
         Some(image_in(registry_family)?)
     };
+    let attest = crate::attest::Attest {
+        sbom: req.sbom,
+        provenance: req.provenance,
+        keys: req.sign.clone(),
+        facts: crate::attest::Facts {
+            files,
+            layer_digest: layer.digest.clone(),
+            layer_diff_id: layer.diff_id.clone(),
+            base: (opts.base_name.clone()).unwrap_or_else(|| format!("base@{base_digest}")),
+            config_path: req.layer.config_path.clone(),
+            created: (opts.created.clone()).or_else(|| crate::attest::created_of(&for_files.root)),
+            source_date_epoch: opts.created.clone(),
+            ci: req.ci.clone(),
+        },
+    };
     let sinks = Sinks {
         names: req.names(),
         output: req.output.as_deref(),
         oci_layout: req.oci_layout.as_deref(),
         registry: &req.registry,
         sign: &req.sign,
+        attest: attest.any().then_some(&attest),
+        carried: &[],
     };
     let mut outcome = write_sinks(&for_files, for_registries.as_ref(), &sinks, progress).await?;
     outcome.base = Some(BaseSummary {
@@ -290,6 +325,10 @@ pub struct Sinks<'a> {
     pub registry: &'a RegistryOptions,
     /// Keys to sign the pushed image with, once it and its tags are in place.
     pub sign: &'a [crate::sign::SigningKey],
+    /// What to attach to the image (SBOM, provenance), in files and once pushed.
+    pub attest: Option<&'a crate::attest::Attest>,
+    /// Attachments the source already carries (a layout or archive): pushed with the image.
+    pub carried: &'a [crate::attest::Attachment],
 }
 
 /// Writes a finished image to every sink: files are staged first (written in full and
@@ -316,12 +355,18 @@ pub async fn write_sinks(
     // Where the base's blobs were read from, for later pushes of what is written here.
     crate::sink::registry::note_source(src, sinks.registry);
     let to_file = progress.track(src, Kind::File);
+    // The file outputs carry the attachments too, as blobs beside the image.
+    let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
+    let (extra, mut attached) = match (sinks.attest, file_sink) {
+        (Some(a), true) => a.for_files(&src.root, sinks.names.first().map(|(r, _)| r))?,
+        _ => Default::default(),
+    };
     let archive = match sinks.output {
-        Some(path) => Some(archive::stage(&to_file, path, &names).await?),
+        Some(path) => Some(archive::stage(&to_file, path, &names, &extra).await?),
         None => None,
     };
     let layout = match sinks.oci_layout {
-        Some(dir) => Some(layout::stage(&to_file, dir, &names).await?),
+        Some(dir) => Some(layout::stage(&to_file, dir, &names, &extra).await?),
         None => None,
     };
     let pushed = for_registries.unwrap_or(src);
@@ -336,6 +381,17 @@ pub async fn write_sinks(
         if !sinks.sign.is_empty() {
             crate::sign::push_signatures(&pushed.root, &push, sinks.sign, sinks.registry).await?;
         }
+        if let Some(a) = sinks.attest {
+            attached.extend(
+                crate::attest::push_attachments(&pushed.root, &push, a, sinks.registry).await?,
+            );
+        }
+        if !sinks.carried.is_empty() {
+            let doc = pushed.root.doc();
+            attached.extend(
+                crate::attest::push_referrers(doc, sinks.carried, &push, sinks.registry).await?,
+            );
+        }
         Some(stats)
     };
     save_locations(sinks.registry);
@@ -345,7 +401,6 @@ pub async fn write_sinks(
     if let Some(l) = layout {
         l.commit()?;
     }
-    let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
     let mut references: Vec<String> = Vec::new();
     let mut pushed_refs: Vec<String> = Vec::new();
     for (r, is_push) in &sinks.names {
@@ -375,6 +430,7 @@ pub async fn write_sinks(
         push: stats,
         base: None,
         outside: Vec::new(),
+        attached,
     })
 }
 
@@ -432,12 +488,19 @@ pub async fn push_existing(
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
     crate::sink::note_foreign_layers(&src.root)?;
+    // What a layout or archive carries beside the image (its SBOM and provenance) goes along.
+    let carried = crate::source::referrers::carried(source, &src.root.digest())?
+        .iter()
+        .map(crate::attest::Attachment::from_carried)
+        .collect::<Result<Vec<_>>>()?;
     let sinks = Sinks {
         names: targets.iter().map(|t| (t.clone(), true)).collect(),
         output: None,
         oci_layout: None,
         registry: opts,
         sign,
+        attest: None,
+        carried: &carried,
     };
     write_sinks(&src, None, &sinks, progress).await
 }

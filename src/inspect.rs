@@ -16,6 +16,9 @@ pub struct Inspection {
     pub media_type: String,
     /// One entry per image (platform).
     pub images: Vec<InspectedImage>,
+    /// What is attached to the image (its referrers: SBOM, provenance, …), as referrers-index
+    /// entries (descriptor, `artifactType`, annotations).
+    pub attached: Vec<serde_json::Value>,
 }
 
 /// One image of an inspection.
@@ -85,10 +88,20 @@ pub async fn inspect(r: &ImageRef, opts: &RegistryOptions) -> Result<Inspection>
             created: c.get("created").cloned().unwrap_or_default(),
         });
     }
+    // The image is what was asked for; a registry that will not list referrers leaves the
+    // list empty with a warning rather than failing the inspection.
+    let attached = match crate::source::referrers::list(r, &src.root.digest(), opts).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!("not listing what is attached to {r}: {e}");
+            Vec::new()
+        }
+    };
     Ok(Inspection {
         reference: r.to_string(),
         digest: src.root.digest(),
         media_type: src.root.doc().media_type.clone(),
         images,
+        attached,
     })
 }

@@ -18,6 +18,7 @@ macro_rules! default_engine_version {
 }
 
 pub mod atomic;
+pub mod attest;
 pub mod build;
 pub mod cli;
 pub mod error;

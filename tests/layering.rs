@@ -12,6 +12,7 @@ const ORDER: &[&[&str]] = &[
     &["imposter"],
     &["build", "inspect"],
     &["sink"],
+    &["attest"],
     &["source", "sign"],
     &["registry"],
     &["mutate"],

@@ -1,7 +1,9 @@
 //! Request counts of a push, read from the registry's own access log (not timed: the latency
 //! figures live in `scripts/bench`). Upper bounds that the old client broke, so that a change
 //! that brings back a probe per request, a HEAD before every mount or a rewrite of an unchanged
-//! image shows here.
+//! image shows here. The image's own requests are counted: the builds leave attachments off
+//! (`--no-sbom --no-provenance`), which are pushed after the image and tested in
+//! tests/attachments.rs.
 mod common;
 use common::proxy::{Proxy, Seen};
 use common::*;
@@ -49,7 +51,16 @@ fn a_cold_push_probes_once_mounts_without_asking_and_puts_the_index_once() {
     let before = reg.requests().len();
     let target = reg.reference("team/mocks:1");
     let run = env
-        .run(&["build", "examples/rest", "--base", &base, "--push", &target])
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &target,
+            "--no-sbom",
+            "--no-provenance",
+        ])
         .ok();
     let want = digest_of(&run.stdout);
     let log = reg.requests()[before..].to_vec();
@@ -76,7 +87,16 @@ fn a_cold_push_probes_once_mounts_without_asking_and_puts_the_index_once() {
     // Unchanged rebuild: the tag points at the image already; nothing is written.
     let before = reg.requests().len();
     let again = env
-        .run(&["build", "examples/rest", "--base", &base, "--push", &target])
+        .run(&[
+            "build",
+            "examples/rest",
+            "--base",
+            &base,
+            "--push",
+            &target,
+            "--no-sbom",
+            "--no-provenance",
+        ])
         .ok();
     assert_eq!(digest_of(&again.stdout), want);
     let log = reg.requests()[before..].to_vec();
@@ -127,6 +147,8 @@ fn a_cold_push_and_a_push_to_a_new_repository_of_a_registry_holding_the_base_tak
         &base,
         "--push",
         &pa.reference("team/cold:1"),
+        "--no-sbom",
+        "--no-provenance",
     ])
     .ok();
     let log = since(&pa, n);
@@ -154,6 +176,8 @@ fn a_cold_push_and_a_push_to_a_new_repository_of_a_registry_holding_the_base_tak
         &base,
         "--push",
         &pb.reference("team/new:1"),
+        "--no-sbom",
+        "--no-provenance",
     ])
     .ok();
     let (la, lb) = (since(&pa, na), since(&pb, nb));

@@ -200,6 +200,12 @@ pub struct BuildArgs {
     /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
     #[arg(long)]
     pub no_ci_annotations: bool,
+    /// Don't attach the SPDX SBOM (the config layer's files, the base) to the image.
+    #[arg(long)]
+    pub no_sbom: bool,
+    /// Don't attach the SLSA provenance (in-toto statement; DSSE-signed with --sign-key).
+    #[arg(long)]
+    pub no_provenance: bool,
     /// gzip level for the config layer (1-9).
     #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub compression_level: u32,

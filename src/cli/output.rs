@@ -117,6 +117,23 @@ pub(crate) fn summary(
             paths.join(", ")
         ));
     }
+    if !o.attached.is_empty() {
+        // One line of kinds, not of repositories: `--json` lists each attachment.
+        let mut kinds: Vec<&str> = Vec::new();
+        for a in &o.attached {
+            if !kinds.contains(&a.kind.as_str()) {
+                kinds.push(&a.kind);
+            }
+        }
+        let mut digests: Vec<&str> = o.attached.iter().map(|a| a.digest.as_str()).collect();
+        digests.sort_unstable();
+        digests.dedup();
+        parts.push(format!(
+            "attached {} ({})",
+            kinds.join(" and "),
+            plural(digests.len(), "referrer", "referrers")
+        ));
+    }
     parts.push(format!("{:.1} s", elapsed.as_secs_f64()));
     parts.join(", ")
 }
@@ -291,6 +308,13 @@ pub(crate) fn print_inspection(i: &Inspection, json: bool) -> anyhow::Result<()>
             println!("    layer {}  {:>10}  {}", l.digest, l.size, l.media_type);
         }
     }
+    for a in &i.attached {
+        println!(
+            "  attached: {}  {}",
+            a["artifactType"].as_str().unwrap_or("-"),
+            a["digest"].as_str().unwrap_or("-")
+        );
+    }
     Ok(())
 }
 
@@ -316,6 +340,7 @@ mod tests {
             push,
             base: None,
             outside: Vec::new(),
+            attached: Vec::new(),
         }
     }
 

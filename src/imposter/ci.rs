@@ -6,6 +6,39 @@ const SOURCE: &str = "org.opencontainers.image.source";
 const REVISION: &str = "org.opencontainers.image.revision";
 const CREATED: &str = "org.opencontainers.image.created";
 
+/// The CI run `var` reads (source, revision, run URL), for the provenance; `None` outside
+/// GitHub Actions and GitLab CI.
+pub(crate) fn ci_run(var: impl Fn(&str) -> Option<String>) -> Option<crate::attest::CiRun> {
+    if var("GITHUB_ACTIONS").is_some() {
+        let server = var("GITHUB_SERVER_URL");
+        let repo = var("GITHUB_REPOSITORY");
+        let repository = server
+            .as_ref()
+            .zip(repo.as_ref())
+            .map(|(s, r)| format!("{s}/{r}"));
+        let run_url = repository
+            .as_ref()
+            .zip(var("GITHUB_RUN_ID"))
+            .map(|(u, id)| match var("GITHUB_RUN_ATTEMPT") {
+                Some(n) => format!("{u}/actions/runs/{id}/attempts/{n}"),
+                None => format!("{u}/actions/runs/{id}"),
+            });
+        Some(crate::attest::CiRun {
+            repository,
+            revision: var("GITHUB_SHA"),
+            run_url,
+        })
+    } else if var("GITLAB_CI").is_some() {
+        Some(crate::attest::CiRun {
+            repository: var("CI_PROJECT_URL"),
+            revision: var("CI_COMMIT_SHA"),
+            run_url: var("CI_JOB_URL").or_else(|| var("CI_PIPELINE_URL")),
+        })
+    } else {
+        None
+    }
+}
+
 /// The annotations for the CI environment `var` reads (the process's, read by the caller;
 /// a variable unset or empty is `None`); empty outside CI.
 ///
@@ -65,6 +98,44 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         ci_annotations(|k| env.get(k).cloned(), epoch)
+    }
+
+    #[test]
+    fn the_run_is_read_from_github_actions_and_gitlab_ci() {
+        let env = |vars: &[(&str, &str)]| {
+            let m: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            ci_run(|k| m.get(k).cloned())
+        };
+        assert_eq!(env(&[("GITHUB_SHA", "abc")]), None);
+        let gh = env(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_REPOSITORY", "o/r"),
+            ("GITHUB_SHA", "abc"),
+            ("GITHUB_RUN_ID", "7"),
+            ("GITHUB_RUN_ATTEMPT", "2"),
+        ])
+        .unwrap();
+        assert_eq!(gh.repository.as_deref(), Some("https://github.com/o/r"));
+        assert_eq!(gh.revision.as_deref(), Some("abc"));
+        assert_eq!(
+            gh.run_url.as_deref(),
+            Some("https://github.com/o/r/actions/runs/7/attempts/2")
+        );
+        let gl = env(&[
+            ("GITLAB_CI", "true"),
+            ("CI_PROJECT_URL", "https://gitlab.com/o/r"),
+            ("CI_COMMIT_SHA", "def"),
+            ("CI_JOB_URL", "https://gitlab.com/o/r/-/jobs/9"),
+        ])
+        .unwrap();
+        assert_eq!(
+            gl.run_url.as_deref(),
+            Some("https://gitlab.com/o/r/-/jobs/9")
+        );
     }
 
     #[test]

@@ -136,6 +136,19 @@ impl LocalBlob {
         }
     }
 
+    /// A blocking reader over the blob from the start (for a pass over a layer's entries on a
+    /// blocking thread); a spooled blob is read positionally, so other readers are unaffected.
+    pub fn reader(&self) -> Box<dyn std::io::Read + Send> {
+        match self {
+            LocalBlob::Memory(b) => Box::new(std::io::Cursor::new(b.clone())),
+            LocalBlob::File(f) => Box::new(PositionalReader {
+                file: f.file.clone(),
+                off: 0,
+                len: f.len,
+            }),
+        }
+    }
+
     /// Reads the whole blob into memory (tests and small blobs only).
     pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
         match self {
@@ -146,6 +159,25 @@ impl LocalBlob {
                 Ok(out)
             }
         }
+    }
+}
+
+/// [`LocalBlob::reader`] over a spooled file.
+struct PositionalReader {
+    file: Arc<std::fs::File>,
+    off: u64,
+    len: u64,
+}
+
+impl std::io::Read for PositionalReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min((self.len - self.off) as usize);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.off)?;
+        self.off += n as u64;
+        Ok(n)
     }
 }
 

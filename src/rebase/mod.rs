@@ -254,8 +254,11 @@ pub async fn rebase(
         output: req.output.as_deref(),
         oci_layout: req.oci_layout.as_deref(),
         registry: &req.registry,
-        // rebase does not sign (yet): --sign-key is on build and push.
+        // rebase does not sign or attach (yet): --sign-key, the SBOM and the provenance are
+        // build's.
         sign: &[],
+        attest: None,
+        carried: &[],
     };
     let written = crate::build::write_sinks(&src, None, &sinks, progress).await?;
     outcome.references = written.pushed;

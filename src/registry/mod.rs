@@ -29,6 +29,7 @@ pub mod locations;
 mod login;
 mod pool;
 pub(crate) mod retry;
+pub(crate) mod settle;
 pub mod tls;
 mod transport;
 

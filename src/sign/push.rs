@@ -118,6 +118,7 @@ async fn push_one(
     }
     reg.manifest_put(&tagged, &Doc::new(media::OCI_MANIFEST, manifest), &scopes)
         .await
+        .map(|_| ())
 }
 
 /// The one-line failure: what was not signed, why, and that the image itself is pushed.

@@ -34,11 +34,18 @@ impl StagedArchive {
 /// stages and commits separately, after its pushes). A failure leaves nothing at `path`.
 #[cfg(test)]
 pub(crate) async fn write(src: &Source, path: &Path, names: &[ImageName]) -> Result<()> {
-    stage(src, path, names).await?.commit()
+    stage(src, path, names, &[]).await?.commit()
 }
 
-/// Writes the archive for `path` in full, verified, without putting it at `path` yet.
-pub(crate) async fn stage(src: &Source, path: &Path, names: &[ImageName]) -> Result<StagedArchive> {
+/// Writes the archive for `path` in full, verified, without putting it at `path` yet. `extra`
+/// are small blobs stored beside the image but listed nowhere in `index.json` (its referrers:
+/// an extra entry there would be a second image to `docker load`, `ctr import` and skopeo).
+pub(crate) async fn stage(
+    src: &Source,
+    path: &Path,
+    names: &[ImageName],
+    extra: &[bytes::Bytes],
+) -> Result<StagedArchive> {
     let names = distinct(names);
     let parent = atomic::parent_of(path);
     if !parent.is_dir() {
@@ -96,6 +103,12 @@ pub(crate) async fn stage(src: &Source, path: &Path, names: &[ImageName]) -> Res
     for doc in docs(&src.root) {
         if seen.insert(doc.digest()) {
             w.file(&blob_path(&doc.digest())?, &doc.bytes).await?;
+        }
+    }
+    for b in extra {
+        let d = crate::oci::digest::sha256(b);
+        if seen.insert(d.clone()) {
+            w.file(&blob_path(&d)?, b).await?;
         }
     }
     let mut manifests = Vec::new();

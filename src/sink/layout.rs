@@ -82,7 +82,7 @@ impl Drop for StagedLayout {
 /// (untagged when there are none).
 #[cfg(test)]
 pub(crate) async fn write(src: &Source, dir: &Path, names: &[ImageName]) -> Result<()> {
-    stage(src, dir, names).await?.commit()
+    stage(src, dir, names, &[]).await?.commit()
 }
 
 /// Refuses a layout target that is a symlink, before any work: the new layout is renamed into
@@ -105,8 +105,15 @@ pub(crate) fn check_target(dir: &Path) -> Result<()> {
 
 /// Writes every blob of the image into the layout `dir` (a new one in a temp directory beside
 /// it), verified, and prepares its `index.json`; nothing shows as an image until
-/// [`StagedLayout::commit`]. Blobs already present are kept as they are.
-pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Result<StagedLayout> {
+/// [`StagedLayout::commit`]. Blobs already present are kept as they are. `extra` are small
+/// blobs stored beside the image and listed nowhere in `index.json` (its referrers, found by
+/// their `subject`: an entry there would be a second image to readers that take the only one).
+pub(crate) async fn stage(
+    src: &Source,
+    dir: &Path,
+    names: &[ImageName],
+    extra: &[bytes::Bytes],
+) -> Result<StagedLayout> {
     check_target(dir)?;
     let empty = match std::fs::read_dir(dir) {
         Ok(mut d) => d.next().is_none(),
@@ -166,7 +173,8 @@ pub(crate) async fn stage(src: &Source, dir: &Path, names: &[ImageName]) -> Resu
             staged.added.push(dest);
         }
     }
-    for doc in docs(&src.root) {
+    let extra_docs = extra.iter().map(|b| Doc::new("", b.clone()));
+    for doc in docs(&src.root).into_iter().cloned().chain(extra_docs) {
         let dest = work.join(blob_path(&doc.digest())?);
         let present = dest.exists();
         if !present || !holds(&dest, &doc.digest(), doc.bytes.len() as u64).await {

@@ -1,12 +1,12 @@
 //! Pushing to a registry: blobs first (skipped when present, mounted when the registry has them
 //! in another repository, uploaded otherwise), then manifests children first, and tags last.
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::oci::blob::Source;
 use crate::oci::image::media;
 use crate::oci::image::Descriptor;
-use crate::oci::image::{Doc, Root};
+use crate::oci::image::Root;
 use crate::oci::reference::RegistryRef;
-use crate::registry::failure::ErrorCode;
+use crate::registry::settle::put_manifest;
 use crate::registry::{mount_scopes, scopes_for, Action, Mount, Registry, RegistryOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -145,7 +145,7 @@ pub(crate) async fn push(
                         async move { put_manifest(reg, &r, &img.manifest, scopes, settles).await }
                     })
                     .buffer_unordered(reg.opts.concurrency.max(1))
-                    .try_collect::<Vec<()>>()
+                    .try_collect::<Vec<_>>()
                     .await?;
             }
             if tagged.is_none() {
@@ -278,53 +278,6 @@ fn push_scopes(src: &Source, t: &RegistryRef) -> Result<Vec<String>> {
     Ok(scopes)
 }
 
-/// How often a manifest is PUT again while the registry still says a blob or child manifest
-/// it names is unknown, after this push put or found every one of them.
-const SETTLE_TRIES: u32 = 4;
-
-/// PUTs a manifest whose blobs and child manifests are all in the repository (`settles`: this
-/// push put or found each one; no foreign layer). Such a manifest answered `MANIFEST_BLOB_UNKNOWN`
-/// (or `BLOB_UNKNOWN`) is not refused for good: CNCF distribution's filesystem storage rewrites
-/// a repository's link file in place each time a blob or manifest is put or mounted, and another
-/// push of the same image into the same repository reads as "unknown" for that instant (seen
-/// with four builds pushing one base's image to one repository at once). So it is asked again,
-/// a few times with the usual backoff; anywhere else those codes stay final.
-async fn put_manifest(
-    reg: &Registry,
-    target: &RegistryRef,
-    doc: &Doc,
-    scopes: &[String],
-    settles: bool,
-) -> Result<()> {
-    let mut attempt = 0;
-    loop {
-        match reg.manifest_put(target, doc, scopes).await {
-            Err(e) if settles && attempt < SETTLE_TRIES && names_unknown(&e) => {
-                let wait = crate::registry::retry::backoff(reg.opts.backoff, attempt);
-                attempt += 1;
-                tracing::warn!(
-                    "{e} — every blob it names is in the repository, so the registry is still \
-                     settling a concurrent write; retry {attempt}/{SETTLE_TRIES} in {wait:?}"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            r => return r,
-        }
-    }
-}
-
-/// The registry answered that a manifest names a blob or manifest it does not hold.
-fn names_unknown(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Registry { cause, .. }
-            if matches!(
-                cause.code,
-                Some(ErrorCode::ManifestBlobUnknown | ErrorCode::BlobUnknown)
-            )
-    )
-}
-
 #[derive(Default)]
 struct Counts {
     uploaded: AtomicUsize,
@@ -358,7 +311,7 @@ async fn push_blobs(
             .map(|d| upload(reg, target, &checked, d, None, scopes, &c)),
     )
     .buffer_unordered(jobs)
-    .try_collect::<Vec<()>>();
+    .try_collect::<Vec<_>>();
     let others = futures_util::stream::iter(remote.iter().map(|r| {
         let base = r.base.as_ref();
         let c = &c;
@@ -415,7 +368,7 @@ async fn push_blobs(
         }
     }))
     .buffer_unordered(jobs)
-    .try_collect::<Vec<()>>();
+    .try_collect::<Vec<_>>();
     futures_util::try_join!(uploads, others)?;
     Ok(PushStats {
         uploaded: c.uploaded.into_inner(),

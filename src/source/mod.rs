@@ -8,6 +8,7 @@ pub(crate) mod cache;
 pub(crate) mod docker_archive;
 pub(crate) mod file;
 pub(crate) mod layout;
+pub mod referrers;
 pub(crate) mod registry;
 pub(crate) mod store;
 pub(crate) mod tar_index;

@@ -83,6 +83,31 @@ impl Store {
         }
     }
 
+    /// The names (`blobs/sha256/<hex>`) of the regular blob files of at most `cap` bytes, sorted:
+    /// where a reader looks for the small manifests nothing in `index.json` points at
+    /// (referrers of an image).
+    pub(crate) fn small_blobs(&self, cap: u64) -> Vec<String> {
+        let mut out: Vec<String> = match self {
+            Store::Dir(d) => std::fs::read_dir(d.join("blobs/sha256"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| {
+                    e.metadata()
+                        .is_ok_and(|m| m.file_type().is_file() && m.len() <= cap)
+                })
+                .map(|e| format!("blobs/sha256/{}", e.file_name().to_string_lossy()))
+                .collect(),
+            Store::Tar(ix) => ix
+                .entries()
+                .filter(|(name, _, size)| name.starts_with("blobs/sha256/") && *size <= cap)
+                .map(|(name, _, _)| name.to_string())
+                .collect(),
+        };
+        out.sort();
+        out
+    }
+
     /// Streams the file `name` without loading it; it must hold exactly `want` bytes (its
     /// descriptor's size), so a sparse or growing file is refused before it is read.
     async fn stream(&self, name: &str, want: u64) -> Result<ByteStream> {

@@ -6,6 +6,7 @@ mod chunked;
 #[path = "../common/mod.rs"]
 mod common;
 mod fake;
+mod referrers;
 
 use common::{fixtures, Env, Run};
 use fake::{Body, Fake, Resp};

@@ -45,6 +45,17 @@ pub(crate) enum Mount {
     Declined,
 }
 
+/// The header a registry with the referrers API answers a manifest PUT carrying a `subject`
+/// with (distribution-spec 1.1): without it, the client keeps the referrers tag itself.
+const OCI_SUBJECT: &str = "OCI-Subject";
+
+/// What a manifest PUT was answered with, beyond success.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Put {
+    /// The `OCI-Subject` header: the registry indexed the manifest's `subject` itself.
+    pub(crate) subject: Option<String>,
+}
+
 fn accept_manifests() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -199,7 +210,7 @@ impl Registry {
         target: &RegistryRef,
         doc: &Doc,
         scopes: &[String],
-    ) -> Result<()> {
+    ) -> Result<Put> {
         let op = format!("pushing manifest {target}");
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -228,7 +239,12 @@ impl Registry {
             let ask = req.ask();
             let res = self.send(req).await?;
             if res.status().is_success() {
-                Ok(())
+                let subject = res
+                    .headers()
+                    .get(OCI_SUBJECT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                Ok(Put { subject })
             } else {
                 Err(self.answer_error(ask, res).await)
             }

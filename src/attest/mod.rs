@@ -1,0 +1,156 @@
+//! Attachments: what a build says about the image it made, attached to it as OCI 1.1 referrers
+//! (an artifact manifest whose `subject` is the image), so `oras discover`, `cosign tree`,
+//! `regctl artifact tree` and scanners find them next to the image.
+//!
+//! | file | holds |
+//! | --- | --- |
+//! | `sbom.rs` | the SPDX 2.3 JSON document: every file of the config layer, the base as a dependency |
+//! | `provenance.rs` | the in-toto Statement v1 with a SLSA provenance v1 predicate |
+//! | `dsse.rs` | the DSSE envelope (PAE, signatures by the `--sign-key` keys) |
+//! | `artifact.rs` | the referrer manifest (empty config, one layer, `subject`), the referrers index entry |
+//! | `push.rs` | [`push_attachments`]: after the image, its tags (and signatures), every step for all attachments at once: the referrers API where the registry has it, else the `sha256-<hex>` referrers tag, read and written once |
+//!
+//! Everything here is a function of the build's inputs: no clock is read, so the same inputs
+//! give the same attachment digests.
+pub mod artifact;
+pub mod dsse;
+pub mod provenance;
+mod push;
+pub mod sbom;
+
+pub use artifact::Attachment;
+pub use push::{push_attachments, push_referrers, referrers_tag, Attached};
+pub use sbom::FileEntry;
+
+use crate::error::Result;
+use crate::oci::image::Doc;
+use crate::sign::SigningKey;
+
+/// Where a CI run came from, for the provenance (read by the caller from the CI environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CiRun {
+    /// The source repository's URL (`https://github.com/org/repo`).
+    pub repository: Option<String>,
+    /// The commit built.
+    pub revision: Option<String>,
+    /// The run (GitHub Actions run, GitLab job) that built it.
+    pub run_url: Option<String>,
+}
+
+/// What a build knows that its attachments say, handed down by the build job.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Every regular file of the config layer, in layer order.
+    pub files: Vec<FileEntry>,
+    /// Digest of the config layer blob.
+    pub layer_digest: String,
+    /// Digest of the uncompressed config layer (`diff_id`).
+    pub layer_diff_id: String,
+    /// The base image as built on, `name@digest`.
+    pub base: String,
+    /// Where the config sits in the image (`--config-path`).
+    pub config_path: String,
+    /// The documents' time: from `SOURCE_DATE_EPOCH`, else the image's `created`; RFC 3339.
+    pub created: Option<String>,
+    /// `SOURCE_DATE_EPOCH` as RFC 3339: the only time the provenance states.
+    pub source_date_epoch: Option<String>,
+    /// The CI run, when built in one.
+    pub ci: Option<CiRun>,
+}
+
+/// Which attachments to make, and the keys that sign the provenance.
+#[derive(Debug, Clone, Default)]
+pub struct Attest {
+    /// The SPDX SBOM (`--no-sbom` turns it off).
+    pub sbom: bool,
+    /// The SLSA provenance (`--no-provenance` turns it off).
+    pub provenance: bool,
+    /// `--sign-key`: the provenance goes in a DSSE envelope signed with each.
+    pub keys: Vec<SigningKey>,
+    /// What the documents say.
+    pub facts: Facts,
+}
+
+impl Attest {
+    /// Whether anything is attached at all.
+    pub fn any(&self) -> bool {
+        self.sbom || self.provenance
+    }
+
+    /// The attachments for the image `subject` (its top document) known as `name` (a repository
+    /// name, `host/path`, no tag): the SBOM, then the provenance.
+    pub fn for_subject(&self, subject: &Doc, name: &str) -> Result<Vec<Attachment>> {
+        let mut out = Vec::new();
+        if self.sbom {
+            let doc = sbom::spdx(&self.facts, subject, name);
+            out.push(artifact::sbom(doc, subject));
+        }
+        if self.provenance {
+            let statement = provenance::statement(&self.facts, subject, name);
+            out.push(if self.keys.is_empty() {
+                artifact::provenance(statement, subject)
+            } else {
+                artifact::signed_provenance(dsse::envelope(&statement, &self.keys), subject)
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Attest {
+    /// What the file outputs hold for the image `root` first named `name` (a layout's image
+    /// may have no name: `image` stands in): every blob of every attachment (manifests,
+    /// documents, the empty config), and the record of each for `--json`.
+    pub fn for_files(
+        &self,
+        root: &crate::oci::image::Root,
+        name: Option<&crate::oci::reference::RegistryRef>,
+    ) -> Result<(Vec<bytes::Bytes>, Vec<Attached>)> {
+        let name = name.map_or_else(|| "image".to_string(), |r| r.repo_name());
+        let (mut blobs, mut records) = (Vec::new(), Vec::new());
+        for a in self.for_subject(root.doc(), &name)? {
+            blobs.push(a.manifest.bytes.clone());
+            blobs.extend(a.blobs.iter().map(|(_, b)| b.clone()));
+            records.push(Attached::of(&a, &root.digest()));
+        }
+        Ok((blobs, records))
+    }
+}
+
+/// The image's `created` (the first image config's), as SPDX writes times (RFC 3339, to the
+/// second, UTC): the SBOM's time when `SOURCE_DATE_EPOCH` is not set.
+pub fn created_of(root: &crate::oci::image::Root) -> Option<String> {
+    let img = root.images().first()?;
+    let c: serde_json::Value = serde_json::from_slice(&img.config.bytes).ok()?;
+    let t = chrono::DateTime::parse_from_rfc3339(c.get("created")?.as_str()?).ok()?;
+    Some(
+        t.with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::image::{Image, Root};
+    use crate::oci::media;
+
+    #[test]
+    fn the_images_created_is_written_as_spdx_writes_times() {
+        let img = |created: &str| {
+            Root::Image(Image {
+                manifest: Doc::new(media::OCI_MANIFEST, &b"{}"[..]),
+                config: Doc::new(
+                    media::OCI_CONFIG,
+                    format!("{{\"created\":\"{created}\"}}").into_bytes(),
+                ),
+                index_entry: None,
+            })
+        };
+        assert_eq!(
+            created_of(&img("2024-05-01T10:20:30.123456789+02:00")).as_deref(),
+            Some("2024-05-01T08:20:30Z")
+        );
+        assert_eq!(created_of(&img("yesterday")), None);
+    }
+}
