@@ -46,10 +46,12 @@ impl Attachment {
     /// An attachment read back from a layout or archive (`mockimg push` carries it on).
     pub fn from_carried(c: &crate::source::referrers::Carried) -> Result<Attachment> {
         let v = c.manifest.json("referrer manifest")?;
-        let artifact_type = v["artifactType"]
-            .as_str()
-            .ok_or_else(|| Error::invalid("referrer manifest", "lacks an artifactType"))?
-            .to_string();
+        let artifact_type = artifact_type_of(&v).ok_or_else(|| {
+            Error::invalid(
+                format!("referrer manifest {}", c.manifest.digest()),
+                "has neither an artifactType nor a config media type",
+            )
+        })?;
         let kind = match artifact_type.as_str() {
             SPDX_MEDIA_TYPE => "sbom".to_string(),
             IN_TOTO_MEDIA_TYPE => "provenance".to_string(),
@@ -73,6 +75,17 @@ impl Attachment {
     pub fn index_entry(&self) -> Value {
         index_entry(&self.manifest, &self.artifact_type)
     }
+}
+
+/// The artifact type of a referrer manifest `v` as the referrers API reports it
+/// (distribution-spec 1.1): its `artifactType`, else its config's `mediaType` (a referrer
+/// written by a tool that sets no `artifactType`).
+pub fn artifact_type_of(v: &Value) -> Option<String> {
+    [&v["artifactType"], &v["config"]["mediaType"]]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .find(|t| !t.is_empty())
+        .map(str::to_string)
 }
 
 /// The referrers-index entry for `manifest`: its descriptor, `artifactType`, and annotations.
@@ -205,6 +218,36 @@ mod tests {
         let e = a.index_entry();
         assert_eq!(e["digest"], a.manifest.digest());
         assert_eq!(e["artifactType"], SPDX_MEDIA_TYPE);
+    }
+
+    #[test]
+    fn a_carried_referrer_without_artifact_type_takes_its_config_media_type() {
+        let m = json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.example.sig.config+json",
+                       "digest": digest::sha256(b"{}"), "size": 2},
+            "layers": [],
+            "subject": {"mediaType": media::OCI_MANIFEST, "digest": digest::sha256(b"x"), "size": 1},
+        });
+        let c = crate::source::referrers::Carried {
+            manifest: Doc::new(media::OCI_MANIFEST, serde_json::to_vec(&m).unwrap()),
+            blobs: vec![(Attachment::empty_config(), Bytes::from_static(EMPTY_BLOB))],
+        };
+        let a = Attachment::from_carried(&c).unwrap();
+        assert_eq!(a.artifact_type, "application/vnd.example.sig.config+json");
+        assert_eq!(
+            a.index_entry()["artifactType"],
+            "application/vnd.example.sig.config+json"
+        );
+        // Neither: refused, naming the manifest.
+        let bare = json!({"schemaVersion": 2, "mediaType": media::OCI_MANIFEST});
+        let c = crate::source::referrers::Carried {
+            manifest: Doc::new(media::OCI_MANIFEST, serde_json::to_vec(&bare).unwrap()),
+            blobs: Vec::new(),
+        };
+        let e = Attachment::from_carried(&c).unwrap_err().to_string();
+        assert!(e.contains("artifactType"), "{e}");
     }
 
     #[test]

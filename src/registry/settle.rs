@@ -25,9 +25,21 @@ pub(crate) async fn put_manifest(
     scopes: &[String],
     settles: bool,
 ) -> Result<Put> {
+    put_manifest_if(reg, target, doc, scopes, settles, None).await
+}
+
+/// [`put_manifest`], conditional on `if_match` (see [`Registry::manifest_put_if`]).
+pub(crate) async fn put_manifest_if(
+    reg: &Registry,
+    target: &RegistryRef,
+    doc: &Doc,
+    scopes: &[String],
+    settles: bool,
+    if_match: Option<&str>,
+) -> Result<Put> {
     let mut attempt = 0;
     loop {
-        match reg.manifest_put(target, doc, scopes).await {
+        match reg.manifest_put_if(target, doc, scopes, if_match).await {
             Err(e) if settles && attempt < SETTLE_TRIES && names_unknown(&e) => {
                 let wait = super::retry::backoff(reg.opts.backoff, attempt);
                 attempt += 1;
@@ -43,7 +55,7 @@ pub(crate) async fn put_manifest(
 }
 
 /// The registry answered that a manifest names a blob or manifest it does not hold.
-fn names_unknown(e: &Error) -> bool {
+pub(crate) fn names_unknown(e: &Error) -> bool {
     matches!(
         e,
         Error::Registry { cause, .. }

@@ -110,11 +110,12 @@ pub fn carried(r: &ImageRef, subject: &str) -> Result<Vec<Carried>> {
     Ok(out)
 }
 
+/// Its `artifactType`, else its config's media type (as the referrers API reports it).
 fn artifact_type(manifest: &Doc) -> String {
     manifest
         .json("referrer")
         .ok()
-        .and_then(|v| v["artifactType"].as_str().map(str::to_string))
+        .and_then(|v| crate::attest::artifact::artifact_type_of(&v))
         .unwrap_or_default()
 }
 
@@ -124,7 +125,10 @@ fn entry(manifest: &Doc) -> Value {
     m.insert("mediaType".into(), json!(manifest.media_type));
     m.insert("digest".into(), json!(manifest.digest()));
     m.insert("size".into(), json!(manifest.size()));
-    m.insert("artifactType".into(), json!(artifact_type(manifest)));
+    let t = artifact_type(manifest);
+    if !t.is_empty() {
+        m.insert("artifactType".into(), json!(t));
+    }
     if let Some(a) = manifest
         .json("referrer")
         .ok()
@@ -142,7 +146,7 @@ async fn in_registry(r: &RegistryRef, subject: &str, opts: &RegistryOptions) -> 
         Some(doc) => Some(doc),
         None => {
             let tagged = RegistryRef {
-                tag: Some(subject.replacen(':', "-", 1)),
+                tag: Some(crate::attest::referrers_tag(subject)),
                 digest: None,
                 ..r.clone()
             };
@@ -158,4 +162,28 @@ async fn in_registry(r: &RegistryRef, subject: &str, opts: &RegistryOptions) -> 
     };
     let v = index.json("referrers index")?;
     Ok(v["manifests"].as_array().cloned().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_for_a_referrer_without_artifact_type_names_its_config_media_type() {
+        let m = json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.example.config+json",
+                       "digest": digest::sha256(b"{}"), "size": 2},
+            "layers": [],
+        });
+        let doc = Doc::new(media::OCI_MANIFEST, serde_json::to_vec(&m).unwrap());
+        assert_eq!(
+            entry(&doc)["artifactType"],
+            "application/vnd.example.config+json"
+        );
+        // Nothing to name: no empty `artifactType` is written.
+        let bare = Doc::new(media::OCI_MANIFEST, &b"{\"schemaVersion\":2}"[..]);
+        assert!(entry(&bare).get("artifactType").is_none());
+    }
 }

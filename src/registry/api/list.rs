@@ -7,11 +7,15 @@ use super::MANIFEST_MAX;
 use crate::error::Result;
 use crate::oci::image::{media, Doc};
 use crate::oci::reference::RegistryRef;
-use reqwest::header::{HeaderMap, LINK};
+use reqwest::header::{HeaderMap, CONTENT_TYPE, LINK};
 use reqwest::{Method, StatusCode};
 
 /// Tags asked for per page; registries may answer with fewer and a `Link` to the next page.
 const TAGS_PAGE: usize = 1000;
+
+/// The most referrers pages read: 100 pages of a registry's usual page is far beyond what one
+/// image carries, and a registry linking on forever must not keep us.
+const REFERRERS_PAGES: usize = 100;
 
 /// The largest tag list page read (distribution 2.8 ignores the page size and sends them all).
 const TAGS_MAX: u64 = 64 << 20;
@@ -81,37 +85,92 @@ impl Registry {
     }
 
     /// `GET /v2/NAME/referrers/DIGEST`: the index of what refers to `digest` (signatures,
-    /// SBOMs), or `None` where the registry has no referrers API (404).
+    /// SBOMs), every page (the registry's `Link` names the next; at most [`REFERRERS_PAGES`],
+    /// a page already read ends it), their entries in one index. `None` where the registry has
+    /// no referrers API: a 404, or a 200 that is not an OCI index (a registry or proxy answering
+    /// an unknown path with a page of its own, as oras-go reads it too).
     pub async fn referrers(&self, repo: &RegistryRef, digest: &str) -> Result<Option<Doc>> {
         let op = format!("listing referrers of {digest} in {}", repo.repo_name());
         let scopes = super::super::scopes_for(repo, Action::Pull);
-        let path = format!("/v2/{}/referrers/{digest}", repo.repository);
         let name = repo.repo_name();
-        self.retry(&op, || async {
-            let req = Request {
-                action: Action::Pull,
-                repo: &name,
-                op: &op,
-                scopes: &scopes,
-                method: Method::GET,
-                path: &path,
-                headers: HeaderMap::new(),
-                body: Body::Empty,
-            };
-            let ask = req.ask();
-            let res = self.send(req).await?;
-            match res.status() {
-                StatusCode::OK => {
-                    let body = self
-                        .read_capped(ask, res, MANIFEST_MAX, "referrers index")
-                        .await?;
-                    Ok(Some(Doc::new(media::OCI_INDEX, body)))
-                }
-                StatusCode::NOT_FOUND => Ok(None),
-                _ => Err(self.answer_error(ask, res).await),
+        let mut next = Some(format!("/v2/{}/referrers/{digest}", repo.repository));
+        let mut entries: Vec<serde_json::Value> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut first = true;
+        while let Some(path) = next.take() {
+            if !seen.insert(path.clone()) || seen.len() > REFERRERS_PAGES {
+                break;
             }
-        })
-        .await
+            let page = self
+                .retry(&op, || async {
+                    let req = Request {
+                        action: Action::Pull,
+                        repo: &name,
+                        op: &op,
+                        scopes: &scopes,
+                        method: Method::GET,
+                        path: &path,
+                        headers: HeaderMap::new(),
+                        body: Body::Empty,
+                    };
+                    let ask = req.ask();
+                    let res = self.send(req).await?;
+                    match res.status() {
+                        StatusCode::OK => {
+                            let is_index = res
+                                .headers()
+                                .get(CONTENT_TYPE)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.split(';').next())
+                                .is_some_and(|v| v.trim() == media::OCI_INDEX);
+                            if !is_index {
+                                return Ok(None);
+                            }
+                            let link = res
+                                .headers()
+                                .get(LINK)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(next_link)
+                                .map(|l| res.url().join(&l).map(|u| u.to_string()));
+                            let body = self
+                                .read_capped(ask, res, MANIFEST_MAX, "referrers index")
+                                .await?;
+                            let v: serde_json::Value =
+                                serde_json::from_slice(&body).map_err(|e| {
+                                    self.invalid_answer(&op, &format!("not a referrers index: {e}"))
+                                })?;
+                            let link = link
+                                .transpose()
+                                .map_err(|e| self.invalid_answer(&op, &e.to_string()))?;
+                            let page = v["manifests"].as_array().cloned().unwrap_or_default();
+                            Ok(Some((page, link)))
+                        }
+                        StatusCode::NOT_FOUND => Ok(None),
+                        _ => Err(self.answer_error(ask, res).await),
+                    }
+                })
+                .await?;
+            match page {
+                Some((page, link)) => {
+                    entries.extend(page);
+                    next = link;
+                }
+                // The first answer says whether there is an API; a later page that is gone
+                // ends the list.
+                None if first => return Ok(None),
+                None => break,
+            }
+            first = false;
+        }
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_INDEX,
+            "manifests": entries,
+        });
+        Ok(Some(Doc::new(
+            media::OCI_INDEX,
+            serde_json::to_vec(&index).expect("JSON values serialise"),
+        )))
     }
 }
 

@@ -23,7 +23,7 @@ use crate::oci::digest;
 use crate::oci::image::{check_manifest, media, Descriptor, Doc};
 use crate::oci::reference::RegistryRef;
 use futures_util::{StreamExt, TryStreamExt};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, ETAG, IF_MATCH};
 use reqwest::{Method, StatusCode};
 
 /// The largest manifest or index read: distribution refuses to store larger ones, so a larger
@@ -65,10 +65,20 @@ impl Registry {
     /// reference must match its pin, and a copy whose `Docker-Content-Digest` disagrees with its
     /// bytes is fetched again.
     pub(crate) async fn manifest_get(&self, r: &RegistryRef, scopes: &[String]) -> Result<Doc> {
+        Ok(self.manifest_get_etag(r, scopes).await?.0)
+    }
+
+    /// [`Registry::manifest_get`], with the answer's `ETag` when the registry sent one: what a
+    /// later PUT names in `If-Match` so it replaces only the manifest that was read.
+    pub(crate) async fn manifest_get_etag(
+        &self,
+        r: &RegistryRef,
+        scopes: &[String],
+    ) -> Result<(Doc, Option<String>)> {
         let op = format!("fetching manifest {r}");
         let path = format!("/v2/{}/manifests/{}", r.repository, r.tag_or_digest());
         let name = r.to_string();
-        let bytes = self
+        let (bytes, etag) = self
             .retry(&op, || async {
                 let req = Request {
                     action: Action::Pull,
@@ -91,6 +101,11 @@ impl Registry {
                     .and_then(|v| v.to_str().ok())
                     .filter(|d| d.starts_with("sha256:"))
                     .map(str::to_string);
+                let etag = res
+                    .headers()
+                    .get(ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
                 let bytes = self.read_capped(ask, res, MANIFEST_MAX, "manifest").await?;
                 // A manifest fetched by tag has no pin, but the registry says its digest: a
                 // copy corrupted on the way is fetched again.
@@ -104,7 +119,7 @@ impl Registry {
                             digest::sha256(&bytes)
                         ),
                     )),
-                    _ => Ok(bytes),
+                    _ => Ok((bytes, etag)),
                 }
             })
             .await?;
@@ -119,7 +134,7 @@ impl Registry {
             }
         }
         let mt = check_manifest(&bytes, None, &format!("manifest {r}"))?;
-        Ok(Doc::new(mt, bytes))
+        Ok((Doc::new(mt, bytes), etag))
     }
 
     /// A whole response body of at most `max` bytes; more is an error (final: a registry that
@@ -206,6 +221,19 @@ impl Registry {
         doc: &Doc,
         scopes: &[String],
     ) -> Result<Put> {
+        self.manifest_put_if(target, doc, scopes, None).await
+    }
+
+    /// [`Registry::manifest_put`], conditional on `if_match` (an `ETag` a GET of `target`
+    /// answered) when given: a registry that honours it answers 412 if the manifest changed
+    /// since (an error whose status is 412).
+    pub(crate) async fn manifest_put_if(
+        &self,
+        target: &RegistryRef,
+        doc: &Doc,
+        scopes: &[String],
+        if_match: Option<&str>,
+    ) -> Result<Put> {
         let op = format!("pushing manifest {target}");
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -214,6 +242,9 @@ impl Registry {
                 .parse()
                 .map_err(|_| Error::invalid("manifest", "media type is not a valid header"))?,
         );
+        if let Some(tag) = if_match.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(IF_MATCH, tag);
+        }
         let path = format!(
             "/v2/{}/manifests/{}",
             target.repository,
