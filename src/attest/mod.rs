@@ -17,6 +17,7 @@ pub mod dsse;
 pub mod provenance;
 mod push;
 pub mod sbom;
+mod tag;
 
 pub use artifact::Attachment;
 pub use push::{push_attachments, push_referrers, referrers_tag, Attached};

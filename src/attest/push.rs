@@ -5,20 +5,27 @@
 //! subject is read, the attachment's entry added (an entry already there is kept, so a re-push
 //! changes nothing), and the index pushed back. Runs after the image, its tags and its
 //! signatures, so a referrer never names an image that is not there yet.
+//!
+//! The tag itself is `tag.rs`'s. Two pushes of one image (a reproducible build run twice, with
+//! different provenance) write it at once: it is PUT with `If-Match` and read back, and written
+//! again when another writer's PUT took our entries out. The race that remains: a registry that
+//! ignores `If-Match` (or sends no `ETag`) lets our PUT replace an index another writer put
+//! after our GET, and that writer's entries stay lost unless it reads the tag back as we do.
+//! A stale entry (a referrer deleted, the tag left listing it) is dropped with a warning.
 use super::artifact::Attachment;
+use super::tag::{add_to_tag, read_tag};
 use super::Attest;
 use crate::error::{Error, Result};
 use crate::oci::blob::{BlobSource, ByteStream};
 use crate::oci::image::{Descriptor, Doc, Root};
-use crate::oci::media;
 use crate::oci::reference::RegistryRef;
 use crate::registry::settle::put_manifest;
 use crate::registry::{scopes_for, Action, Registry, RegistryOptions};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use futures_util::future::BoxFuture;
-use futures_util::{StreamExt, TryFutureExt};
-use serde_json::{json, Value};
+use futures_util::StreamExt;
+use serde_json::Value;
 
 /// One attachment pushed (or written) beside an image: what `--json` lists.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -72,7 +79,16 @@ pub async fn push_attachments(
         }
         done.push(repo.clone());
         let attachments = attest.for_subject(root.doc(), &repo)?;
-        out.extend(push_referrers(root.doc(), &attachments, std::slice::from_ref(t), opts).await?);
+        out.extend(
+            push_all(
+                root.doc(),
+                &attachments,
+                std::slice::from_ref(t),
+                opts,
+                Hint::Build,
+            )
+            .await?,
+        );
     }
     Ok(out)
 }
@@ -85,6 +101,25 @@ pub async fn push_referrers(
     targets: &[RegistryRef],
     opts: &RegistryOptions,
 ) -> Result<Vec<Attached>> {
+    push_all(subject, attachments, targets, opts, Hint::Carried).await
+}
+
+/// Which command made the attachments: what a failure says leaves them out.
+#[derive(Debug, Clone, Copy)]
+enum Hint {
+    /// `mockimg build` made them: its `--no-sbom`/`--no-provenance`.
+    Build,
+    /// Carried from an archive or layout (`mockimg push`): building that again without them.
+    Carried,
+}
+
+async fn push_all(
+    subject: &Doc,
+    attachments: &[Attachment],
+    targets: &[RegistryRef],
+    opts: &RegistryOptions,
+    hint: Hint,
+) -> Result<Vec<Attached>> {
     let mut out = Vec::new();
     let mut done: Vec<String> = Vec::new();
     for t in targets {
@@ -93,7 +128,7 @@ pub async fn push_referrers(
             continue;
         }
         done.push(repo.clone());
-        let vias = push_to(t, subject, attachments, opts).await?;
+        let vias = push_to(t, subject, attachments, opts, hint).await?;
         for (a, via) in attachments.iter().zip(vias) {
             let mut rec = Attached::of(a, &subject.digest());
             rec.repository = Some(repo.clone());
@@ -111,41 +146,43 @@ pub fn referrers_tag(subject_digest: &str) -> String {
 
 /// Pushes the attachments into `target`'s repository, each step for all of them at once (one
 /// wave of requests, not one per attachment), and the referrers tag (when the registry needs
-/// it) read and written once. Every request of a step is waited for, and the first failure in
-/// attachment order is the one told, so the same failure always reads the same. Returns how each is found: `referrers API` or `referrers tag …`.
+/// it) written once. Every request of a step is waited for; a failure names every attachment
+/// the run leaves out, with the first failure in attachment order as the cause, so the same
+/// failure always reads the same. Returns how each is found: `referrers API` or
+/// `referrers tag …`.
 async fn push_to(
     target: &RegistryRef,
     subject: &Doc,
     attachments: &[Attachment],
     opts: &RegistryOptions,
+    hint: Hint,
 ) -> Result<Vec<String>> {
     let reg = Registry::connect(&target.registry, opts)?;
     let scopes = scopes_for(target, Action::Push);
     let (reg, scopes) = (&reg, &scopes[..]);
     let subject_digest = subject.digest();
     let repo = target.repo_name();
-    let fail = |a: &Attachment| {
-        let (repo, subject) = (repo.clone(), subject_digest.clone());
-        let what = format!("{} ({})", a.kind, a.artifact_type);
-        let kind = a.kind.clone();
-        move |e| missing(e, &repo, &what, &kind, &subject)
+    // The failure of a step, naming the attachments `left` out of the repository.
+    let fail = |left: &[&Attachment], e: Error| {
+        let (what, kind) = describe_refs(left);
+        missing(e, &repo, &what, &kind, &subject_digest, hint)
     };
-    let all = describe(attachments);
+    let all: Vec<&Attachment> = attachments.iter().collect();
     // Already there and listed where a reader looks: a re-push writes nothing.
-    let present = join_all(attachments.iter().map(|a| async move {
-        let by_digest = target.with_digest(&a.manifest.digest());
-        reg.manifest_head(Action::Push, &by_digest, scopes)
-            .await
-            .map(|h| h.is_some())
-            .map_err(fail(a))
-    }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<bool>>>()?;
+    let present = first_failure(
+        join_all(attachments.iter().map(|a| async move {
+            let by_digest = target.with_digest(&a.manifest.digest());
+            reg.manifest_head(Action::Push, &by_digest, scopes)
+                .await
+                .map(|h| h.is_some())
+        }))
+        .await,
+    )
+    .map_err(|e| fail(&all, e))?;
     let listed = if present.iter().any(|p| *p) {
         listed(reg, target, &subject_digest, scopes)
             .await
-            .map_err(|e| missing(e, &repo, &all.0, &all.1, &subject_digest))?
+            .map_err(|e| fail(&all, e))?
     } else {
         None
     };
@@ -166,57 +203,71 @@ async fn push_to(
     if todo.is_empty() {
         return Ok(vias.into_iter().flatten().collect());
     }
-    // Their blobs (the empty config is every attachment's: once), then their manifests.
+    // Their blobs (the empty config is every attachment's: once), then their manifests. A
+    // blob that fails leaves every one of them out: no manifest is put before all are in.
     let blobs = Memory(todo.iter().flat_map(|a| a.blobs.iter().cloned()).collect());
-    let mut unique: Vec<(&Descriptor, &Attachment)> = Vec::new();
+    let mut unique: Vec<&Descriptor> = Vec::new();
     for a in &todo {
         for (d, _) in &a.blobs {
-            if !unique.iter().any(|(u, _)| u.digest == d.digest) {
-                unique.push((d, a));
+            if !unique.iter().any(|u| u.digest == d.digest) {
+                unique.push(d);
             }
         }
     }
     let blobs = &blobs;
-    join_all(unique.into_iter().map(|(d, a)| {
-        async move {
+    first_failure(
+        join_all(unique.into_iter().map(|d| async move {
             if !reg.blob_head(target, &d.digest, scopes).await? {
                 reg.blob_upload(target, d, blobs, scopes, None).await?;
             }
             Ok::<_, Error>(())
-        }
-        .map_err(fail(a))
-    }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<()>>>()?;
+        }))
+        .await,
+    )
+    .map_err(|e| fail(&todo, e))?;
     // Every blob each names was just found or put: a concurrent push of the same attachment
     // (its empty config is every attachment's) may still be settling in the registry.
     let puts = join_all(todo.iter().map(|a| async move {
         let by_digest = target.with_digest(&a.manifest.digest());
-        put_manifest(reg, &by_digest, &a.manifest, scopes, true)
-            .await
-            .map_err(fail(a))
+        put_manifest(reg, &by_digest, &a.manifest, scopes, true).await
     }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<_>>>()?;
+    .await;
+    // Those put are listed even when another was refused: pushed, but listed nowhere, an
+    // attachment would be as good as missing.
+    let mut cause: Option<Error> = None;
+    let mut left: Vec<String> = Vec::new();
+    let mut needs_tag: Vec<&Attachment> = Vec::new();
+    for (a, p) in todo.iter().zip(puts) {
+        match p {
+            Ok(p) if p.subject.is_none() => needs_tag.push(a),
+            Ok(_) => {}
+            Err(e) => {
+                left.push(a.manifest.digest());
+                cause.get_or_insert(e);
+            }
+        }
+    }
     let api = "referrers API".to_string();
-    let needs_tag: Vec<&Attachment> = todo
-        .iter()
-        .zip(&puts)
-        .filter(|(_, p)| p.subject.is_none())
-        .map(|(a, _)| *a)
-        .collect();
     let tag_via = if needs_tag.is_empty() {
         None
     } else {
-        let (what, kind) = describe_refs(&needs_tag);
-        Some(
-            add_to_tag(reg, target, &subject_digest, &needs_tag, scopes)
-                .await
-                .map_err(|e| missing(e, &repo, &what, &kind, &subject_digest))?,
-        )
+        match add_to_tag(reg, target, &subject_digest, &needs_tag, scopes).await {
+            Ok(via) => Some(via),
+            Err(e) => {
+                left.extend(needs_tag.iter().map(|a| a.manifest.digest()));
+                cause.get_or_insert(e);
+                None
+            }
+        }
     };
+    if let Some(e) = cause {
+        let left: Vec<&Attachment> = todo
+            .iter()
+            .copied()
+            .filter(|a| left.contains(&a.manifest.digest()))
+            .collect();
+        return Err(fail(&left, e));
+    }
     let mut out = Vec::new();
     for (a, v) in attachments.iter().zip(vias) {
         out.push(match v {
@@ -233,82 +284,9 @@ async fn push_to(
     Ok(out)
 }
 
-/// The referrers tag schema, kept by the client: the index tagged `sha256-<hex>` read (if
-/// any), the entries of `new` it lacks added, pushed back once.
-async fn add_to_tag(
-    reg: &Registry,
-    target: &RegistryRef,
-    subject: &str,
-    new: &[&Attachment],
-    scopes: &[String],
-) -> Result<String> {
-    let tag = referrers_tag(subject);
-    let tagged = RegistryRef {
-        tag: Some(tag.clone()),
-        digest: None,
-        ..target.clone()
-    };
-    let mut manifests: Vec<Value> = read_tag(reg, target, subject, scopes)
-        .await?
-        .unwrap_or_default();
-    let before = manifests.len();
-    for a in new {
-        let digest = a.manifest.digest();
-        if !manifests.iter().any(|m| m["digest"] == digest.as_str()) {
-            manifests.push(a.index_entry());
-        }
-    }
-    if manifests.len() == before {
-        return Ok(format!("referrers tag {tag}"));
-    }
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_INDEX,
-        "manifests": manifests,
-    });
-    let doc = Doc::new(
-        media::OCI_INDEX,
-        serde_json::to_vec(&index).expect("JSON values serialise"),
-    );
-    // Its entries are manifests the registry holds (these just put): settling applies.
-    put_manifest(reg, &tagged, &doc, scopes, true).await?;
-    Ok(format!("referrers tag {tag}"))
-}
-
-/// The entries of the referrers tag's index, `None` when there is no such tag. Something else
-/// under the tag is someone's image, not ours to replace: an error.
-async fn read_tag(
-    reg: &Registry,
-    target: &RegistryRef,
-    subject: &str,
-    scopes: &[String],
-) -> Result<Option<Vec<Value>>> {
-    let tag = referrers_tag(subject);
-    let tagged = RegistryRef {
-        tag: Some(tag.clone()),
-        digest: None,
-        ..target.clone()
-    };
-    if reg
-        .manifest_head(Action::Push, &tagged, scopes)
-        .await?
-        .is_none()
-    {
-        return Ok(None);
-    }
-    let old = reg.manifest_get(&tagged, scopes).await?;
-    let v = old.json("referrers index")?;
-    match v["manifests"].as_array() {
-        Some(entries) if old.media_type == media::OCI_INDEX => Ok(Some(entries.clone())),
-        _ => Err(Error::invalid(
-            format!("{}:{tag}", target.repo_name()),
-            format!(
-                "the referrers tag holds {}, not an OCI index of referrers — move that \
-                 image off the tag",
-                old.media_type
-            ),
-        )),
-    }
+/// Every result of a step, or its first failure (in the order the step was asked).
+pub(super) fn first_failure<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
+    results.into_iter().collect()
 }
 
 /// Where a reader finds the referrers of `subject` already: the referrers API's list, or (a
@@ -332,7 +310,7 @@ async fn listed(
     }
     Ok(read_tag(reg, target, subject, scopes)
         .await?
-        .map(|entries| {
+        .map(|(entries, _)| {
             (
                 format!("referrers tag {}", referrers_tag(subject)),
                 digests(&entries),
@@ -340,12 +318,8 @@ async fn listed(
         }))
 }
 
-/// `(what, kind)` of several attachments for a failure line: `sbom (…) and provenance (…)`,
-/// and the kind when there is one.
-fn describe(attachments: &[Attachment]) -> (String, String) {
-    describe_refs(&attachments.iter().collect::<Vec<_>>())
-}
-
+/// `(what, kind)` of attachments for a failure line: `sbom (…) and provenance (…)`, and the
+/// kind when there is one.
 fn describe_refs(attachments: &[&Attachment]) -> (String, String) {
     let what: Vec<String> = attachments
         .iter()
@@ -358,10 +332,12 @@ fn describe_refs(attachments: &[&Attachment]) -> (String, String) {
     (what.join(" and "), kind)
 }
 
-/// The one-line failure: which attachment (`what`) of which image is missing, and that the
+/// The one-line failure: which attachments (`what`) of which image are missing, and that the
 /// image is pushed. `kind` (`sbom`, `provenance`, or empty for several) names the flag that
-/// leaves it out.
-fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str) -> Error {
+/// leaves it out. A refusal of ours (the referrers tag holds someone's image) says its own fix,
+/// and pushing again would not help: no "push again" then.
+fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str, hint: Hint) -> Error {
+    let again = !matches!(e, Error::Invalid { .. });
     let (registry, why, cause) = match e {
         Error::Registry {
             registry,
@@ -375,15 +351,28 @@ fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str) -> Error
             Default::default(),
         ),
     };
-    let hint = match kind {
-        "sbom" | "provenance" => format!(
-            "the image was pushed without its {kind} (push again, or build with --no-{kind} to \
-             go without it)"
+    let (without, flags) = match kind {
+        "sbom" | "provenance" => (format!("without its {kind}"), format!("--no-{kind}")),
+        "" => (
+            "without them".to_string(),
+            "--no-sbom --no-provenance".to_string(),
         ),
-        "" => "the image was pushed without them (push again, or build with --no-sbom \
-               --no-provenance to go without them)"
-            .to_string(),
-        _ => "the image was pushed without it (push again)".to_string(),
+        _ => ("without it".to_string(), String::new()),
+    };
+    let fix = match hint {
+        Hint::Build => format!("build with {flags}"),
+        Hint::Carried => format!("build the archive again with {flags}"),
+    };
+    let hint = if !again {
+        format!("the image was pushed {without}")
+    } else if flags.is_empty() {
+        format!("the image was pushed {without} (push again)")
+    } else {
+        let it = if kind.is_empty() { "them" } else { "it" };
+        format!(
+            "the image was pushed {without} (push again, or {fix} to go {without_it})",
+            without_it = format!("without {it}")
+        )
     };
     Error::Registry {
         registry,

@@ -179,6 +179,9 @@ impl Failure {
                 return (
                     Failure {
                         code,
+                        // A conditional request's failed precondition is known by its status,
+                        // whatever code the body spells it with.
+                        status: (status == 412).then_some(status),
                         ..Self::default()
                     },
                     detail,
@@ -201,6 +204,11 @@ impl Failure {
             tls: classify(e).map(Box::new),
             ..Self::default()
         }
+    }
+
+    /// A conditional request (`If-Match`) found the resource changed since it was read: 412.
+    pub(crate) fn is_precondition_failed(&self) -> bool {
+        self.status == Some(412)
     }
 
     /// A failure known by its HTTP status alone.

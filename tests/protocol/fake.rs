@@ -1,5 +1,6 @@
 //! A scripted registry in the test process: the distribution API over `std::net::TcpListener`,
-//! blobs and manifests in memory, every request logged. A test changes its behaviour with a
+//! blobs and manifests in memory (a manifest answered with its `ETag`, a PUT with `If-Match`
+//! refused with 412 when the manifest moved), every request logged. A test changes its behaviour with a
 //! hook that may answer a request in its place (a 401, a 202, a redirect, an endless body);
 //! what the hook leaves alone the registry answers as the spec says (chunks in order, or 416). One request per connection
 //! (`Connection: close`), so no request body has to be found the end of beyond its
@@ -331,9 +332,18 @@ fn registry(req: &Req, st: &mut State, addr: &str) -> Resp {
                 Some((d, b)) => Resp::new(200)
                     .header("Content-Type", &media_type(b))
                     .header("Docker-Content-Digest", &d)
+                    .header("ETag", &format!("\"{d}\""))
                     .body(b.clone()),
                 None => error(404, "MANIFEST_UNKNOWN"),
             },
+            // A conditional PUT (`If-Match`) of a tag that moved since: refused.
+            "PUT"
+                if req.header("if-match").is_some_and(|m| {
+                    digest.as_ref().map(|d| format!("\"{d}\"")).as_deref() != Some(m)
+                }) =>
+            {
+                error(412, "PRECONDITION_FAILED")
+            }
             "PUT" => {
                 let d = sha256(&req.body);
                 st.blobs.insert(d.clone(), req.body.clone());

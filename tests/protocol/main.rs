@@ -7,6 +7,7 @@ mod chunked;
 mod common;
 mod fake;
 mod referrers;
+mod referrers_tag;
 
 use common::{fixtures, Env, Run};
 use fake::{Body, Fake, Resp};

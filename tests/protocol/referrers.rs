@@ -173,9 +173,12 @@ fn a_refused_attachment_fails_the_run_naming_it_and_the_image_stays_pushed() {
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
     let last = out.stderr.lines().last().unwrap();
+    // Both manifests were refused: the line names both, not the first alone.
     assert!(
-        last.contains("attaching the sbom (application/spdx+json)")
-            && last.contains("the image was pushed without its sbom"),
+        last.contains(
+            "attaching the sbom (application/spdx+json) and provenance \
+             (application/vnd.in-toto+json)"
+        ) && last.contains("the image was pushed without them"),
         "{last}"
     );
     assert!(
