@@ -425,3 +425,39 @@ fn mockimg_push_carries_a_referrer_without_artifact_type_listed_by_its_config_me
     assert_eq!(theirs["artifactType"], config_type);
     assert_eq!(entries.len(), 3, "{entries:#?}");
 }
+
+#[test]
+fn mockimg_push_of_a_refused_sbom_says_to_build_the_archive_again_without_it() {
+    let (reg, _) = with_base(|req, _| {
+        let refused = req.method == "PUT"
+            && serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v["artifactType"] == SPDX);
+        refused.then(|| {
+            Resp::new(403)
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"DENIED","message":"no sboms here"}]}"#)
+        })
+    });
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    ok_json(
+        &env.build("examples/rest")
+            .base(&reg.reference("imposter:4.9.3"))
+            .oci_layout(&layout)
+            .args(["--json"])
+            .run(),
+    );
+    let out = env.run(&[
+        "push",
+        &format!("oci:{}", layout.display()),
+        &reg.reference("team/mocks:1"),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap();
+    // `mockimg push` has no --no-sbom: the fix is the build that made the archive.
+    assert!(
+        last.contains("the image was pushed without its sbom (push again, or build the archive again with --no-sbom")
+            && !last.contains("or build with"),
+        "{last}"
+    );
+}
