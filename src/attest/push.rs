@@ -369,10 +369,7 @@ fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str, hint: Hi
         format!("the image was pushed {without} (push again)")
     } else {
         let it = if kind.is_empty() { "them" } else { "it" };
-        format!(
-            "the image was pushed {without} (push again, or {fix} to go {without_it})",
-            without_it = format!("without {it}")
-        )
+        format!("the image was pushed {without} (push again, or {fix} to go without {it})")
     };
     Error::Registry {
         registry,

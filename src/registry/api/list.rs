@@ -85,7 +85,7 @@ impl Registry {
     }
 
     /// `GET /v2/NAME/referrers/DIGEST`: the index of what refers to `digest` (signatures,
-    /// SBOMs), every page (the registry's `Link` names the next; at most [`REFERRERS_PAGES`],
+    /// SBOMs), every page (the registry's `Link` names the next; at most 100 pages,
     /// a page already read ends it), their entries in one index. `None` where the registry has
     /// no referrers API: a 404, or a 200 that is not an OCI index (a registry or proxy answering
     /// an unknown path with a page of its own, as oras-go reads it too).
