@@ -46,7 +46,7 @@ impl Attachment {
     /// An attachment read back from a layout or archive (`mockimg push` carries it on).
     pub fn from_carried(c: &crate::source::referrers::Carried) -> Result<Attachment> {
         let v = c.manifest.json("referrer manifest")?;
-        let artifact_type = artifact_type_of(&v).ok_or_else(|| {
+        let artifact_type = crate::oci::referrer::artifact_type(&v).ok_or_else(|| {
             Error::invalid(
                 format!("referrer manifest {}", c.manifest.digest()),
                 "has neither an artifactType nor a config media type",
@@ -75,17 +75,6 @@ impl Attachment {
     pub fn index_entry(&self) -> Value {
         index_entry(&self.manifest, &self.artifact_type)
     }
-}
-
-/// The artifact type of a referrer manifest `v` as the referrers API reports it
-/// (distribution-spec 1.1): its `artifactType`, else its config's `mediaType` (a referrer
-/// written by a tool that sets no `artifactType`).
-pub fn artifact_type_of(v: &Value) -> Option<String> {
-    [&v["artifactType"], &v["config"]["mediaType"]]
-        .into_iter()
-        .filter_map(Value::as_str)
-        .find(|t| !t.is_empty())
-        .map(str::to_string)
 }
 
 /// The referrers-index entry for `manifest`: its descriptor, `artifactType`, and annotations.

@@ -141,7 +141,7 @@ async fn push_all(
 
 /// The referrers tag of `subject_digest`: `sha256-<hex>`.
 pub fn referrers_tag(subject_digest: &str) -> String {
-    subject_digest.replacen(':', "-", 1)
+    crate::oci::referrer::referrers_tag(subject_digest)
 }
 
 /// Pushes the attachments into `target`'s repository, each step for all of them at once (one

@@ -9,6 +9,7 @@ pub(crate) mod image;
 pub mod media;
 pub(crate) mod platform;
 pub(crate) mod reference;
+pub(crate) mod referrer;
 
 pub use blob::{read_all, BlobSource, ByteStream, LocalBlob, Source, SpooledFile};
 pub use descriptor::Descriptor;

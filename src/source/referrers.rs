@@ -115,7 +115,7 @@ fn artifact_type(manifest: &Doc) -> String {
     manifest
         .json("referrer")
         .ok()
-        .and_then(|v| crate::attest::artifact::artifact_type_of(&v))
+        .and_then(|v| crate::oci::referrer::artifact_type(&v))
         .unwrap_or_default()
 }
 
@@ -146,7 +146,7 @@ async fn in_registry(r: &RegistryRef, subject: &str, opts: &RegistryOptions) -> 
         Some(doc) => Some(doc),
         None => {
             let tagged = RegistryRef {
-                tag: Some(crate::attest::referrers_tag(subject)),
+                tag: Some(crate::oci::referrer::referrers_tag(subject)),
                 digest: None,
                 ..r.clone()
             };
