@@ -461,3 +461,31 @@ fn mockimg_push_of_a_refused_sbom_says_to_build_the_archive_again_without_it() {
         "{last}"
     );
 }
+
+#[test]
+fn a_refused_shared_empty_config_names_every_attachment_it_leaves_out() {
+    // The empty config (`{}`) is every attachment's: refusing it leaves all of them out.
+    let empty = fake::sha256(b"{}");
+    let (reg, _) = with_base(move |req, _| {
+        (req.path().ends_with(&format!("/blobs/{empty}"))
+            || req.query("digest").as_deref() == Some(empty.as_str()))
+        .then(|| {
+            Resp::new(403)
+                .header("Content-Type", "application/json")
+                .body(r#"{"errors":[{"code":"DENIED","message":"no"}]}"#)
+        })
+    });
+    let out = build(&reg);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let last = out.stderr.lines().last().unwrap();
+    assert!(
+        last.contains(&format!(
+            "attaching the sbom ({SPDX}) and provenance ({IN_TOTO})"
+        )) && last.contains("the image was pushed without them"),
+        "{last}"
+    );
+    assert!(
+        super::complete(&reg, "team/mocks", "1"),
+        "the image is in place"
+    );
+}
