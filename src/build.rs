@@ -478,21 +478,24 @@ fn offline_hint(e: Error, base: &ImageRef) -> Error {
     }
 }
 
-/// `mockimg push SOURCE REF...`: any source to registries, unchanged.
+/// `mockimg push SOURCE REF...`: any source to registries, unchanged, with the attachments a
+/// layout or archive carries beside it but those of the kinds `left_out` (`sbom`, `provenance`).
 pub async fn push_existing(
     source: &ImageRef,
     targets: &[RegistryRef],
     opts: &RegistryOptions,
     sign: &[crate::sign::SigningKey],
+    left_out: &[&str],
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let src = crate::source::open(source, opts, None).await?;
     crate::sink::note_foreign_layers(&src.root)?;
     // What a layout or archive carries beside the image (its SBOM and provenance) goes along.
-    let carried = crate::source::referrers::carried(source, &src.root.digest())?
+    let mut carried = crate::source::referrers::carried(source, &src.root.digest())?
         .iter()
         .map(crate::attest::Attachment::from_carried)
         .collect::<Result<Vec<_>>>()?;
+    carried.retain(|a| !left_out.contains(&a.kind.as_str()));
     let sinks = Sinks {
         names: targets.iter().map(|t| (t.clone(), true)).collect(),
         output: None,

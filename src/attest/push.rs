@@ -109,7 +109,7 @@ pub async fn push_referrers(
 enum Hint {
     /// `mockimg build` made them: its `--no-sbom`/`--no-provenance`.
     Build,
-    /// Carried from an archive or layout (`mockimg push`): building that again without them.
+    /// Carried from an archive or layout: `mockimg push`'s own `--no-sbom`/`--no-provenance`.
     Carried,
 }
 
@@ -361,7 +361,7 @@ fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str, hint: Hi
     };
     let fix = match hint {
         Hint::Build => format!("build with {flags}"),
-        Hint::Carried => format!("build the archive again with {flags}"),
+        Hint::Carried => format!("push with {flags}"),
     };
     let hint = if !again {
         format!("the image was pushed {without}")

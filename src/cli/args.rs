@@ -1,7 +1,7 @@
 //! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
 //! that turn repeatable `K=V` / reference flags into typed values.
 pub(super) use crate::cli::groups::{
-    CheckArgs, EngineArgs, ExcludeArgs, FindingsArgs, MountFromArgs, OutputArgs,
+    AttachArgs, CheckArgs, EngineArgs, ExcludeArgs, FindingsArgs, MountFromArgs, OutputArgs,
 };
 use crate::error::Error;
 use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
@@ -200,12 +200,8 @@ pub struct BuildArgs {
     /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
     #[arg(long)]
     pub no_ci_annotations: bool,
-    /// Don't attach the SPDX SBOM (the config layer's files, the base) to the image.
-    #[arg(long)]
-    pub no_sbom: bool,
-    /// Don't attach the SLSA provenance (in-toto statement; DSSE-signed with --sign-key).
-    #[arg(long)]
-    pub no_provenance: bool,
+    #[command(flatten)]
+    pub attach: AttachArgs,
     /// gzip level for the config layer (1-9).
     #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub compression_level: u32,
@@ -279,12 +275,20 @@ pub struct RebaseArgs {
     "Repository on the target registry that holds the image's base layers, to mount them \
      from (repeatable; REPO or HOST/REPO)"
 )))]
+#[command(mut_arg("no_sbom", |a| a.help(
+    "Don't carry the SPDX SBOM an archive or layout holds beside the image"
+)))]
+#[command(mut_arg("no_provenance", |a| a.help(
+    "Don't carry the SLSA provenance an archive or layout holds beside the image"
+)))]
 pub struct PushArgs {
     /// The exported image: archive tar path, oci:DIR[:TAG], oci-archive:, docker-archive: or a registry reference.
     pub source: String,
     /// Target references.
     #[arg(required = true)]
     pub targets: Vec<String>,
+    #[command(flatten)]
+    pub attach: AttachArgs,
     #[command(flatten)]
     pub mount: MountFromArgs,
     #[command(flatten)]

@@ -116,8 +116,8 @@ pub(super) async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         },
         cache,
         sign: a.sign.keys(!a.push.is_empty())?,
-        sbom: !a.no_sbom,
-        provenance: !a.no_provenance,
+        sbom: !a.attach.no_sbom,
+        provenance: !a.attach.no_provenance,
         ci: crate::imposter::ci::ci_run(super::env::var),
     };
     if !a.out.quiet && !req.pushes() && req.output.is_none() && req.oci_layout.is_none() {
@@ -192,6 +192,7 @@ pub(super) async fn run_push(a: PushArgs) -> anyhow::Result<()> {
         &targets,
         &opts,
         &keys,
+        &a.attach.left_out(),
         &progress::Shown,
     ))
     .await
