@@ -34,6 +34,8 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         oci_layout: a.oci_layout.clone(),
         dry_run: a.dry_run,
+        attest: a.attach.wanted(),
+        sign: a.sign.keys(!a.push.is_empty())?,
         source_date_epoch: super::env::source_date_epoch()?,
         registry: RegistryOptions {
             push_hosts: super::build::push_hosts(&a.push),
