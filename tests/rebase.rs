@@ -321,6 +321,12 @@ fn latest_patch_lists_the_tags_and_takes_the_highest_patch_of_the_same_minor() {
         .ok();
     assert_eq!(run_digest(&run), fresh);
     assert!(run.stderr.contains("4.9.10"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("attached sbom and provenance (2 referrers)"),
+        "{}",
+        run.stderr
+    );
 
     // Nothing left to do: exit 0, no push, no tag moved.
     let before = reg.requests().len();

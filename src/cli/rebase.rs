@@ -96,7 +96,13 @@ fn print(o: &RebaseOutcome, json: bool, quiet: bool) -> anyhow::Result<()> {
                 )
             })
             .unwrap_or_default();
-        eprintln!("rebased {} onto {}{stats}", o.image, o.new_base_ref);
+        let attached = super::output::attached_summary(&o.attached)
+            .map(|a| format!(", {a}"))
+            .unwrap_or_default();
+        eprintln!(
+            "rebased {} onto {}{stats}{attached}",
+            o.image, o.new_base_ref
+        );
     }
     Ok(())
 }
