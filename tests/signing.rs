@@ -414,18 +414,7 @@ fn generate_key_writes_a_private_key_only_its_owner_reads_and_never_overwrites_u
 #[test]
 fn rebase_with_a_sign_key_signs_the_rebased_image_and_its_provenance() {
     let reg = Registry::start();
-    let release = |v: &str| {
-        let mut b = fixtures::engine_like(false);
-        for p in &mut b.platforms {
-            p.layers[0].push(fixtures::Item::File(
-                "etc/imposter-release".into(),
-                v.as_bytes().to_vec(),
-                0o644,
-            ));
-        }
-        seed(&reg, &b, &format!("engine/imposter:{v}"), false, None)
-    };
-    let (old, new) = (release("4.9.3"), release("4.9.10"));
+    let (old, new) = seed_releases(&reg, false, false);
     let keys = tempfile::tempdir().unwrap();
     let (key, public) = generate_key(keys.path(), "cosign", "pw");
     let env = Env::new().set("COSIGN_PASSWORD", "pw");
