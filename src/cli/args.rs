@@ -1,7 +1,7 @@
 //! The command line as clap sees it: every subcommand, flag and help text, and the small parsers
 //! that turn repeatable `K=V` / reference flags into typed values.
 pub(super) use crate::cli::groups::{
-    CheckArgs, EngineArgs, ExcludeArgs, FindingsArgs, MountFromArgs, OutputArgs,
+    AttachArgs, CheckArgs, EngineArgs, ExcludeArgs, FindingsArgs, MountFromArgs, OutputArgs,
 };
 use crate::error::Error;
 use crate::mutate::layer::{DEFAULT_CONFIG_PATH, DEFAULT_GZIP_LEVEL};
@@ -200,12 +200,8 @@ pub struct BuildArgs {
     /// Don't add org.opencontainers.image.source/revision/created from GitHub Actions / GitLab CI.
     #[arg(long)]
     pub no_ci_annotations: bool,
-    /// Don't attach the SPDX SBOM (the config layer's files, the base) to the image.
-    #[arg(long)]
-    pub no_sbom: bool,
-    /// Don't attach the SLSA provenance (in-toto statement; DSSE-signed with --sign-key).
-    #[arg(long)]
-    pub no_provenance: bool,
+    #[command(flatten)]
+    pub attach: AttachArgs,
     /// gzip level for the config layer (1-9).
     #[arg(long, default_value_t = DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(1..=9))]
     pub compression_level: u32,
@@ -261,6 +257,10 @@ pub struct RebaseArgs {
     pub oci_layout: Option<PathBuf>,
     #[command(flatten)]
     pub mount: MountFromArgs,
+    #[command(flatten)]
+    pub attach: AttachArgs,
+    #[command(flatten)]
+    pub sign: crate::cli::sign::SignArgs,
     /// Print the old base, the new base and what would be pushed; write nothing.
     #[arg(long)]
     pub dry_run: bool,

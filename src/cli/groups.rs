@@ -127,3 +127,26 @@ pub struct OutputArgs {
     #[arg(short, long)]
     pub quiet: bool,
 }
+
+/// What is attached to a written image (`build`, `rebase`).
+#[derive(Args, Debug, Clone)]
+pub struct AttachArgs {
+    /// Don't attach the SPDX SBOM (the config layer's files, the base) to the image.
+    #[arg(long)]
+    pub no_sbom: bool,
+    /// Don't attach the SLSA provenance (in-toto statement; DSSE-signed with --sign-key).
+    #[arg(long)]
+    pub no_provenance: bool,
+}
+
+impl AttachArgs {
+    /// What these flags ask to attach, with the CI run read from the environment here at the
+    /// edge.
+    pub(crate) fn wanted(&self) -> crate::attest::Wanted {
+        crate::attest::Wanted {
+            sbom: !self.no_sbom,
+            provenance: !self.no_provenance,
+            ci: crate::imposter::ci::ci_run(super::env::var),
+        }
+    }
+}
