@@ -71,12 +71,9 @@ pub struct BuildRequest {
     pub source_date_epoch: Option<u64>,
     /// `--sign-key`: sign what is pushed with each key (cosign's format), after the push.
     pub sign: Vec<crate::sign::SigningKey>,
-    /// Attach the SPDX SBOM (on unless `--no-sbom`).
-    pub sbom: bool,
-    /// Attach the SLSA provenance (on unless `--no-provenance`).
-    pub provenance: bool,
-    /// The CI run building this, for the provenance.
-    pub ci: Option<crate::attest::CiRun>,
+    /// What to attach: the SBOM, the provenance (unless `--no-sbom`, `--no-provenance`), and
+    /// the CI run building this.
+    pub attest: crate::attest::Wanted,
 }
 
 /// One name of a built image.
@@ -192,7 +189,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     let outside = req.outside.clone();
     // A large layer is spooled to the system temp dir (TMPDIR), not the cache: a build must work
     // with a read-only or absent cache, and the file has no name, so nothing is left to clean.
-    let want_files = req.sbom;
+    let want_files = req.attest.sbom;
     let layer_task = tokio::task::spawn_blocking(move || {
         let l = layer::build_in(&entries, &outside, &layer_opts, None)?;
         // The SBOM lists what the layer holds, read back from the blob itself.
@@ -273,21 +270,14 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     } else {
         Some(image_in(registry_family)?)
     };
-    let attest = crate::attest::Attest {
-        sbom: req.sbom,
-        provenance: req.provenance,
-        keys: req.sign.clone(),
-        facts: crate::attest::Facts {
-            files,
-            layer_digest: layer.digest.clone(),
-            layer_diff_id: layer.diff_id.clone(),
-            base: (opts.base_name.clone()).unwrap_or_else(|| format!("base@{base_digest}")),
-            config_path: req.layer.config_path.clone(),
-            created: (opts.created.clone()).or_else(|| crate::attest::created_of(&for_files.root)),
-            source_date_epoch: opts.created.clone(),
-            ci: req.ci.clone(),
-        },
-    };
+    let attest = crate::attest::Attest::of_append(
+        &req.attest,
+        &req.sign,
+        files,
+        &info,
+        &opts,
+        &for_files.root,
+    );
     let sinks = Sinks {
         names: req.names(),
         output: req.output.as_deref(),

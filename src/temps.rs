@@ -76,6 +76,14 @@ impl Drop for Live {
     }
 }
 
+/// Directories this process makes temp files in. A temp file exists for a moment before its
+/// [`Live`] knows it (the name is chosen by the create call), and a signal can come right then;
+/// its name carries our pid, so [`remove_all`] finds it by listing these directories.
+fn watched() -> &'static Mutex<HashSet<PathBuf>> {
+    static DIRS: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    DIRS.get_or_init(Default::default)
+}
+
 /// Removes every temp file and directory this process is writing: called on SIGINT/SIGTERM,
 /// when the job is cancelled, and once more after the runtime has shut down (every blocking
 /// writer finished), just before the process exits.
@@ -86,6 +94,25 @@ pub(crate) fn remove_all() {
     };
     for p in paths {
         remove(&p);
+    }
+    let dirs: Vec<PathBuf> = match watched().lock() {
+        Ok(d) => d.iter().cloned().collect(),
+        Err(_) => return,
+    };
+    let ours = [file_prefix(), dir_prefix()];
+    for d in dirs {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name
+                .to_str()
+                .is_some_and(|n| ours.iter().any(|p| n.starts_with(p.as_str())))
+            {
+                remove(&e.path());
+            }
+        }
     }
 }
 
@@ -106,12 +133,17 @@ fn remove(p: &Path) {
     }
 }
 
-/// Removes what earlier mockimg runs left in `dir` when killed: names with our pattern whose
+/// Watches `dir` for this process's own temp files (see [`remove_all`]), and removes what
+/// earlier mockimg runs left in it when killed: names with our pattern whose
 /// process no longer runs and which were last written before this process started. Done once
 /// per directory per process; failures are ignored (someone else may be cleaning too).
 pub(crate) fn clean_stale(dir: &Path) {
     static DONE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
     let start = started();
+    // Every caller is about to create a temp file in `dir`: watch it before the file exists.
+    if let Ok(mut w) = watched().lock() {
+        w.insert(dir.to_path_buf());
+    }
     if let Ok(mut d) = DONE.get_or_init(Default::default).lock() {
         if !d.insert(dir.to_path_buf()) {
             return;
@@ -206,6 +238,25 @@ mod tests {
             !live().lock().unwrap().contains(&file),
             "a file that is gone is forgotten"
         );
+    }
+
+    #[test]
+    fn a_temp_file_not_yet_known_by_name_is_removed_from_its_watched_directory() {
+        let d = tempfile::tempdir().unwrap();
+        clean_stale(d.path());
+        // Created, but the signal came before its Live was made.
+        let unknown = d.path().join(format!("{}justmade", file_prefix()));
+        let unknown_dir = d.path().join(format!("{}justmade", dir_prefix()));
+        std::fs::write(&unknown, b"x").unwrap();
+        std::fs::create_dir_all(unknown_dir.join("blobs")).unwrap();
+        // Another process's temp file and an unrelated file stay.
+        let other = d.path().join(".mockimg-1-other");
+        let output = d.path().join("mocks.tar");
+        std::fs::write(&other, b"x").unwrap();
+        std::fs::write(&output, b"x").unwrap();
+        remove_all();
+        assert!(!unknown.exists() && !unknown_dir.exists());
+        assert!(other.exists() && output.exists());
     }
 
     #[test]

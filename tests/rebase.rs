@@ -1,46 +1,14 @@
 //! `mockimg rebase`: an image mockimg built, moved onto a patched base (one changed layer, as a
 //! security release is), is byte for byte the image a fresh build on that base gives — for a
 //! two-platform index, a single image and a Docker-typed base — reusing the config layer without
-//! uploading it again; read back with skopeo and umoci, and run in Docker.
+//! uploading it again; read back with skopeo and umoci, and run in Docker. (What it attaches:
+//! tests/rebase_attachments.rs.)
 mod common;
 use common::fixtures::{self, Item};
 use common::*;
 use serde_json::Value;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The runnable busybox base as a release `version`: its first layer of every platform carries
-/// `etc/imposter-release`, so each release has its own layers and digest, as real patches do.
-fn release(single: bool, version: &str) -> fixtures::Base {
-    let mut b = fixtures::busybox_base(single);
-    for p in &mut b.platforms {
-        p.layers[0].push(Item::File(
-            "etc/imposter-release".into(),
-            format!("{version}\n").into_bytes(),
-            0o644,
-        ));
-    }
-    b
-}
-
-/// Seeds `engine/imposter:4.9.3` and its patch `engine/imposter:4.9.10`.
-fn seed_releases(reg: &Registry, single: bool, docker: bool) -> (String, String) {
-    let old = seed(
-        reg,
-        &release(single, "4.9.3"),
-        "engine/imposter:4.9.3",
-        docker,
-        None,
-    );
-    let new = seed(
-        reg,
-        &release(single, "4.9.10"),
-        "engine/imposter:4.9.10",
-        docker,
-        None,
-    );
-    (old, new)
-}
 
 fn run_digest(run: &Run) -> String {
     digest_of(run.stdout.lines().next().expect("a digest line"))
@@ -321,6 +289,12 @@ fn latest_patch_lists_the_tags_and_takes_the_highest_patch_of_the_same_minor() {
         .ok();
     assert_eq!(run_digest(&run), fresh);
     assert!(run.stderr.contains("4.9.10"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("attached sbom and provenance (2 referrers)"),
+        "{}",
+        run.stderr
+    );
 
     // Nothing left to do: exit 0, no push, no tag moved.
     let before = reg.requests().len();
@@ -388,7 +362,7 @@ fn an_image_mockimg_did_not_build_is_refused() {
 fn a_platform_the_new_base_lacks_is_an_error_naming_it() {
     let reg = Registry::start();
     let (old, _) = seed_releases(&reg, false, false);
-    let mut amd_only = release(false, "4.9.10");
+    let mut amd_only = fixtures::release(false, "4.9.10");
     amd_only.platforms.truncate(1);
     let new = seed(&reg, &amd_only, "engine/imposter:4.9.10", false, None);
     let env = Env::new();
@@ -495,52 +469,4 @@ fn http_get(addr: &str, path: &str) -> Option<Vec<u8>> {
         .next()?
         .contains(" 200 ")
         .then(|| raw[split + 4..].to_vec())
-}
-
-/// The archive `build --output` wrote moves too: read from the file, written to a file, equal to
-/// a fresh `build --output` on the patched base, and spec-clean.
-#[test]
-fn an_exported_archive_rebases_into_an_archive_equal_to_a_fresh_export() {
-    let reg = Registry::start();
-    let (old, new) = seed_releases(&reg, false, false);
-    let env = Env::new();
-    let d = tempfile::tempdir().unwrap();
-    let export = |base: &str, file: &str| {
-        let path = d.path().join(file);
-        let run = env
-            .run(&[
-                "build",
-                "examples/rest",
-                "--base",
-                base,
-                "--label",
-                "team=mocks",
-                "--output",
-                &path.display().to_string(),
-            ])
-            .ok();
-        (path, run_digest(&run))
-    };
-    let (old_tar, _) = export(&old, "old.tar");
-    let (_, fresh) = export(&new, "fresh.tar");
-    let out = d.path().join("rebased.tar");
-    let run = env
-        .run(&[
-            "rebase",
-            &format!("oci-archive:{}", old_tar.display()),
-            "--base",
-            &new,
-            "--output",
-            &out.display().to_string(),
-        ])
-        .ok();
-    assert_eq!(run_digest(&run), fresh, "{}", run.stderr);
-    ocicheck::assert_archive(&out);
-    // skopeo reads the same image out of the file.
-    let raw = skopeo(&[
-        "inspect",
-        "--raw",
-        &format!("oci-archive:{}", out.display()),
-    ]);
-    assert_eq!(fixtures::sha256(raw.as_bytes()), fresh);
 }

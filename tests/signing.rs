@@ -408,3 +408,71 @@ fn generate_key_writes_a_private_key_only_its_owner_reads_and_never_overwrites_u
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+/// A rebased image is signed as a build is: the tag's new index and its platforms verify with the
+/// key, and the provenance attached to it is the DSSE envelope signed with it.
+#[test]
+fn rebase_with_a_sign_key_signs_the_rebased_image_and_its_provenance() {
+    let reg = Registry::start();
+    let (old, new) = seed_releases(&reg, false, false);
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = generate_key(keys.path(), "cosign", "pw");
+    let env = Env::new().set("COSIGN_PASSWORD", "pw");
+    let target = reg.reference("team/mocks:1");
+    let key_arg = key.to_str().unwrap();
+    let built = build(&env, &old, &target, &["--sign-key", key_arg]).ok();
+    let built = digest_of(built.stdout.lines().next().unwrap());
+
+    // Signing needs a push: a rebase into a file only is refused before anything is read.
+    let refused = env.run(&[
+        "rebase",
+        &target,
+        "--base",
+        &new,
+        "--output",
+        keys.path().join("x.tar").to_str().unwrap(),
+        "--sign-key",
+        key_arg,
+    ]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("add --push REF"),
+        "{}",
+        refused.stderr
+    );
+
+    let run = env
+        .run(&[
+            "rebase",
+            &target,
+            "--base",
+            &new,
+            "--push",
+            &target,
+            "--sign-key",
+            key_arg,
+            "--json",
+        ])
+        .ok();
+    let out: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    let digest = out["digest"].as_str().unwrap();
+    assert_ne!(digest, built);
+    let (ok, err) = verifies_like_cosign(&reg, "team/mocks", "1", &public, None);
+    assert!(ok, "the rebased index and both platforms: {err}");
+    let provenance = out["attached"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["kind"] == "provenance")
+        .unwrap_or_else(|| panic!("no provenance attached: {out}"));
+    let m = raw_manifest(&format!(
+        "{}/team/mocks@{}",
+        reg.addr,
+        provenance["digest"].as_str().unwrap()
+    ));
+    assert_eq!(m["subject"]["digest"], digest);
+    assert_eq!(
+        m["layers"][0]["mediaType"],
+        "application/vnd.dsse.envelope.v1+json"
+    );
+}

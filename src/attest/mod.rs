@@ -24,7 +24,8 @@ pub use push::{push_attachments, push_referrers, referrers_tag, Attached};
 pub use sbom::FileEntry;
 
 use crate::error::Result;
-use crate::oci::image::Doc;
+use crate::mutate::append::{AppendOptions, LayerInfo};
+use crate::oci::image::{Doc, Root};
 use crate::sign::SigningKey;
 
 /// Where a CI run came from, for the provenance (read by the caller from the CI environment).
@@ -59,6 +60,18 @@ pub struct Facts {
     pub ci: Option<CiRun>,
 }
 
+/// What a job is asked to attach, before the image exists: the flags and the CI run, read at
+/// the edge. `build` and `rebase` both turn it into an [`Attest`] with [`Attest::of_append`].
+#[derive(Debug, Clone, Default)]
+pub struct Wanted {
+    /// The SPDX SBOM (`--no-sbom` turns it off).
+    pub sbom: bool,
+    /// The SLSA provenance (`--no-provenance` turns it off).
+    pub provenance: bool,
+    /// The CI run doing the job, for the provenance.
+    pub ci: Option<CiRun>,
+}
+
 /// Which attachments to make, and the keys that sign the provenance.
 #[derive(Debug, Clone, Default)]
 pub struct Attest {
@@ -73,6 +86,40 @@ pub struct Attest {
 }
 
 impl Attest {
+    /// The attachments of `root`, the image made by appending `layer` (whose regular files are
+    /// `files`) with `opts`. Build and rebase both come here, so a rebased image carries the
+    /// documents a fresh build of its config on the new base would: the base is the one `opts`
+    /// records, the time is `opts.created` (`SOURCE_DATE_EPOCH`), else the image's.
+    pub fn of_append(
+        wanted: &Wanted,
+        keys: &[SigningKey],
+        files: Vec<FileEntry>,
+        layer: &LayerInfo,
+        opts: &AppendOptions,
+        root: &Root,
+    ) -> Attest {
+        let base = match (&opts.base_name, &opts.base_digest) {
+            (Some(n), _) => n.clone(),
+            (None, Some(d)) => format!("base@{d}"),
+            (None, None) => "base".to_string(),
+        };
+        Attest {
+            sbom: wanted.sbom,
+            provenance: wanted.provenance,
+            keys: keys.to_vec(),
+            facts: Facts {
+                files,
+                layer_digest: layer.digest.clone(),
+                layer_diff_id: layer.diff_id.clone(),
+                base,
+                config_path: opts.config_path.clone(),
+                created: opts.created.clone().or_else(|| created_of(root)),
+                source_date_epoch: opts.created.clone(),
+                ci: wanted.ci.clone(),
+            },
+        }
+    }
+
     /// Whether anything is attached at all.
     pub fn any(&self) -> bool {
         self.sbom || self.provenance
@@ -104,7 +151,7 @@ impl Attest {
     /// documents, the empty config), and the record of each for `--json`.
     pub fn for_files(
         &self,
-        root: &crate::oci::image::Root,
+        root: &Root,
         name: Option<&crate::oci::reference::RegistryRef>,
     ) -> Result<(Vec<bytes::Bytes>, Vec<Attached>)> {
         let name = name.map_or_else(|| "image".to_string(), |r| r.repo_name());
@@ -120,7 +167,7 @@ impl Attest {
 
 /// The image's `created` (the first image config's), as SPDX writes times (RFC 3339, to the
 /// second, UTC): the SBOM's time when `SOURCE_DATE_EPOCH` is not set.
-pub fn created_of(root: &crate::oci::image::Root) -> Option<String> {
+pub fn created_of(root: &Root) -> Option<String> {
     let img = root.images().first()?;
     let c: serde_json::Value = serde_json::from_slice(&img.config.bytes).ok()?;
     let t = chrono::DateTime::parse_from_rfc3339(c.get("created")?.as_str()?).ok()?;
@@ -133,7 +180,7 @@ pub fn created_of(root: &crate::oci::image::Root) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oci::image::{Image, Root};
+    use crate::oci::image::Image;
     use crate::oci::media;
 
     #[test]

@@ -79,16 +79,7 @@ pub async fn push_attachments(
         }
         done.push(repo.clone());
         let attachments = attest.for_subject(root.doc(), &repo)?;
-        out.extend(
-            push_all(
-                root.doc(),
-                &attachments,
-                std::slice::from_ref(t),
-                opts,
-                Hint::Build,
-            )
-            .await?,
-        );
+        out.extend(push_all(root.doc(), &attachments, std::slice::from_ref(t), opts).await?);
     }
     Ok(out)
 }
@@ -101,16 +92,7 @@ pub async fn push_referrers(
     targets: &[RegistryRef],
     opts: &RegistryOptions,
 ) -> Result<Vec<Attached>> {
-    push_all(subject, attachments, targets, opts, Hint::Carried).await
-}
-
-/// Which command made the attachments: what a failure says leaves them out.
-#[derive(Debug, Clone, Copy)]
-enum Hint {
-    /// `mockimg build` made them: its `--no-sbom`/`--no-provenance`.
-    Build,
-    /// Carried from an archive or layout: `mockimg push`'s own `--no-sbom`/`--no-provenance`.
-    Carried,
+    push_all(subject, attachments, targets, opts).await
 }
 
 async fn push_all(
@@ -118,7 +100,6 @@ async fn push_all(
     attachments: &[Attachment],
     targets: &[RegistryRef],
     opts: &RegistryOptions,
-    hint: Hint,
 ) -> Result<Vec<Attached>> {
     let mut out = Vec::new();
     let mut done: Vec<String> = Vec::new();
@@ -128,7 +109,7 @@ async fn push_all(
             continue;
         }
         done.push(repo.clone());
-        let vias = push_to(t, subject, attachments, opts, hint).await?;
+        let vias = push_to(t, subject, attachments, opts).await?;
         for (a, via) in attachments.iter().zip(vias) {
             let mut rec = Attached::of(a, &subject.digest());
             rec.repository = Some(repo.clone());
@@ -155,7 +136,6 @@ async fn push_to(
     subject: &Doc,
     attachments: &[Attachment],
     opts: &RegistryOptions,
-    hint: Hint,
 ) -> Result<Vec<String>> {
     let reg = Registry::connect(&target.registry, opts)?;
     let scopes = scopes_for(target, Action::Push);
@@ -165,7 +145,7 @@ async fn push_to(
     // The failure of a step, naming the attachments `left` out of the repository.
     let fail = |left: &[&Attachment], e: Error| {
         let (what, kind) = describe_refs(left);
-        missing(e, &repo, &what, &kind, &subject_digest, hint)
+        missing(e, &repo, &what, &kind, &subject_digest)
     };
     let all: Vec<&Attachment> = attachments.iter().collect();
     // Already there and listed where a reader looks: a re-push writes nothing.
@@ -334,9 +314,9 @@ fn describe_refs(attachments: &[&Attachment]) -> (String, String) {
 
 /// The one-line failure: which attachments (`what`) of which image are missing, and that the
 /// image is pushed. `kind` (`sbom`, `provenance`, or empty for several) names the flag that
-/// leaves it out. A refusal of ours (the referrers tag holds someone's image) says its own fix,
+/// leaves it out (`build`, `rebase` and `push` all have it). A refusal of ours (the referrers tag holds someone's image) says its own fix,
 /// and pushing again would not help: no "push again" then.
-fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str, hint: Hint) -> Error {
+fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str) -> Error {
     let again = !matches!(e, Error::Invalid { .. });
     let (registry, why, cause) = match e {
         Error::Registry {
@@ -359,17 +339,13 @@ fn missing(e: Error, repo: &str, what: &str, kind: &str, subject: &str, hint: Hi
         ),
         _ => ("without it".to_string(), String::new()),
     };
-    let fix = match hint {
-        Hint::Build => format!("build with {flags}"),
-        Hint::Carried => format!("push with {flags}"),
-    };
     let hint = if !again {
         format!("the image was pushed {without}")
     } else if flags.is_empty() {
         format!("the image was pushed {without} (push again)")
     } else {
         let it = if kind.is_empty() { "them" } else { "it" };
-        format!("the image was pushed {without} (push again, or {fix} to go without {it})")
+        format!("the image was pushed {without} (push again, or leave {it} out with {flags})")
     };
     Error::Registry {
         registry,

@@ -5,12 +5,15 @@
 //! the image holds, not what the walker meant to put there.
 use super::Facts;
 use crate::error::{Error, Result};
-use crate::oci::blob::LocalBlob;
+use crate::mutate::spool::Spool;
+use crate::oci::blob::{io_to_error, verified, BlobSource, LocalBlob};
 use crate::oci::image::Doc;
+use crate::oci::Descriptor;
+use futures_util::StreamExt;
 use serde_json::{json, Value};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
-use std::io::Read;
+use std::io::{Read, Write};
 
 /// One regular file of the config layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +67,24 @@ pub fn files_of_layer(blob: &LocalBlob) -> Result<Vec<FileEntry>> {
         });
     }
     Ok(out)
+}
+
+/// [`files_of_layer`] for a layer read from `src` (a rebase's config layer, in the image's
+/// registry or file): fetched once, verified against `desc`, kept in memory while small and in
+/// an unnamed temp file when not, then read back off the async threads.
+pub async fn files_of_blob(src: &dyn BlobSource, desc: &Descriptor) -> Result<Vec<FileEntry>> {
+    let what = format!("config layer {}", desc.digest);
+    let mut stream = verified(src.open(desc).await?, desc, what.clone());
+    let mut spool = Spool::new(None);
+    let spooling = |e: std::io::Error| Error::io("spooling", "<config layer>", e);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| io_to_error(&what, e))?;
+        spool.write_all(&chunk).map_err(spooling)?;
+    }
+    let blob = spool.finish().map_err(spooling)?;
+    tokio::task::spawn_blocking(move || files_of_layer(&blob))
+        .await
+        .map_err(|e| Error::invalid("config layer", e.to_string()))?
 }
 
 /// The SPDX document for the image `subject` known as `name`.

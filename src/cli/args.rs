@@ -257,6 +257,10 @@ pub struct RebaseArgs {
     pub oci_layout: Option<PathBuf>,
     #[command(flatten)]
     pub mount: MountFromArgs,
+    #[command(flatten)]
+    pub attach: AttachArgs,
+    #[command(flatten)]
+    pub sign: crate::cli::sign::SignArgs,
     /// Print the old base, the new base and what would be pushed; write nothing.
     #[arg(long)]
     pub dry_run: bool,

@@ -116,9 +116,7 @@ pub(super) async fn run_build(a: BuildArgs) -> anyhow::Result<()> {
         },
         cache,
         sign: a.sign.keys(!a.push.is_empty())?,
-        sbom: !a.attach.no_sbom,
-        provenance: !a.attach.no_provenance,
-        ci: crate::imposter::ci::ci_run(super::env::var),
+        attest: a.attach.wanted(),
     };
     if !a.out.quiet && !req.pushes() && req.output.is_none() && req.oci_layout.is_none() {
         tracing::warn!(

@@ -54,28 +54,6 @@ pub struct CheckArgs {
     pub recursive: bool,
 }
 
-/// Which attachments go beside the image (`build` makes them, `push` carries them from an
-/// archive or layout). The help is build's; `push` words it for itself with `mut_arg`.
-#[derive(Args, Debug, Clone)]
-pub struct AttachArgs {
-    /// Don't attach the SPDX SBOM (the config layer's files, the base) to the image.
-    #[arg(long)]
-    pub no_sbom: bool,
-    /// Don't attach the SLSA provenance (in-toto statement; DSSE-signed with --sign-key).
-    #[arg(long)]
-    pub no_provenance: bool,
-}
-
-impl AttachArgs {
-    /// The attachment kinds (`sbom`, `provenance`) these flags leave out.
-    pub(crate) fn left_out(&self) -> Vec<&'static str> {
-        [("sbom", self.no_sbom), ("provenance", self.no_provenance)]
-            .into_iter()
-            .filter_map(|(k, off)| off.then_some(k))
-            .collect()
-    }
-}
-
 /// What happens to validation findings (`bundle`, `validate`, `publish`).
 #[derive(Args, Debug, Clone)]
 pub struct FindingsArgs {
@@ -148,4 +126,36 @@ pub struct OutputArgs {
     /// Only errors on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// What is attached to a written image (`build`, `rebase`), or carried along with it (`push`,
+/// which words the help for itself with `mut_arg`).
+#[derive(Args, Debug, Clone)]
+pub struct AttachArgs {
+    /// Don't attach the SPDX SBOM (the config layer's files, the base) to the image.
+    #[arg(long)]
+    pub no_sbom: bool,
+    /// Don't attach the SLSA provenance (in-toto statement; DSSE-signed with --sign-key).
+    #[arg(long)]
+    pub no_provenance: bool,
+}
+
+impl AttachArgs {
+    /// The attachment kinds (`sbom`, `provenance`) these flags leave out.
+    pub(crate) fn left_out(&self) -> Vec<&'static str> {
+        [("sbom", self.no_sbom), ("provenance", self.no_provenance)]
+            .into_iter()
+            .filter_map(|(k, off)| off.then_some(k))
+            .collect()
+    }
+
+    /// What these flags ask to attach, with the CI run read from the environment here at the
+    /// edge.
+    pub(crate) fn wanted(&self) -> crate::attest::Wanted {
+        crate::attest::Wanted {
+            sbom: !self.no_sbom,
+            provenance: !self.no_provenance,
+            ci: crate::imposter::ci::ci_run(super::env::var),
+        }
+    }
 }

@@ -117,25 +117,31 @@ pub(crate) fn summary(
             paths.join(", ")
         ));
     }
-    if !o.attached.is_empty() {
-        // One line of kinds, not of repositories: `--json` lists each attachment.
-        let mut kinds: Vec<&str> = Vec::new();
-        for a in &o.attached {
-            if !kinds.contains(&a.kind.as_str()) {
-                kinds.push(&a.kind);
-            }
-        }
-        let mut digests: Vec<&str> = o.attached.iter().map(|a| a.digest.as_str()).collect();
-        digests.sort_unstable();
-        digests.dedup();
-        parts.push(format!(
-            "attached {} ({})",
-            kinds.join(" and "),
-            plural(digests.len(), "referrer", "referrers")
-        ));
-    }
+    parts.extend(attached_summary(&o.attached));
     parts.push(format!("{:.1} s", elapsed.as_secs_f64()));
     parts.join(", ")
+}
+
+/// `attached sbom and provenance (2 referrers)`: one line of kinds, not of repositories
+/// (`--json` lists each attachment); `None` when nothing was attached.
+pub(crate) fn attached_summary(attached: &[crate::attest::Attached]) -> Option<String> {
+    if attached.is_empty() {
+        return None;
+    }
+    let mut kinds: Vec<&str> = Vec::new();
+    for a in attached {
+        if !kinds.contains(&a.kind.as_str()) {
+            kinds.push(&a.kind);
+        }
+    }
+    let mut digests: Vec<&str> = attached.iter().map(|a| a.digest.as_str()).collect();
+    digests.sort_unstable();
+    digests.dedup();
+    Some(format!(
+        "attached {} ({})",
+        kinds.join(" and "),
+        plural(digests.len(), "referrer", "referrers")
+    ))
 }
 
 /// Prints warnings and notes (unless `quiet`), and errors when there are several; a lone error

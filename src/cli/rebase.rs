@@ -34,6 +34,8 @@ pub(crate) async fn run_rebase(a: RebaseArgs) -> anyhow::Result<()> {
         output: a.output.clone(),
         oci_layout: a.oci_layout.clone(),
         dry_run: a.dry_run,
+        attest: a.attach.wanted(),
+        sign: a.sign.keys(!a.push.is_empty())?,
         source_date_epoch: super::env::source_date_epoch()?,
         registry: RegistryOptions {
             push_hosts: super::build::push_hosts(&a.push),
@@ -94,7 +96,13 @@ fn print(o: &RebaseOutcome, json: bool, quiet: bool) -> anyhow::Result<()> {
                 )
             })
             .unwrap_or_default();
-        eprintln!("rebased {} onto {}{stats}", o.image, o.new_base_ref);
+        let attached = super::output::attached_summary(&o.attached)
+            .map(|a| format!(", {a}"))
+            .unwrap_or_default();
+        eprintln!(
+            "rebased {} onto {}{stats}{attached}",
+            o.image, o.new_base_ref
+        );
     }
     Ok(())
 }

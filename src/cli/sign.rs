@@ -1,11 +1,11 @@
-//! The signing flags (`--sign-key`, `--sign-key-password-stdin` on `build` and `push`) and
+//! The signing flags (`--sign-key`, `--sign-key-password-stdin` on `build`, `push` and `rebase`) and
 //! `mockimg generate-key`.
 use crate::error::Error;
 use crate::sign::SigningKey;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
-/// Signing flags shared by `build` and `push`.
+/// Signing flags shared by `build`, `push` and `rebase`.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SignArgs {
     /// Sign what is pushed with this key, cosign's format (repeatable): a cosign.key

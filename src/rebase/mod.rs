@@ -55,6 +55,11 @@ pub struct RebaseRequest {
     pub registry: RegistryOptions,
     /// `SOURCE_DATE_EPOCH`: the result's `created` (else the one the image records).
     pub source_date_epoch: Option<u64>,
+    /// What to attach to the result: what `build` attaches (unless `--no-sbom`,
+    /// `--no-provenance`), made from the recovered build on the new base.
+    pub attest: crate::attest::Wanted,
+    /// `--sign-key`: sign what is pushed with each key, after the push (and the provenance).
+    pub sign: Vec<crate::sign::SigningKey>,
 }
 
 /// What a rebase did: the `--json` object.
@@ -82,6 +87,9 @@ pub struct RebaseOutcome {
     /// Blob counts of the push.
     #[serde(skip)]
     pub push: Option<PushStats>,
+    /// What was attached to the result (SBOM, provenance), per repository and file output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<crate::attest::Attached>,
 }
 
 /// The image's blobs: the config layer from the old image, new configs from memory, the rest
@@ -221,6 +229,7 @@ pub async fn rebase(
         unchanged: new_base_digest == old_base_digest || root.digest() == old.root.digest(),
         dry_run: req.dry_run,
         push: None,
+        attached: Vec::new(),
     };
     if outcome.unchanged {
         outcome.digest = old.root.digest();
@@ -234,6 +243,17 @@ pub async fn rebase(
             .collect();
         return Ok(outcome);
     }
+    // The SBOM lists the config layer's files as a fresh build reads them back from the layer
+    // it made: here the layer is read once from the image it is reused from.
+    let files = if req.attest.sbom {
+        let first = old.root.images()[0].layers()?;
+        let desc = first.last().expect("recover found the config layer");
+        crate::attest::sbom::files_of_blob(old.blobs.as_ref(), desc).await?
+    } else {
+        Vec::new()
+    };
+    let attest =
+        crate::attest::Attest::of_append(&req.attest, &req.sign, files, &rec.layer, &opts, &root);
     let configs = root
         .images()
         .iter()
@@ -254,15 +274,15 @@ pub async fn rebase(
         output: req.output.as_deref(),
         oci_layout: req.oci_layout.as_deref(),
         registry: &req.registry,
-        // rebase does not sign or attach (yet): --sign-key, the SBOM and the provenance are
-        // build's.
-        sign: &[],
-        attest: None,
+        sign: &req.sign,
+        // What the old image carried names the old image: the result gets its own.
+        attest: attest.any().then_some(&attest),
         carried: &[],
     };
     let written = crate::build::write_sinks(&src, None, &sinks, progress).await?;
     outcome.references = written.pushed;
     outcome.push = written.push;
+    outcome.attached = written.attached;
     Ok(outcome)
 }
 

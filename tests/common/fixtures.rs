@@ -357,3 +357,17 @@ fn has_elf_interpreter(elf: &[u8]) -> bool {
         u32::from_le_bytes(elf[o..o + 4].try_into().unwrap()) == 3
     })
 }
+
+/// The runnable busybox base as a release `version`: its first layer of every platform carries
+/// `etc/imposter-release`, so each release has its own layers and digest, as real patches do.
+pub fn release(single: bool, version: &str) -> Base {
+    let mut b = busybox_base(single);
+    for p in &mut b.platforms {
+        p.layers[0].push(Item::File(
+            "etc/imposter-release".into(),
+            format!("{version}\n").into_bytes(),
+            0o644,
+        ));
+    }
+    b
+}

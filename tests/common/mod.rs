@@ -392,6 +392,26 @@ pub fn seed_engine(reg: &Registry, attestation: bool) -> String {
     )
 }
 
+/// Seeds the release `engine/imposter:4.9.3` and its patch `engine/imposter:4.9.10` (see
+/// [`fixtures::release`]): what `mockimg rebase` moves images between.
+pub fn seed_releases(reg: &Registry, single: bool, docker: bool) -> (String, String) {
+    let old = seed(
+        reg,
+        &fixtures::release(single, "4.9.3"),
+        "engine/imposter:4.9.3",
+        docker,
+        None,
+    );
+    let new = seed(
+        reg,
+        &fixtures::release(single, "4.9.10"),
+        "engine/imposter:4.9.10",
+        docker,
+        None,
+    );
+    (old, new)
+}
+
 /// Copies one platform of a registry image into an OCI layout and unpacks it with umoci.
 /// Returns the rootfs path (inside the returned tempdir).
 pub fn unpack(reference: &str, arch: &str) -> (tempfile::TempDir, PathBuf) {

@@ -427,7 +427,7 @@ fn mockimg_push_carries_a_referrer_without_artifact_type_listed_by_its_config_me
 }
 
 #[test]
-fn mockimg_push_of_a_refused_sbom_says_push_with_no_sbom_and_that_pushes_the_rest() {
+fn mockimg_push_of_a_refused_sbom_says_to_leave_it_out_with_no_sbom_and_that_pushes_the_rest() {
     let (reg, _) = with_base(|req, _| {
         let refused = req.method == "PUT"
             && serde_json::from_slice::<Value>(&req.body).is_ok_and(|v| v["artifactType"] == SPDX);
@@ -453,7 +453,9 @@ fn mockimg_push_of_a_refused_sbom_says_push_with_no_sbom_and_that_pushes_the_res
     assert_eq!(out.code, 1, "{}", out.stderr);
     let last = out.stderr.lines().last().unwrap();
     assert!(
-        last.contains("the image was pushed without its sbom (push again, or push with --no-sbom"),
+        last.contains(
+            "the image was pushed without its sbom (push again, or leave it out with --no-sbom)"
+        ),
         "{last}"
     );
     // Its advice works: the provenance alone goes along.
