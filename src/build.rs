@@ -110,6 +110,34 @@ impl BuildRequest {
     pub fn pushes(&self) -> bool {
         self.targets.iter().any(|t| matches!(t, Target::Push(_)))
     }
+
+    /// What the provenance states as the build's parameters, as the user gave them; for a
+    /// local base only its transport, so no build machine's path is published.
+    pub fn parameters(&self, base: &ImageRef) -> crate::attest::Parameters {
+        crate::attest::Parameters {
+            base: match base {
+                ImageRef::Registry(_) => base.to_string(),
+                ImageRef::OciLayout { .. } => "oci:".into(),
+                ImageRef::OciArchive { .. } => "oci-archive:".into(),
+                ImageRef::DockerArchive { .. } => "docker-archive:".into(),
+            },
+            platforms: self.platforms.iter().map(|p| p.to_string()).collect(),
+            format: self.format.map(|f| {
+                match f {
+                    Family::Oci => "oci",
+                    Family::Docker => "docker",
+                }
+                .to_string()
+            }),
+            engine_config_dir: self.engine_config_dir.clone(),
+            excludes: self.walk.excludes.clone(),
+            gzip_level: self.layer.gzip_level,
+            replace: self.layer.replace,
+            labels: self.labels.clone(),
+            annotations: self.annotations.clone(),
+            env: self.env.clone(),
+        }
+    }
 }
 
 /// The config layer as `--json` reports it.
@@ -192,7 +220,8 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     let outside = req.outside.clone();
     // A large layer is spooled to the system temp dir (TMPDIR), not the cache: a build must work
     // with a read-only or absent cache, and the file has no name, so nothing is left to clean.
-    let want_files = req.sbom;
+    // The SBOM lists the files; the provenance states their digest.
+    let want_files = req.sbom || req.provenance;
     let layer_task = tokio::task::spawn_blocking(move || {
         let l = layer::build_in(&entries, &outside, &layer_opts, None)?;
         // The SBOM lists what the layer holds, read back from the blob itself.
@@ -273,7 +302,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     } else {
         Some(image_in(registry_family)?)
     };
-    let attest = crate::attest::Attest {
+    let mut attest = crate::attest::Attest {
         sbom: req.sbom,
         provenance: req.provenance,
         keys: req.sign.clone(),
@@ -281,13 +310,16 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
             files,
             layer_digest: layer.digest.clone(),
             layer_diff_id: layer.diff_id.clone(),
-            base: (opts.base_name.clone()).unwrap_or_else(|| format!("base@{base_digest}")),
+            // A local base has no name worth stating: its digest alone.
+            base: (opts.base_name.clone()).unwrap_or_else(|| format!("@{base_digest}")),
             config_path: req.layer.config_path.clone(),
             created: (opts.created.clone()).or_else(|| crate::attest::created_of(&for_files.root)),
             source_date_epoch: opts.created.clone(),
             ci: req.ci.clone(),
+            ..Default::default()
         },
     };
+    attest.facts.parameters = Some(req.parameters(&base_ref));
     let sinks = Sinks {
         names: req.names(),
         output: req.output.as_deref(),
@@ -358,7 +390,15 @@ pub async fn write_sinks(
     // The file outputs carry the attachments too, as blobs beside the image.
     let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
     let (extra, mut attached) = match (sinks.attest, file_sink) {
-        (Some(a), true) => a.for_files(&src.root, sinks.names.first().map(|(r, _)| r))?,
+        // The first pushed name: a `--tag` alone is no claim the image is there.
+        (Some(a), true) => a.for_files(
+            &src.root,
+            sinks
+                .names
+                .iter()
+                .find(|(_, pushed)| *pushed)
+                .map(|(r, _)| r),
+        )?,
         _ => Default::default(),
     };
     let archive = match sinks.output {
