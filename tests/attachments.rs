@@ -585,3 +585,22 @@ fn a_referrers_tag_holding_someone_elses_image_fails_the_run_naming_what_is_miss
         "{last}"
     );
 }
+
+#[test]
+fn tests_run_mockimg_without_any_variable_the_ci_reader_looks_at() {
+    // Inside GitHub Actions or GitLab CI a stray GITHUB_RUN_ATTEMPT or CI_JOB_URL would put a
+    // run URL into every provenance and break the digests these tests pin: `Env::command`
+    // strips every variable of the CI reader, which this reads from its source.
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/imposter/ci.rs"))
+        .unwrap();
+    let read: Vec<&str> = src
+        .split("var(\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert!(read.contains(&"GITHUB_RUN_ATTEMPT"), "{read:?}");
+    assert!(read.contains(&"CI_JOB_URL"), "{read:?}");
+    for v in read {
+        assert!(is_ci_variable(v), "{v} reaches mockimg in tests");
+    }
+}

@@ -1,8 +1,8 @@
 //! The SBOM: an SPDX 2.3 JSON document (spdx.github.io/spdx-spec/v2.3) describing the image,
-//! which contains every regular file of the config layer (its path inside the image, SHA-256,
-//! SHA-1 — which SPDX 2.3 requires of every file — and size) and depends on the base image
-//! (`name@digest`). The file list is read back from the built layer blob itself, so it is what
-//! the image holds, not what the walker meant to put there.
+//! which contains the config layer, which contains every regular file of it (its path inside
+//! the image, SHA-256, SHA-1 — which SPDX 2.3 requires of every file — and size); the image
+//! depends on the base. The file list is read back from the built layer blob itself, so it is
+//! what the image holds, not what the walker meant to put there.
 use super::Facts;
 use crate::error::{Error, Result};
 use crate::oci::blob::LocalBlob;
