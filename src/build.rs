@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod parameters;
+
 /// `secs` since the epoch as RFC 3339 in UTC, to the second (what image configs use).
 pub fn rfc3339(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0)
@@ -109,34 +111,6 @@ impl BuildRequest {
     /// Whether any name is pushed.
     pub fn pushes(&self) -> bool {
         self.targets.iter().any(|t| matches!(t, Target::Push(_)))
-    }
-
-    /// What the provenance states as the build's parameters, as the user gave them; for a
-    /// local base only its transport, so no build machine's path is published.
-    pub fn parameters(&self, base: &ImageRef) -> crate::attest::Parameters {
-        crate::attest::Parameters {
-            base: match base {
-                ImageRef::Registry(_) => base.to_string(),
-                ImageRef::OciLayout { .. } => "oci:".into(),
-                ImageRef::OciArchive { .. } => "oci-archive:".into(),
-                ImageRef::DockerArchive { .. } => "docker-archive:".into(),
-            },
-            platforms: self.platforms.iter().map(|p| p.to_string()).collect(),
-            format: self.format.map(|f| {
-                match f {
-                    Family::Oci => "oci",
-                    Family::Docker => "docker",
-                }
-                .to_string()
-            }),
-            engine_config_dir: self.engine_config_dir.clone(),
-            excludes: self.walk.excludes.clone(),
-            gzip_level: self.layer.gzip_level,
-            replace: self.layer.replace,
-            labels: self.labels.clone(),
-            annotations: self.annotations.clone(),
-            env: self.env.clone(),
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! | file | holds |
 //! | --- | --- |
-//! | `sbom.rs` | the SPDX 2.3 JSON document: every file of the config layer, the base as a dependency |
+//! | `sbom.rs` | the SPDX 2.3 JSON document: the image, which contains the config layer, which contains its files; the base as a dependency |
 //! | `provenance.rs` | the in-toto Statement v1 with a SLSA provenance v1 predicate |
 //! | `dsse.rs` | the DSSE envelope (PAE, signatures by the `--sign-key` keys) |
 //! | `artifact.rs` | the referrer manifest (empty config, one layer, `subject`), the referrers index entry |
