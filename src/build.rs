@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub mod parameters;
+
 /// `secs` since the epoch as RFC 3339 in UTC, to the second (what image configs use).
 pub fn rfc3339(secs: u64) -> String {
     chrono::DateTime::from_timestamp(secs as i64, 0)
@@ -189,7 +191,8 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     let outside = req.outside.clone();
     // A large layer is spooled to the system temp dir (TMPDIR), not the cache: a build must work
     // with a read-only or absent cache, and the file has no name, so nothing is left to clean.
-    let want_files = req.attest.sbom;
+    // The SBOM lists the files; the provenance states their digest.
+    let want_files = req.attest.sbom || req.attest.provenance;
     let layer_task = tokio::task::spawn_blocking(move || {
         let l = layer::build_in(&entries, &outside, &layer_opts, None)?;
         // The SBOM lists what the layer holds, read back from the blob itself.
@@ -270,7 +273,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
     } else {
         Some(image_in(registry_family)?)
     };
-    let attest = crate::attest::Attest::of_append(
+    let mut attest = crate::attest::Attest::of_append(
         &req.attest,
         &req.sign,
         files,
@@ -278,6 +281,7 @@ pub async fn build(req: &BuildRequest, progress: &dyn Progress) -> Result<Outcom
         &opts,
         &for_files.root,
     );
+    attest.facts.parameters = Some(req.parameters(&base_ref));
     let sinks = Sinks {
         names: req.names(),
         output: req.output.as_deref(),
@@ -348,7 +352,15 @@ pub async fn write_sinks(
     // The file outputs carry the attachments too, as blobs beside the image.
     let file_sink = sinks.output.is_some() || sinks.oci_layout.is_some();
     let (extra, mut attached) = match (sinks.attest, file_sink) {
-        (Some(a), true) => a.for_files(&src.root, sinks.names.first().map(|(r, _)| r))?,
+        // The first pushed name: a `--tag` alone is no claim the image is there.
+        (Some(a), true) => a.for_files(
+            &src.root,
+            sinks
+                .names
+                .iter()
+                .find(|(_, pushed)| *pushed)
+                .map(|(r, _)| r),
+        )?,
         _ => Default::default(),
     };
     let archive = match sinks.output {

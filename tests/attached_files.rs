@@ -118,6 +118,31 @@ fn an_archive_and_a_layout_carry_the_attachments_and_mockimg_push_takes_them_alo
             assert!(files.contains_key(&name), "{name} missing");
         }
     }
+    // The base is a local layout and no name is pushed (`--tag` records one, which is no
+    // claim the image is there): the documents make up no name, purl or URI for either.
+    let doc_of = |artifact_type: &str| {
+        let (d, _) = in_tar.iter().find(|(_, t)| *t == artifact_type).unwrap();
+        let m = json(&files[&format!("blobs/sha256/{}", d.trim_start_matches("sha256:"))]);
+        let layer = m["layers"][0]["digest"].as_str().unwrap();
+        json(&files[&format!("blobs/sha256/{}", layer.trim_start_matches("sha256:"))])
+    };
+    let sbom = doc_of("application/spdx+json");
+    for p in sbom["packages"].as_array().unwrap() {
+        assert!(p.get("externalRefs").is_none(), "a made-up purl: {p}");
+    }
+    assert_eq!(sbom["packages"][0]["name"], "container image");
+    assert_eq!(sbom["packages"][2]["name"], "base image");
+    assert_eq!(sbom["name"], digest.as_str());
+    let provenance = doc_of("application/vnd.in-toto+json");
+    assert_eq!(provenance["subject"][0]["name"], digest.as_str());
+    let build = &provenance["predicate"]["buildDefinition"];
+    assert!(
+        build["resolvedDependencies"][0].get("uri").is_none(),
+        "{build}"
+    );
+    // The base's transport, never the build machine's path.
+    assert_eq!(build["externalParameters"]["base"], "oci:");
+    assert_eq!(build["externalParameters"]["sourceDateEpoch"], "1700000000");
 
     // `mockimg inspect` lists them, from the archive and the layout.
     for src in [

@@ -228,9 +228,45 @@ fn a_pushed_image_carries_a_valid_spdx_sbom_of_its_config_layer_under_the_referr
             .collect();
     assert!(!in_layer.is_empty());
     assert_eq!(listed, in_layer);
+    // The image holds the config layer, which alone is analysed and holds every file.
+    let package = |id: &str| {
+        sbom["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["SPDXID"] == id)
+            .unwrap_or_else(|| panic!("no package {id}"))
+            .clone()
+    };
+    let related = |from: &str, kind: &str| -> Vec<String> {
+        sbom["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["spdxElementId"] == from && r["relationshipType"] == kind)
+            .map(|r| r["relatedSpdxElement"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(package("SPDXRef-Package-image")["filesAnalyzed"], false);
+    let layer_pkg = package("SPDXRef-Package-config-layer");
+    assert_eq!(layer_pkg["filesAnalyzed"], true);
+    assert_eq!(layer_pkg["versionInfo"], out["layer"]["digest"]);
+    assert_eq!(
+        related("SPDXRef-Package-image", "CONTAINS"),
+        ["SPDXRef-Package-config-layer"]
+    );
+    assert_eq!(
+        related("SPDXRef-Package-config-layer", "CONTAINS").len(),
+        in_layer.len()
+    );
+    // Its namespace is the project's, not spdx.org's.
+    assert!(sbom["documentNamespace"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://github.com/mockimg/mockimg/spdxdocs/"));
     // The base is a dependency, named with its digest; the time is SOURCE_DATE_EPOCH's.
     let base_digest = out["base"]["digest"].as_str().unwrap();
-    let base_pkg = &sbom["packages"][1];
+    let base_pkg = &package("SPDXRef-Package-base");
     assert_eq!(base_pkg["versionInfo"], base_digest);
     assert_eq!(
         base_pkg["name"],
@@ -262,7 +298,7 @@ fn the_provenance_names_the_pushed_digest_the_builder_and_the_base_and_layer_it_
         &env,
         &base,
         &reg.reference("team/mocks:1"),
-        &["--push", &other],
+        &["--push", &other, "--compression-level", "9"],
     );
     let digest = out["digest"].as_str().unwrap();
     // Each repository gets its own, naming it.
@@ -286,10 +322,15 @@ fn the_provenance_names_the_pushed_digest_the_builder_and_the_base_and_layer_it_
         digest
     );
     let p = &s["predicate"];
-    assert!(p["runDetails"]["builder"]["id"]
-        .as_str()
-        .unwrap()
-        .contains(&format!("mockimg@v{}", env!("CARGO_PKG_VERSION"))));
+    // One builder id for every release; the version apart.
+    assert_eq!(
+        p["runDetails"]["builder"]["id"],
+        "https://github.com/mockimg/mockimg"
+    );
+    assert_eq!(
+        p["runDetails"]["builder"]["version"]["mockimg"],
+        env!("CARGO_PKG_VERSION")
+    );
     let deps = p["buildDefinition"]["resolvedDependencies"]
         .as_array()
         .unwrap();
@@ -298,7 +339,34 @@ fn the_provenance_names_the_pushed_digest_the_builder_and_the_base_and_layer_it_
             .any(|x| x["digest"]["sha256"] == d.trim_start_matches("sha256:"))
     };
     assert!(has(out["base"]["digest"].as_str().unwrap()), "{deps:?}");
-    assert!(has(out["layer"]["digest"].as_str().unwrap()), "{deps:?}");
+    // The config layer is what the build made, not what it read: a byproduct.
+    let layer = out["layer"]["digest"].as_str().unwrap();
+    assert!(!has(layer), "{deps:?}");
+    assert_eq!(
+        p["runDetails"]["byproducts"][0]["digest"]["sha256"],
+        layer.trim_start_matches("sha256:")
+    );
+    // The config it read, by the digest of its files' `sha256sum` lines, sorted by path.
+    // (A BTreeMap: sorted by path.)
+    let files = config_layer_files(&reg, "team/mocks", digest);
+    let lines: String = files
+        .iter()
+        .map(|(path, b)| {
+            format!(
+                "{}  {path}\n",
+                fixtures::sha256(b).trim_start_matches("sha256:")
+            )
+        })
+        .collect();
+    let config = deps.iter().find(|x| x["name"] == "config").unwrap();
+    assert_eq!(
+        config["digest"]["sha256"],
+        fixtures::sha256(lines.as_bytes()).trim_start_matches("sha256:")
+    );
+    // The base as the user gave it is a parameter; the resolved one a dependency.
+    let params = &p["buildDefinition"]["externalParameters"];
+    assert_eq!(params["base"], base, "{params}");
+    assert_eq!(params["gzipLevel"], 9, "{params}");
     assert!(deps
         .iter()
         .any(|x| x["digest"]["gitCommit"] == "0123456789abcdef0123456789abcdef01234567"));
@@ -308,7 +376,11 @@ fn the_provenance_names_the_pushed_digest_the_builder_and_the_base_and_layer_it_
     );
     assert!(
         p["runDetails"]["metadata"].get("startedOn").is_none(),
-        "no time without SOURCE_DATE_EPOCH"
+        "never a time"
+    );
+    assert!(
+        params.get("sourceDateEpoch").is_none(),
+        "no SOURCE_DATE_EPOCH set"
     );
 }
 
@@ -512,4 +584,23 @@ fn a_referrers_tag_holding_someone_elses_image_fails_the_run_naming_what_is_miss
             && last.contains(&tag),
         "{last}"
     );
+}
+
+#[test]
+fn tests_run_mockimg_without_any_variable_the_ci_reader_looks_at() {
+    // Inside GitHub Actions or GitLab CI a stray GITHUB_RUN_ATTEMPT or CI_JOB_URL would put a
+    // run URL into every provenance and break the digests these tests pin: `Env::command`
+    // strips every variable of the CI reader, which this reads from its source.
+    let src = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/imposter/ci.rs"))
+        .unwrap();
+    let read: Vec<&str> = src
+        .split("var(\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    assert!(read.contains(&"GITHUB_RUN_ATTEMPT"), "{read:?}");
+    assert!(read.contains(&"CI_JOB_URL"), "{read:?}");
+    for v in read {
+        assert!(is_ci_variable(v), "{v} reaches mockimg in tests");
+    }
 }

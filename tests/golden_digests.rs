@@ -85,7 +85,7 @@ fn readme_example_archive_is_byte_identical() {
     // image digests the test above pins stay.
     assert_eq!(
         fixtures::sha256(&bytes),
-        "sha256:b7abf3a431ee2450dde96824a39e5712dbd0cc01ad3eddf678ff07a05b2774aa"
+        "sha256:690dda803ae2a6d848342d8c9e0c64eef88e530e170e112790345db55cfcd3c4"
     );
 }
 

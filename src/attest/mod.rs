@@ -4,7 +4,7 @@
 //!
 //! | file | holds |
 //! | --- | --- |
-//! | `sbom.rs` | the SPDX 2.3 JSON document: every file of the config layer, the base as a dependency |
+//! | `sbom.rs` | the SPDX 2.3 JSON document: the image, which contains the config layer, which contains its files; the base as a dependency |
 //! | `provenance.rs` | the in-toto Statement v1 with a SLSA provenance v1 predicate |
 //! | `dsse.rs` | the DSSE envelope (PAE, signatures by the `--sign-key` keys) |
 //! | `artifact.rs` | the referrer manifest (empty config, one layer, `subject`), the referrers index entry |
@@ -27,6 +27,7 @@ use crate::error::Result;
 use crate::mutate::append::{AppendOptions, LayerInfo};
 use crate::oci::image::{Doc, Root};
 use crate::sign::SigningKey;
+use std::collections::BTreeMap;
 
 /// Where a CI run came from, for the provenance (read by the caller from the CI environment).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,7 +49,9 @@ pub struct Facts {
     pub layer_digest: String,
     /// Digest of the uncompressed config layer (`diff_id`).
     pub layer_diff_id: String,
-    /// The base image as built on, `name@digest`.
+    /// The base image as built on: `name@digest` for a registry base (the name normalised,
+    /// `host/path`), `@digest` alone for a local one (`oci:`, `oci-archive:`,
+    /// `docker-archive:`), which has no name worth stating.
     pub base: String,
     /// Where the config sits in the image (`--config-path`).
     pub config_path: String,
@@ -58,6 +61,64 @@ pub struct Facts {
     pub source_date_epoch: Option<String>,
     /// The CI run, when built in one.
     pub ci: Option<CiRun>,
+    /// What the user asked for that shapes the image, for the provenance's
+    /// `externalParameters`; `None` states only what the fields above say.
+    pub parameters: Option<Parameters>,
+}
+
+/// The build's parameters under the user's control that change the image's bytes (SLSA's
+/// `externalParameters`), taken from the build request. `SOURCE_DATE_EPOCH` and the config path
+/// are [`Facts`] fields already.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parameters {
+    /// The base as the user gave it (`outofcoffee/imposter:4`); for a local base only its
+    /// transport (`oci-archive:`): a build machine's paths stay out of published documents.
+    pub base: String,
+    /// `--platform`, `os/arch[/variant]`; empty keeps every platform of the base.
+    pub platforms: Vec<String>,
+    /// `--format` (`oci`, `docker`), when given.
+    pub format: Option<String>,
+    /// Where the base's engine reads config when told nothing (its engine facts).
+    pub engine_config_dir: String,
+    /// `--exclude` patterns (`None`: not known, as in a rebase, which reuses the layer).
+    pub excludes: Option<Vec<String>>,
+    /// The config layer's gzip level (`None`: not known, as in a rebase).
+    pub gzip_level: Option<u32>,
+    /// Whether the layer hides what the base has at the config path (opaque whiteout; `None`:
+    /// not known, as in a rebase).
+    pub replace: Option<bool>,
+    /// Image config labels added.
+    pub labels: BTreeMap<String, String>,
+    /// Manifest annotations added.
+    pub annotations: BTreeMap<String, String>,
+    /// Variables set in the image's `Env`.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Facts {
+    /// The base's name (`None` for a local base) and digest.
+    pub fn base_parts(&self) -> (Option<&str>, &str) {
+        let (name, digest) = self
+            .base
+            .split_once('@')
+            .unwrap_or(("", self.base.as_str()));
+        // A registry base's name is always `host/path`: anything else (empty, or a stand-in
+        // such as `base`) is no name.
+        (name.contains('/').then_some(name), digest)
+    }
+
+    /// A digest of the files the config layer holds, independent of how the layer is packed:
+    /// SHA-256 over `<sha256 hex>  <path>` lines (`sha256sum`'s format), sorted by path.
+    pub fn config_files_digest(&self) -> String {
+        let mut files: Vec<&FileEntry> = self.files.iter().collect();
+        files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        let lines: String = files
+            .iter()
+            .map(|f| format!("{}  {}\n", f.sha256, f.path))
+            .collect();
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(lines.as_bytes()))
+    }
 }
 
 /// What a job is asked to attach, before the image exists: the flags and the CI run, read at
@@ -98,10 +159,11 @@ impl Attest {
         opts: &AppendOptions,
         root: &Root,
     ) -> Attest {
+        // A local base has no name worth stating: its digest alone.
         let base = match (&opts.base_name, &opts.base_digest) {
             (Some(n), _) => n.clone(),
-            (None, Some(d)) => format!("base@{d}"),
-            (None, None) => "base".to_string(),
+            (None, Some(d)) => format!("@{d}"),
+            (None, None) => String::new(),
         };
         Attest {
             sbom: wanted.sbom,
@@ -116,6 +178,8 @@ impl Attest {
                 created: opts.created.clone().or_else(|| created_of(root)),
                 source_date_epoch: opts.created.clone(),
                 ci: wanted.ci.clone(),
+                // The caller adds what only it knows (build: the request's parameters).
+                parameters: None,
             },
         }
     }
@@ -128,6 +192,12 @@ impl Attest {
     /// The attachments for the image `subject` (its top document) known as `name` (a repository
     /// name, `host/path`, no tag): the SBOM, then the provenance.
     pub fn for_subject(&self, subject: &Doc, name: &str) -> Result<Vec<Attachment>> {
+        self.for_subject_named(subject, Some(name))
+    }
+
+    /// [`Attest::for_subject`] for an image that may have no name (a layout-only build): then
+    /// the documents name it by digest alone, with no purl.
+    pub fn for_subject_named(&self, subject: &Doc, name: Option<&str>) -> Result<Vec<Attachment>> {
         let mut out = Vec::new();
         if self.sbom {
             let doc = sbom::spdx(&self.facts, subject, name);
@@ -146,17 +216,18 @@ impl Attest {
 }
 
 impl Attest {
-    /// What the file outputs hold for the image `root` first named `name` (a layout's image
-    /// may have no name: `image` stands in): every blob of every attachment (manifests,
-    /// documents, the empty config), and the record of each for `--json`.
+    /// What the file outputs hold for the image `root` first named `name` (its first `--push`
+    /// name; `None` when nothing is pushed, and the documents then claim no name): every blob
+    /// of every attachment (manifests, documents, the empty config), and the record of each for
+    /// `--json`.
     pub fn for_files(
         &self,
         root: &Root,
         name: Option<&crate::oci::reference::RegistryRef>,
     ) -> Result<(Vec<bytes::Bytes>, Vec<Attached>)> {
-        let name = name.map_or_else(|| "image".to_string(), |r| r.repo_name());
+        let name = name.map(|r| r.repo_name());
         let (mut blobs, mut records) = (Vec::new(), Vec::new());
-        for a in self.for_subject(root.doc(), &name)? {
+        for a in self.for_subject_named(root.doc(), name.as_deref())? {
             blobs.push(a.manifest.bytes.clone());
             blobs.extend(a.blobs.iter().map(|(_, b)| b.clone()));
             records.push(Attached::of(&a, &root.digest()));

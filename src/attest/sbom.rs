@@ -1,8 +1,8 @@
 //! The SBOM: an SPDX 2.3 JSON document (spdx.github.io/spdx-spec/v2.3) describing the image,
-//! which contains every regular file of the config layer (its path inside the image, SHA-256,
-//! SHA-1 — which SPDX 2.3 requires of every file — and size) and depends on the base image
-//! (`name@digest`). The file list is read back from the built layer blob itself, so it is what
-//! the image holds, not what the walker meant to put there.
+//! which contains the config layer, which contains every regular file of it (its path inside
+//! the image, SHA-256, SHA-1 — which SPDX 2.3 requires of every file — and size); the image
+//! depends on the base. The file list is read back from the built layer blob itself, so it is
+//! what the image holds, not what the walker meant to put there.
 use super::Facts;
 use crate::error::{Error, Result};
 use crate::mutate::spool::Spool;
@@ -87,14 +87,19 @@ pub async fn files_of_blob(src: &dyn BlobSource, desc: &Descriptor) -> Result<Ve
         .map_err(|e| Error::invalid("config layer", e.to_string()))?
 }
 
-/// The SPDX document for the image `subject` known as `name`.
-pub fn spdx(facts: &Facts, subject: &Doc, name: &str) -> Vec<u8> {
+/// Where SPDX document namespaces live: under the project's own URL, never spdx.org's.
+pub const NAMESPACE_BASE: &str = "https://github.com/mockimg/mockimg/spdxdocs";
+
+/// The SPDX document for the image `subject` known as `name` (`None`: an image with no pushed
+/// name, which the document then names by digest alone, with no purl).
+///
+/// Packages: the image (`filesAnalyzed` false: the document lists only the files mockimg
+/// added), which `CONTAINS` the config layer (`filesAnalyzed` true, its verification code over
+/// exactly the files it `CONTAINS`) and `DEPENDS_ON` the base.
+pub fn spdx(facts: &Facts, subject: &Doc, name: Option<&str>) -> Vec<u8> {
     let digest = subject.digest();
     let hex = digest.trim_start_matches("sha256:");
-    let (base_name, base_digest) = facts
-        .base
-        .split_once('@')
-        .unwrap_or((facts.base.as_str(), ""));
+    let (base_name, base_digest) = facts.base_parts();
     let files: Vec<Value> = facts
         .files
         .iter()
@@ -103,7 +108,7 @@ pub fn spdx(facts: &Facts, subject: &Doc, name: &str) -> Vec<u8> {
             json!({
                 "SPDXID": format!("SPDXRef-File-{}", i + 1),
                 // SPDX file names are relative to the package root, starting with `./`; the
-                // package is the image, so this is the path inside it.
+                // layer is unpacked at the image's root, so this is the path inside the image.
                 "fileName": format!(".{}", f.path),
                 "checksums": [
                     {"algorithm": "SHA1", "checksumValue": f.sha1},
@@ -114,14 +119,21 @@ pub fn spdx(facts: &Facts, subject: &Doc, name: &str) -> Vec<u8> {
             })
         })
         .collect();
-    let mut relationships = vec![json!({
-        "spdxElementId": "SPDXRef-DOCUMENT",
-        "relationshipType": "DESCRIBES",
-        "relatedSpdxElement": "SPDXRef-Package-image",
-    })];
-    relationships.extend((1..=files.len()).map(|i| {
+    let mut relationships = vec![
+        json!({
+            "spdxElementId": "SPDXRef-DOCUMENT",
+            "relationshipType": "DESCRIBES",
+            "relatedSpdxElement": "SPDXRef-Package-image",
+        }),
         json!({
             "spdxElementId": "SPDXRef-Package-image",
+            "relationshipType": "CONTAINS",
+            "relatedSpdxElement": "SPDXRef-Package-config-layer",
+        }),
+    ];
+    relationships.extend((1..=files.len()).map(|i| {
+        json!({
+            "spdxElementId": "SPDXRef-Package-config-layer",
             "relationshipType": "CONTAINS",
             "relatedSpdxElement": format!("SPDXRef-File-{i}"),
         })
@@ -131,48 +143,76 @@ pub fn spdx(facts: &Facts, subject: &Doc, name: &str) -> Vec<u8> {
         "relationshipType": "DEPENDS_ON",
         "relatedSpdxElement": "SPDXRef-Package-base",
     }));
-    let doc = json!({
+    let mut image = json!({
+        "SPDXID": "SPDXRef-Package-image",
+        "name": name.unwrap_or("container image"),
+        "versionInfo": digest,
+        "downloadLocation": "NOASSERTION",
+        // The base's files are not listed: the image is not analysed, its config layer is.
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "CONTAINER",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": hex}],
+    });
+    if let Some(name) = name {
+        image["externalRefs"] = json!([purl(name, &digest)]);
+    }
+    let layer = json!({
+        "SPDXID": "SPDXRef-Package-config-layer",
+        "name": "config layer",
+        "versionInfo": facts.layer_digest,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": true,
+        "packageVerificationCode": {"packageVerificationCodeValue": verification_code(&facts.files)},
+        "primaryPackagePurpose": "ARCHIVE",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": facts.layer_digest.trim_start_matches("sha256:")}],
+        "comment": format!(
+            "the image's last layer, unpacked at {} (diff_id {})",
+            facts.config_path, facts.layer_diff_id
+        ),
+    });
+    let mut base = json!({
+        "SPDXID": "SPDXRef-Package-base",
+        "name": base_name.unwrap_or("base image"),
+        "versionInfo": base_digest,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "CONTAINER",
+        "checksums": [{"algorithm": "SHA256", "checksumValue": base_digest.trim_start_matches("sha256:")}],
+    });
+    if let Some(base_name) = base_name {
+        base["externalRefs"] = json!([purl(base_name, base_digest)]);
+    }
+    let mut doc = json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
-        "name": format!("{name}@{digest}"),
-        // Unique per image and name, and the same on every rebuild of it.
-        "documentNamespace": format!("https://spdx.org/spdxdocs/mockimg/{name}/{hex}"),
+        "name": match name {
+            Some(name) => format!("{name}@{digest}"),
+            None => digest.clone(),
+        },
         "creationInfo": {
             "created": facts.created.as_deref().unwrap_or("1970-01-01T00:00:00Z"),
             "creators": [format!("Tool: mockimg-{}", env!("CARGO_PKG_VERSION"))],
         },
-        "packages": [
-            {
-                "SPDXID": "SPDXRef-Package-image",
-                "name": name,
-                "versionInfo": digest,
-                "downloadLocation": "NOASSERTION",
-                "filesAnalyzed": true,
-                "packageVerificationCode": {"packageVerificationCodeValue": verification_code(&facts.files)},
-                "primaryPackagePurpose": "CONTAINER",
-                "checksums": [{"algorithm": "SHA256", "checksumValue": hex}],
-                "externalRefs": [purl(name, &digest)],
-                "comment": format!(
-                    "config layer {} (diff_id {}) at {}",
-                    facts.layer_digest, facts.layer_diff_id, facts.config_path
-                ),
-            },
-            {
-                "SPDXID": "SPDXRef-Package-base",
-                "name": base_name,
-                "versionInfo": base_digest,
-                "downloadLocation": "NOASSERTION",
-                "filesAnalyzed": false,
-                "primaryPackagePurpose": "CONTAINER",
-                "checksums": [{"algorithm": "SHA256", "checksumValue": base_digest.trim_start_matches("sha256:")}],
-                "externalRefs": [purl(base_name, base_digest)],
-            },
-        ],
+        "packages": [image, layer, base],
         "files": files,
         "relationships": relationships,
     });
+    doc["documentNamespace"] = json!(namespace(&doc, name, hex));
     serde_json::to_vec_pretty(&doc).expect("JSON values serialise")
+}
+
+/// The document's namespace: under the project's URL, by the image's name (or `image`) and
+/// digest, ending in a hash of the document without its namespace, so any change to the
+/// document (another mockimg version, another base) is another namespace, and the same
+/// document keeps its one.
+fn namespace(doc: &Value, name: Option<&str>, image_hex: &str) -> String {
+    let body = serde_json::to_vec(doc).expect("JSON values serialise");
+    let short = hex::encode(&Sha256::digest(&body)[..8]);
+    format!(
+        "{NAMESPACE_BASE}/{}/{image_hex}-{short}",
+        name.unwrap_or("image")
+    )
 }
 
 /// The package URL of an OCI image (`pkg:oci/NAME@DIGEST?repository_url=HOST/PATH`, the purl
@@ -191,7 +231,9 @@ fn purl(name: &str, digest: &str) -> Value {
     })
 }
 
-/// SPDX's package verification code: SHA-1 over the files' SHA-1s, sorted, concatenated.
+/// SPDX's package verification code (SPDX 2.3 clause 7.9): SHA-1 over the files' SHA-1s as
+/// lower-case hex, sorted, concatenated with nothing between. No file is excluded: the SPDX
+/// document itself is not in the layer.
 fn verification_code(files: &[FileEntry]) -> String {
     let mut sums: Vec<&str> = files.iter().map(|f| f.sha1.as_str()).collect();
     sums.sort_unstable();
@@ -233,24 +275,128 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_document_lists_the_files_and_depends_on_the_base() {
-        let facts = Facts {
+    fn facts(base: String) -> Facts {
+        Facts {
             files: vec![FileEntry {
                 path: "/opt/imposter/config/a.json".into(),
                 sha256: "00".repeat(32),
                 sha1: "11".repeat(20),
                 size: 2,
             }],
-            base: format!("docker.io/outofcoffee/imposter@sha256:{}", "ab".repeat(32)),
+            layer_digest: format!("sha256:{}", "cd".repeat(32)),
+            base,
             created: Some("2024-01-01T00:00:00Z".into()),
             ..Facts::default()
-        };
+        }
+    }
+
+    fn doc(facts: &Facts, name: Option<&str>) -> Value {
         let subject = Doc::new(crate::oci::media::OCI_INDEX, &b"{}"[..]);
-        let v: Value = serde_json::from_slice(&spdx(&facts, &subject, "r.example/m")).unwrap();
+        serde_json::from_slice(&spdx(facts, &subject, name)).unwrap()
+    }
+
+    fn relation(v: &Value, from: &str, kind: &str) -> Vec<String> {
+        v["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["spdxElementId"] == from && r["relationshipType"] == kind)
+            .map(|r| r["relatedSpdxElement"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_config_layer_package_holds_the_files_and_the_image_holds_the_layer() {
+        let f = facts(format!(
+            "docker.io/outofcoffee/imposter@sha256:{}",
+            "ab".repeat(32)
+        ));
+        let v = doc(&f, Some("r.example/m"));
         assert_eq!(v["files"][0]["fileName"], "./opt/imposter/config/a.json");
         assert_eq!(v["creationInfo"]["created"], "2024-01-01T00:00:00Z");
-        assert_eq!(v["packages"][1]["name"], "docker.io/outofcoffee/imposter");
-        assert_eq!(v["relationships"][2]["relationshipType"], "DEPENDS_ON");
+        let [image, layer, base] = [0, 1, 2].map(|i| v["packages"][i].clone());
+        assert_eq!(image["filesAnalyzed"], false);
+        assert!(image.get("packageVerificationCode").is_none());
+        assert_eq!(layer["filesAnalyzed"], true);
+        assert_eq!(
+            layer["packageVerificationCode"]["packageVerificationCodeValue"],
+            verification_code(&f.files)
+        );
+        assert_eq!(layer["checksums"][0]["checksumValue"], "cd".repeat(32));
+        assert_eq!(
+            relation(&v, "SPDXRef-Package-image", "CONTAINS"),
+            ["SPDXRef-Package-config-layer"]
+        );
+        assert_eq!(
+            relation(&v, "SPDXRef-Package-config-layer", "CONTAINS"),
+            ["SPDXRef-File-1"]
+        );
+        assert_eq!(
+            relation(&v, "SPDXRef-Package-image", "DEPENDS_ON"),
+            ["SPDXRef-Package-base"]
+        );
+        assert_eq!(base["name"], "docker.io/outofcoffee/imposter");
+        assert_eq!(
+            base["externalRefs"][0]["referenceLocator"],
+            format!(
+                "pkg:oci/imposter@sha256%3A{}?repository_url=docker.io/outofcoffee/imposter",
+                "ab".repeat(32)
+            )
+        );
+    }
+
+    #[test]
+    fn a_local_base_and_an_unnamed_image_get_no_made_up_name_or_purl() {
+        let v = doc(&facts(format!("@sha256:{}", "ab".repeat(32))), None);
+        let [image, _, base] = [0, 1, 2].map(|i| v["packages"][i].clone());
+        assert_eq!(base["name"], "base image");
+        assert_eq!(base["versionInfo"], format!("sha256:{}", "ab".repeat(32)));
+        assert!(base.get("externalRefs").is_none(), "{base}");
+        assert_eq!(image["name"], "container image");
+        assert!(image.get("externalRefs").is_none(), "{image}");
+        // The stand-in rebase used to write reads as no name too.
+        let v = doc(&facts(format!("base@sha256:{}", "ab".repeat(32))), None);
+        assert_eq!(v["packages"][2]["name"], "base image");
+    }
+
+    #[test]
+    fn the_namespace_is_the_projects_and_changes_with_the_document() {
+        let f = facts(format!("r.example/base@sha256:{}", "ab".repeat(32)));
+        let ns = |f: &Facts| doc(f, Some("r.example/m"))["documentNamespace"].clone();
+        let first = ns(&f);
+        let s = first.as_str().unwrap();
+        assert!(
+            s.starts_with(&format!("{NAMESPACE_BASE}/r.example/m/")),
+            "{s}"
+        );
+        assert_eq!(ns(&f), first, "the same document keeps its namespace");
+        let mut other = f.clone();
+        other.created = Some("2025-01-01T00:00:00Z".into());
+        assert_ne!(ns(&other), first, "another document, another namespace");
+        // The hash is over the document without its namespace: strip it and recompute.
+        let mut v = doc(&f, Some("r.example/m"));
+        v.as_object_mut().unwrap().remove("documentNamespace");
+        let hash = hex::encode(&Sha256::digest(serde_json::to_vec(&v).unwrap())[..8]);
+        assert!(s.ends_with(&format!("-{hash}")), "{s} {hash}");
+    }
+
+    #[test]
+    fn the_verification_code_is_the_sha1_of_the_sorted_file_sha1s() {
+        // SPDX 2.3 clause 7.9 worked by hand: sha1("hello") and sha1(""), sorted, concatenated,
+        // hashed (`printf %s aaf4…434dda39…0709 | sha1sum`).
+        let file = |sha1: &str| FileEntry {
+            path: String::new(),
+            sha256: String::new(),
+            sha1: sha1.into(),
+            size: 0,
+        };
+        let files = [
+            file("da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            file("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d"),
+        ];
+        assert_eq!(
+            verification_code(&files),
+            "7040b9aa1cc91cadeb713b1482a6de06554f8b0e"
+        );
     }
 }

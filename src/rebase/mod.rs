@@ -245,15 +245,30 @@ pub async fn rebase(
     }
     // The SBOM lists the config layer's files as a fresh build reads them back from the layer
     // it made: here the layer is read once from the image it is reused from.
-    let files = if req.attest.sbom {
+    // The provenance states a digest of the same file list.
+    let files = if req.attest.sbom || req.attest.provenance {
         let first = old.root.images()[0].layers()?;
         let desc = first.last().expect("recover found the config layer");
         crate::attest::sbom::files_of_blob(old.blobs.as_ref(), desc).await?
     } else {
         Vec::new()
     };
-    let attest =
+    let mut attest =
         crate::attest::Attest::of_append(&req.attest, &req.sign, files, &rec.layer, &opts, &root);
+    // What the image itself records of its build, and the new base as given; the layer's own
+    // options (excludes, gzip level, replace) are not recorded in it, so they are left out.
+    attest.facts.parameters = Some(crate::attest::Parameters {
+        base: crate::build::parameters::as_given(&new_ref),
+        platforms: opts.platforms.iter().map(|p| p.to_string()).collect(),
+        format: None,
+        engine_config_dir: opts.engine_config_dir.clone(),
+        excludes: None,
+        gzip_level: None,
+        replace: None,
+        labels: opts.labels.clone(),
+        annotations: opts.annotations.clone(),
+        env: opts.env.clone(),
+    });
     let configs = root
         .images()
         .iter()

@@ -294,10 +294,15 @@ impl Env {
             "XDG_CACHE_HOME",
             "XDG_RUNTIME_DIR",
             "MOCKIMG_REGISTRY",
-            "GITHUB_ACTIONS",
-            "GITLAB_CI",
         ] {
             c.env_remove(v);
+        }
+        // Every variable the CI reader (src/imposter/ci.rs) looks at: a test run inside GitHub
+        // Actions or GitLab CI must see what a laptop sees, not a run URL or a commit.
+        for (k, _) in std::env::vars_os() {
+            if k.to_str().is_some_and(is_ci_variable) {
+                c.env_remove(k);
+            }
         }
         for (k, v) in &self.vars {
             c.env(k, v);
@@ -468,4 +473,13 @@ pub fn examples(name: &str) -> PathBuf {
 /// The digest part of a `REPO@sha256:…` line.
 pub fn digest_of(line: &str) -> String {
     line.trim().rsplit('@').next().unwrap().to_string()
+}
+
+/// Whether `name` is a CI system's variable, which tests keep away from mockimg: GitHub
+/// Actions' `GITHUB_*`, GitLab's `GITLAB_*` and `CI_*`, and `CI` itself.
+pub fn is_ci_variable(name: &str) -> bool {
+    name == "CI"
+        || ["GITHUB_", "GITLAB_", "CI_"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
