@@ -107,6 +107,22 @@ impl Registry {
         ts: Option<&token::TokenServer>,
         http_extra: &str,
     ) -> Registry {
+        // free_port's port is free only until another test takes it: a registry that lost the
+        // race exits (address in use), and this one starts again on another port, rather than
+        // the test talking to someone else's registry on that port.
+        for _ in 0..5 {
+            if let Some(reg) = Self::try_start(auth, ts, http_extra) {
+                return reg;
+            }
+        }
+        panic!("no registry could bind a free loopback port in five tries");
+    }
+
+    fn try_start(
+        auth: Option<(&str, &str)>,
+        ts: Option<&token::TokenServer>,
+        http_extra: &str,
+    ) -> Option<Registry> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
@@ -145,14 +161,39 @@ impl Registry {
             .stderr(out)
             .spawn()
             .expect("docker-registry is installed by scripts/test");
-        let reg = Registry {
+        let mut reg = Registry {
             addr,
             child,
             dir,
             log,
         };
+        if !reg.wait_listening() {
+            return None;
+        }
         reg.wait_ready();
-        reg
+        Some(reg)
+    }
+
+    /// Waits for this registry's own "listening on ADDR" log line (printed once it has bound
+    /// the port); false when it exited because the port was taken meanwhile.
+    fn wait_listening(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let listening = format!("listening on {}", self.addr);
+        while Instant::now() < deadline {
+            if self.log().contains(&listening) {
+                return true;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                let log = self.log();
+                assert!(
+                    log.contains("address already in use"),
+                    "registry exited at start; log:\n{log}"
+                );
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("registry did not bind {}; log:\n{}", self.addr, self.log());
     }
 
     /// Polls until `/v2/` answers (a readiness check, not a fixed sleep).

@@ -76,6 +76,17 @@ impl Moto {
     }
 
     fn start_inner(auth: bool) -> Moto {
+        // As for the registry: a port another test took meanwhile makes this server exit, and
+        // it starts again on another one rather than the test using someone else's server.
+        for _ in 0..5 {
+            if let Some(m) = Self::try_start(auth) {
+                return m;
+            }
+        }
+        panic!("no moto_server could bind a free loopback port in five tries");
+    }
+
+    fn try_start(auth: bool) -> Option<Moto> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let log = dir.path().join("moto.log");
@@ -89,22 +100,34 @@ impl Moto {
             c.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
         }
         let child = c.spawn().expect("starting moto_server");
-        let m = Moto {
+        let mut m = Moto {
             addr: format!("127.0.0.1:{port}"),
             child,
             log,
             _dir: dir,
         };
-        m.wait_ready();
-        m
+        m.wait_ready().then_some(m)
     }
 
-    fn wait_ready(&self) {
+    /// Waits until this server has bound its port ("Running on …" in its own log) and answers;
+    /// false when it exited because the port was taken.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let running = format!("Running on http://{}", self.addr);
         while Instant::now() < deadline {
-            if let Ok(r) = self.try_request("GET", "/moto-api/", "s3", &[], &[]) {
-                if r.status == 200 {
-                    return;
+            if let Some(st) = self.child.try_wait().unwrap() {
+                let log = self.log();
+                assert!(
+                    log.contains("in use"),
+                    "moto_server exited ({st}); log:\n{log}"
+                );
+                return false;
+            }
+            if self.log().contains(&running) {
+                if let Ok(r) = self.try_request("GET", "/moto-api/", "s3", &[], &[]) {
+                    if r.status == 200 {
+                        return true;
+                    }
                 }
             }
             std::thread::sleep(Duration::from_millis(100));
