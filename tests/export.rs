@@ -1381,7 +1381,9 @@ fn a_failed_push_leaves_no_archive_or_layout_behind() {
     let out = tempfile::tempdir().unwrap();
     let tar = out.path().join("f.tar");
     let layout = out.path().join("layout");
-    let unreachable = format!("127.0.0.1:{}/team/mocks:1", free_port());
+    // Port 1: below the ephemeral range every test server binds in, so nobody listens there
+    // (a port from free_port could be taken by another test's registry meanwhile).
+    let unreachable = "127.0.0.1:1/team/mocks:1".to_string();
     let run = env
         .build("examples/rest")
         .base("oci:testdata/engine-base:4.9.3")
