@@ -213,10 +213,7 @@ pub(super) async fn read_tag(
     };
     match v["manifests"].as_array() {
         Some(entries) if old.media_type == media::OCI_INDEX => {
-            let platforms = entries
-                .iter()
-                .any(|e| e.get("platform").is_some() && e.get("artifactType").is_none());
-            if platforms {
+            if crate::oci::referrer::holds_an_image(entries) {
                 return refuse("an image index (entries with a platform)");
             }
             Ok(Some((entries.clone(), etag)))

@@ -18,9 +18,26 @@ pub(crate) fn artifact_type(v: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Whether the entries of an index under a referrers tag are an image's platforms (someone
+/// pushed a multi-platform image under that name) rather than referrers: an entry with a
+/// `platform` and no `artifactType` is an image manifest of an image index.
+pub(crate) fn holds_an_image(entries: &[Value]) -> bool {
+    entries
+        .iter()
+        .any(|e| e.get("platform").is_some() && e.get("artifactType").is_none())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platform_entries_without_an_artifact_type_are_an_image_not_referrers() {
+        let image = serde_json::json!([{"digest": "sha256:a", "platform": {"os": "linux"}}]);
+        let referrers = serde_json::json!([{"digest": "sha256:b", "artifactType": "a/b"}]);
+        assert!(holds_an_image(image.as_array().unwrap()));
+        assert!(!holds_an_image(referrers.as_array().unwrap()));
+    }
 
     #[test]
     fn the_artifact_type_falls_back_to_the_config_media_type() {

@@ -161,7 +161,17 @@ async fn in_registry(r: &RegistryRef, subject: &str, opts: &RegistryOptions) -> 
         return Ok(Vec::new());
     };
     let v = index.json("referrers index")?;
-    Ok(v["manifests"].as_array().cloned().unwrap_or_default())
+    let entries = v["manifests"].as_array().cloned().unwrap_or_default();
+    // Someone's multi-platform image under the tag name lists platforms, not attachments.
+    if crate::oci::referrer::holds_an_image(&entries) {
+        tracing::warn!(
+            "{}:{} holds an image index, not referrers: nothing attached is listed",
+            r.repo_name(),
+            crate::oci::referrer::referrers_tag(subject)
+        );
+        return Ok(Vec::new());
+    }
+    Ok(entries)
 }
 
 #[cfg(test)]
