@@ -18,7 +18,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod offline;
 pub mod parameters;
+
+use offline::offline_hint;
 
 /// `secs` since the epoch as RFC 3339 in UTC, to the second (what image configs use).
 pub fn rfc3339(secs: u64) -> String {
@@ -439,44 +442,6 @@ pub async fn write_sinks(
 fn save_locations(opts: &RegistryOptions) {
     if let Some(l) = &opts.locations {
         l.save();
-    }
-}
-
-/// A base that cannot be reached (no answer at all, e.g. offline or a name that does not
-/// resolve) is named in full, with how to build without the network.
-fn offline_hint(e: Error, base: &ImageRef) -> Error {
-    match (e, base) {
-        (
-            Error::Registry {
-                registry,
-                message,
-                cause,
-                ..
-            },
-            ImageRef::Registry(r),
-        ) if cause.status.is_none() && cause.code.is_none() && cause.io.is_some() => {
-            let full = r.to_string();
-            let file = r
-                .repository
-                .rsplit('/')
-                .next()
-                .unwrap_or("base")
-                .to_string()
-                + "-"
-                + r.tag.as_deref().unwrap_or("latest")
-                + ".tar";
-            Error::Registry {
-                operation: format!("pulling base image {full}"),
-                message: format!(
-                    "{message} — to build offline, pass --base oci-archive:{file} (made where \
-                     the registry is reachable, e.g. 'skopeo copy --all docker://{full} \
-                     oci-archive:{file}')"
-                ),
-                registry,
-                cause,
-            }
-        }
-        (e, _) => e,
     }
 }
 

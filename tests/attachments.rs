@@ -26,20 +26,6 @@ fn venv_tool(name: &str) -> PathBuf {
     bin
 }
 
-/// A blob of `repo`, over the registry API.
-fn blob(reg: &Registry, repo: &str, digest: &str) -> Vec<u8> {
-    let o = Command::new("curl")
-        .args([
-            "-sfL",
-            &format!("http://{}/v2/{repo}/blobs/{digest}", reg.addr),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "GET blob {digest} of {repo} failed");
-    assert_eq!(fixtures::sha256(&o.stdout), digest);
-    o.stdout
-}
-
 /// Whether `repo:tag` exists, over the registry API.
 fn has_tag(reg: &Registry, repo: &str, tag: &str) -> bool {
     let o = Command::new("curl")
@@ -91,12 +77,12 @@ fn referrer(
         "application/vnd.oci.empty.v1+json"
     );
     assert_eq!(
-        blob(reg, repo, m["config"]["digest"].as_str().unwrap()),
+        reg.blob(repo, m["config"]["digest"].as_str().unwrap()),
         b"{}"
     );
     let layers = m["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1);
-    let doc = blob(reg, repo, layers[0]["digest"].as_str().unwrap());
+    let doc = reg.blob(repo, layers[0]["digest"].as_str().unwrap());
     (m, doc)
 }
 
@@ -131,7 +117,7 @@ fn config_layer_files(
         .to_string();
     let d = tempfile::tempdir().unwrap();
     let tgz = d.path().join("layer.tgz");
-    std::fs::write(&tgz, blob(reg, repo, &layer)).unwrap();
+    std::fs::write(&tgz, reg.blob(repo, &layer)).unwrap();
     let out = d.path().join("x");
     std::fs::create_dir(&out).unwrap();
     let o = Command::new("tar")
@@ -512,12 +498,9 @@ fn the_same_inputs_attach_the_same_documents_and_a_rebuild_adds_no_referrer() {
         reg.addr,
         index["manifests"][0]["digest"].as_str().unwrap()
     ));
-    let config: serde_json::Value = serde_json::from_slice(&blob(
-        &reg,
-        "team/mocks",
-        m["config"]["digest"].as_str().unwrap(),
-    ))
-    .unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&reg.blob("team/mocks", m["config"]["digest"].as_str().unwrap()))
+            .unwrap();
     let created = config["created"].as_str().unwrap();
     assert!(
         created.starts_with(

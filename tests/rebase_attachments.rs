@@ -133,20 +133,6 @@ fn tar_names(path: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-/// A blob of `repo`, over the registry API, checked against its digest.
-fn blob(reg: &Registry, repo: &str, digest: &str) -> Vec<u8> {
-    let o = Command::new("curl")
-        .args([
-            "-sfL",
-            &format!("http://{}/v2/{repo}/blobs/{digest}", reg.addr),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "GET blob {digest} of {repo} failed");
-    assert_eq!(fixtures::sha256(&o.stdout), digest);
-    o.stdout
-}
-
 /// The referrers `repo` lists for `digest` under its referrers tag: artifactType → manifest
 /// digest (the real registry has no referrers API).
 fn referrers(reg: &Registry, repo: &str, digest: &str) -> Vec<(String, String)> {
@@ -226,12 +212,9 @@ fn a_rebased_image_carries_the_sbom_a_fresh_build_on_the_new_base_attaches_and_a
         .find(|(t, _)| t == "application/spdx+json")
         .expect("an SBOM");
     let m = raw_manifest(&format!("{}/team/mocks@{sbom_manifest}", reg.addr));
-    let sbom: Value = serde_json::from_slice(&blob(
-        &reg,
-        "team/mocks",
-        m["layers"][0]["digest"].as_str().unwrap(),
-    ))
-    .unwrap();
+    let sbom: Value =
+        serde_json::from_slice(&reg.blob("team/mocks", m["layers"][0]["digest"].as_str().unwrap()))
+            .unwrap();
     let base_package = sbom["packages"]
         .as_array()
         .unwrap()
@@ -262,12 +245,8 @@ fn a_rebased_image_carries_the_sbom_a_fresh_build_on_the_new_base_attaches_and_a
             reg.addr,
             of_kind(o, "provenance")
         ));
-        serde_json::from_slice(&blob(
-            &reg,
-            "team/mocks",
-            m["layers"][0]["digest"].as_str().unwrap(),
-        ))
-        .unwrap()
+        serde_json::from_slice(&reg.blob("team/mocks", m["layers"][0]["digest"].as_str().unwrap()))
+            .unwrap()
     };
     let (r, f) = (statement(&rebased), statement(&fresh));
     assert_eq!(r["subject"], f["subject"]);

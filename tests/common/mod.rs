@@ -216,6 +216,21 @@ impl Registry {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// A blob of `repo`, over the registry API with curl (an independent client), checked
+    /// against its digest.
+    pub fn blob(&self, repo: &str, digest: &str) -> Vec<u8> {
+        let o = Command::new("curl")
+            .args([
+                "-sfL",
+                &format!("http://{}/v2/{repo}/blobs/{digest}", self.addr),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "GET blob {digest} of {repo} failed");
+        assert_eq!(fixtures::sha256(&o.stdout), digest);
+        o.stdout
+    }
+
     /// Access-log request lines (`METHOD URI`) since the registry started.
     pub fn requests(&self) -> Vec<String> {
         self.requests_with_status()
