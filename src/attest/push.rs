@@ -265,7 +265,7 @@ async fn push_to(
 }
 
 /// Every result of a step, or its first failure (in the order the step was asked).
-pub(super) fn first_failure<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
+fn first_failure<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
     results.into_iter().collect()
 }
 

@@ -13,11 +13,11 @@
 //! tag being updated) makes the registry refuse the index (`MANIFEST_BLOB_UNKNOWN`): such
 //! entries are dropped, with a warning naming them, as the spec's delete procedure would have.
 use super::artifact::Attachment;
-use super::push::{first_failure, referrers_tag};
 use crate::error::{Error, Result};
 use crate::oci::image::Doc;
 use crate::oci::media;
 use crate::oci::reference::RegistryRef;
+use crate::oci::referrer::referrers_tag;
 use crate::registry::settle::{names_unknown, put_manifest_if};
 use crate::registry::{Action, Registry};
 use futures_util::future::join_all;
@@ -131,14 +131,15 @@ async fn put_index(
         .filter_map(|m| m["digest"].as_str())
         .filter(|d| !ours.iter().any(|o| o == d))
         .collect();
-    let held = first_failure(
-        join_all(foreign.iter().map(|d| async move {
-            reg.manifest_head(Action::Push, &tagged.with_digest(d), scopes)
-                .await
-                .map(|h| h.is_some())
-        }))
-        .await,
-    )?;
+    // Every answer, or the first failure in the order asked.
+    let held = join_all(foreign.iter().map(|d| async move {
+        reg.manifest_head(Action::Push, &tagged.with_digest(d), scopes)
+            .await
+            .map(|h| h.is_some())
+    }))
+    .await
+    .into_iter()
+    .collect::<Result<Vec<bool>>>()?;
     let gone: Vec<String> = foreign
         .iter()
         .zip(held)
