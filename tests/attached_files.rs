@@ -6,23 +6,7 @@
 mod common;
 use common::*;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
-
-fn read_tar(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut ar = tar::Archive::new(std::fs::File::open(path).unwrap());
-    let mut out = BTreeMap::new();
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.header().entry_type().is_file() {
-            let name = e.path().unwrap().display().to_string();
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            out.insert(name, v);
-        }
-    }
-    out
-}
 
 fn json(b: &[u8]) -> serde_json::Value {
     serde_json::from_slice(b).unwrap()
@@ -84,7 +68,7 @@ fn an_archive_and_a_layout_carry_the_attachments_and_mockimg_push_takes_them_alo
     assert_eq!(written.len(), 2, "{o}");
 
     // Both files hold the two referrers as blobs; index.json lists only the image.
-    let files = read_tar(&tar);
+    let files = fixtures::read_tar(&tar);
     let index = json(&files["index.json"]);
     let entries = index["manifests"].as_array().unwrap();
     assert!(
@@ -217,7 +201,7 @@ fn without_attachments_the_archive_holds_only_the_image() {
         .args(["--no-sbom", "--no-provenance"])
         .run()
         .ok();
-    let (a, b) = (read_tar(&with), read_tar(&without));
+    let (a, b) = (fixtures::read_tar(&with), fixtures::read_tar(&without));
     // The same image, and the attachments' blobs are the only difference.
     assert_eq!(a["index.json"], b["index.json"]);
     assert_eq!(a["manifest.json"], b["manifest.json"]);

@@ -8,22 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Every regular file of a tar archive: entry name → bytes (the fixtures are small).
-fn read_tar(path: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut ar = tar::Archive::new(std::fs::File::open(path).unwrap());
-    let mut out = BTreeMap::new();
-    for e in ar.entries().unwrap() {
-        let mut e = e.unwrap();
-        if e.header().entry_type().is_file() {
-            let name = e.path().unwrap().display().to_string();
-            let mut v = Vec::new();
-            e.read_to_end(&mut v).unwrap();
-            out.insert(name, v);
-        }
-    }
-    out
-}
-
 fn blob_name(digest: &str) -> String {
     format!("blobs/sha256/{}", digest.strip_prefix("sha256:").unwrap())
 }
@@ -233,7 +217,7 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
     assert_eq!(di["Layers"].as_array().unwrap().len(), 3);
 
     // The raw tar: an OCI layout naming the image, and a docker view of the host platform.
-    let files = read_tar(&tar);
+    let files = fixtures::read_tar(&tar);
     assert_eq!(json_of(&files, "oci-layout")["imageLayoutVersion"], "1.0.0");
     let index = json_of(&files, "index.json");
     let entries = index["manifests"].as_array().unwrap();
@@ -305,7 +289,7 @@ fn archive_is_oci_and_docker_archive_for_every_reader() {
         .push(&reg.reference("team/arm:1"))
         .run()
         .ok();
-    let files = read_tar(&single);
+    let files = fixtures::read_tar(&single);
     let (cd, entry) = check_docker_view(&files);
     assert_eq!(json_of(&files, &blob_name(&cd))["architecture"], "arm64");
     assert_eq!(
@@ -733,7 +717,7 @@ fn bases_from_files_build_offline_to_files_and_registries() {
         ]);
         assert_eq!(fixtures::sha256(raw.as_bytes()), file_digest, "{label}");
         skopeo(&["inspect", &format!("docker-archive:{}", tar.display())]);
-        check_docker_view(&read_tar(&tar));
+        check_docker_view(&fixtures::read_tar(&tar));
         let (_keep, rootfs) =
             unpack_from(&format!("oci-archive:{}", tar.display()), "amd64", false);
         assert_config_at(&rootfs);
@@ -912,10 +896,12 @@ fn failures_leave_nothing_behind() {
         &shipped_base(),
         &format!("docker-archive:{}:engine:4.9.3", da.display()),
     ]);
-    let manifest: Value = serde_json::from_slice(&read_tar(&da)["manifest.json"]).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&fixtures::read_tar(&da)["manifest.json"]).unwrap();
     let layer_entry = manifest[0]["Layers"][1].as_str().unwrap().to_string();
     let cfg: Value =
-        serde_json::from_slice(&read_tar(&da)[manifest[0]["Config"].as_str().unwrap()]).unwrap();
+        serde_json::from_slice(&fixtures::read_tar(&da)[manifest[0]["Config"].as_str().unwrap()])
+            .unwrap();
     let diff_id = cfg["rootfs"]["diff_ids"][1].as_str().unwrap().to_string();
     let offset = {
         let mut ar = tar::Archive::new(std::fs::File::open(&da).unwrap());
@@ -1167,7 +1153,7 @@ fn docker_save_output_is_a_base() {
     let two = out.path().join("two.tar");
     docker(&["save", "-o", one.to_str().unwrap(), &amd]);
     docker(&["save", "-o", two.to_str().unwrap(), &amd, &arm]);
-    let amd_files = read_tar(&out.path().join("amd.tar"));
+    let amd_files = fixtures::read_tar(&out.path().join("amd.tar"));
     let (amd_cd, _) = check_docker_view(&amd_files);
     let amd_ids = json_of(&amd_files, &blob_name(&amd_cd))["rootfs"]["diff_ids"].clone();
 
@@ -1178,7 +1164,7 @@ fn docker_save_output_is_a_base() {
         .output(&rebuilt)
         .run()
         .ok();
-    let rfiles = read_tar(&rebuilt);
+    let rfiles = fixtures::read_tar(&rebuilt);
     let (cd, _) = check_docker_view(&rfiles);
     let ids = json_of(&rfiles, &blob_name(&cd))["rootfs"]["diff_ids"].clone();
     let (base_ids, new_ids) = (amd_ids.as_array().unwrap(), ids.as_array().unwrap());
@@ -1200,7 +1186,7 @@ fn docker_save_output_is_a_base() {
     let j: Value = serde_json::from_str(&j.stdout).unwrap();
     assert_eq!(j["images"][0]["layers"].as_array().unwrap().len(), 3);
     assert_eq!(j["images"][0]["user"], "imposter");
-    let transport = if read_tar(&one).contains_key("index.json") {
+    let transport = if fixtures::read_tar(&one).contains_key("index.json") {
         "oci-archive:"
     } else {
         "docker-archive:"
@@ -1296,7 +1282,7 @@ fn docker_schema2_registry_base_exports_and_pushes_back() {
         .map(|l| l["digest"].as_str().unwrap())
         .collect();
     assert_eq!(kept, layers, "base layers are the same blobs");
-    check_docker_view(&read_tar(&tar));
+    check_docker_view(&fixtures::read_tar(&tar));
     let (_keep, rootfs) = unpack_from(&oci_ref, "amd64", false);
     assert_config_at(&rootfs);
 
@@ -1429,7 +1415,7 @@ fn every_name_is_recorded_in_command_line_order_even_when_tags_coincide() {
             format!("docker.io/team/third@{d}"),
         ])
     );
-    let files = read_tar(&tar);
+    let files = fixtures::read_tar(&tar);
     let layout_index: Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     for index in [json_of(&files, "index.json"), layout_index] {
@@ -1476,7 +1462,7 @@ fn every_name_is_recorded_in_command_line_order_even_when_tags_coincide() {
         .as_str()
         .unwrap()
         .to_string();
-    let files = read_tar(&shared);
+    let files = fixtures::read_tar(&shared);
     let layout_index: Value =
         serde_json::from_slice(&std::fs::read(shared_layout.join("index.json")).unwrap()).unwrap();
     for index in [json_of(&files, "index.json"), layout_index] {

@@ -20,7 +20,7 @@ pub mod sbom;
 mod tag;
 
 pub use artifact::Attachment;
-pub use push::{push_attachments, push_referrers, referrers_tag, Attached};
+pub use push::{push_attachments, push_referrers, Attached};
 pub use sbom::FileEntry;
 
 use crate::error::Result;

@@ -120,11 +120,6 @@ async fn push_all(
     Ok(out)
 }
 
-/// The referrers tag of `subject_digest`: `sha256-<hex>`.
-pub fn referrers_tag(subject_digest: &str) -> String {
-    crate::oci::referrer::referrers_tag(subject_digest)
-}
-
 /// Pushes the attachments into `target`'s repository, each step for all of them at once (one
 /// wave of requests, not one per attachment), and the referrers tag (when the registry needs
 /// it) written once. Every request of a step is waited for; a failure names every attachment
@@ -292,7 +287,10 @@ async fn listed(
         .await?
         .map(|(entries, _)| {
             (
-                format!("referrers tag {}", referrers_tag(subject)),
+                format!(
+                    "referrers tag {}",
+                    crate::oci::referrer::referrers_tag(subject)
+                ),
                 digests(&entries),
             )
         }))

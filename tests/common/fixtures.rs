@@ -14,6 +14,23 @@ pub fn sha256(b: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(b)))
 }
 
+/// Every regular file of a tar archive: entry name → bytes (the fixtures are small).
+pub fn read_tar(path: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut ar = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut out = std::collections::BTreeMap::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type().is_file() {
+            let name = e.path().unwrap().display().to_string();
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            out.insert(name, v);
+        }
+    }
+    out
+}
+
 /// A file in a base layer.
 pub enum Item {
     Dir(&'static str),
